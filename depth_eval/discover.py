@@ -1,0 +1,98 @@
+"""Finding the snapshots to evaluate and the colour / ground-truth image pairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Extensions OpenCV decodes; inputs and ground truths may use different ones (JPEG + PNG).
+IMAGE_EXTENSIONS = frozenset({
+    ".png", ".jpg", ".jpeg", ".jpe", ".jp2", ".bmp", ".dib", ".ppm", ".pgm", ".pbm", ".pnm",
+    ".pxm", ".tif", ".tiff", ".webp", ".sr", ".ras", ".hdr", ".pic", ".exr",
+})
+# The thesis' naming: <stem>_colors.<ext> in INPUT_DIR pairs with <stem>_depth.<ext> in GT_DIR.
+INPUT_SUFFIX = "_colors"
+GROUND_TRUTH_SUFFIX = "_depth"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One trained snapshot: its name (the caffemodel's stem) and its two files."""
+
+    name: str
+    caffemodel: Path
+    prototxt: Path | None
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """A colour input and its ground truth; ``stem`` is the input's name without extension."""
+
+    stem: str
+    color_path: Path
+    depth_path: Path
+
+
+@dataclass
+class PairSearch:
+    """The pairs found, and what in INPUT_DIR was left out (not counted as evaluated)."""
+
+    pairs: list[ImagePair]
+    without_ground_truth: list[str]
+    not_inputs: list[str]
+    duplicates: list[str]
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def find_snapshots(snapshots_dir: Path, shared_prototxt: Path | None = None) -> list[Snapshot]:
+    """Every ``*.caffemodel`` in ``snapshots_dir``, sorted by name, with its deploy definition.
+
+    The definition is the caffemodel's stem with ``.prototxt``; snapshots without one use
+    ``shared_prototxt`` (``--prototxt``), or have ``prototxt=None``.
+    """
+    snapshots = []
+    for caffemodel in sorted(snapshots_dir.iterdir(), key=lambda p: p.name):
+        if caffemodel.suffix != ".caffemodel" or caffemodel.is_dir():
+            continue
+        own = caffemodel.with_suffix(".prototxt")
+        prototxt = own if own.is_file() else shared_prototxt
+        snapshots.append(Snapshot(caffemodel.stem, caffemodel, prototxt))
+    return snapshots
+
+
+def _by_stem(directory: Path, suffix: str) -> tuple[dict[str, list[Path]], list[Path]]:
+    """Image files whose stem ends in ``suffix``, keyed by the part before it; and the rest."""
+    matched: dict[str, list[Path]] = {}
+    others = []
+    for path in sorted(directory.iterdir(), key=lambda p: p.name):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if is_image(path) and path.stem.endswith(suffix):
+            matched.setdefault(path.stem[: -len(suffix)], []).append(path)
+        else:
+            others.append(path)
+    return matched, others
+
+
+def find_pairs(input_dir: Path, gt_dir: Path) -> PairSearch:
+    """Pair ``<stem>_colors.<ext>`` in ``input_dir`` with ``<stem>_depth.<ext2>`` in ``gt_dir``.
+
+    Pairs are sorted by input name.  Where several files share one stem (``a_colors.jpg`` and
+    ``a_colors.png``), the first in name order is used and the others are reported.
+    """
+    inputs, not_inputs = _by_stem(input_dir, INPUT_SUFFIX)
+    truths, _ = _by_stem(gt_dir, GROUND_TRUTH_SUFFIX)
+    pairs, without_truth, duplicates = [], [], []
+    for key in sorted(inputs):
+        color, *extra_colors = inputs[key]
+        duplicates.extend(p.name for p in extra_colors)
+        if key not in truths:
+            without_truth.append(color.name)
+            continue
+        depth, *extra_depths = truths[key]
+        duplicates.extend(p.name for p in extra_depths)
+        pairs.append(ImagePair(color.stem, color, depth))
+    return PairSearch(pairs, without_truth, [p.name for p in not_inputs], duplicates)
