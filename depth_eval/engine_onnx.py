@@ -1,0 +1,197 @@
+"""onnxruntime inference engine: a Caffe snapshot translated to ONNX, run by onnxruntime.
+
+Gives the same numbers as the OpenCV dnn engine (within float32 rounding) and runs several
+images per call.  onnxruntime and onnx are optional dependencies (``pip install
+'depth_eval[fast]'``); they are imported only when an :class:`OnnxRuntimeNetwork` is built.
+
+Public API: :class:`OnnxRuntimeNetwork`, :class:`EngineUnavailableError`, :func:`cache_key`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .caffe_proto import read_caffemodel, read_prototxt
+
+__all__ = ["OnnxRuntimeNetwork", "EngineUnavailableError", "cache_key"]
+
+_INSTALL_HINT = "pip install 'depth_eval[fast]'"
+
+
+class EngineUnavailableError(ImportError):
+    """The onnxruntime engine cannot run here (package missing, or no such device)."""
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EngineUnavailableError(f"onnxruntime is not installed: {_INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def _import_translator():
+    try:
+        from . import onnx_translate
+    except ImportError as error:
+        if getattr(error, "name", None) and error.name.split(".")[0] == "onnx":
+            raise EngineUnavailableError(f"onnx is not installed: {_INSTALL_HINT}") from None
+        raise
+    return onnx_translate
+
+
+def _input_shape(net) -> tuple[str, tuple[int, ...]]:
+    """Name and declared shape of the network's first input."""
+    if net.input:
+        if net.input_shape:
+            return net.input[0], tuple(int(d) for d in net.input_shape[0].dim)
+        return net.input[0], tuple(int(d) for d in net.input_dim[:4])
+    for layer in net.layer:
+        if layer.type == "Input" and layer.top:
+            return layer.top[0], tuple(int(d) for d in layer.input_param.shape[0].dim)
+    raise ValueError("network has no input (no 'input' and no Input layer)")
+
+
+def cache_key(prototxt_bytes: bytes, caffemodel_bytes: bytes, output_blob: str,
+              translator_version: str) -> str:
+    """SHA-256 (hex) identifying one translation: definition, weights, output, translator."""
+    digest = hashlib.sha256()
+    for part in (prototxt_bytes, caffemodel_bytes, output_blob.encode("utf-8"),
+                 translator_version.encode("utf-8")):
+        digest.update(len(part).to_bytes(8, "little"))  # unambiguous concatenation
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class OnnxRuntimeNetwork:
+    """A Caffe deploy network + snapshot run by onnxruntime, producing one output blob.
+
+    Parameters
+    ----------
+    prototxt, caffemodel : str or Path
+        The deploy definition and the trained weights.
+    output_blob : str
+        Caffe blob name to compute (for a blob rewritten in place, the final value).
+    threads : int, optional
+        Intra-op threads; default ``os.cpu_count()``.
+    device : {"cpu", "cuda"}
+        ``"cuda"`` runs on onnxruntime's CUDAExecutionProvider (CPU fallback for any node it
+        cannot take) and needs an onnxruntime build that has it.
+    cache_dir : Path, optional
+        Where to keep translated models (``<sha256>.onnx``), reused on later runs.
+
+    Attributes
+    ----------
+    input_name : str
+        The network's input blob.
+    input_shape : tuple
+        (N, C, H, W) as declared in the definition; ``forward`` accepts any N.
+    output_blob : str
+    model_path : Path or None
+        The cached ``.onnx`` file, when ``cache_dir`` is given.
+    loaded_from_cache : bool
+        True when the translation was skipped because the cache had it.
+
+    Raises
+    ------
+    EngineUnavailableError
+        onnxruntime (or onnx, needed to translate) is not installed, or CUDA was asked for
+        and is not available.
+    depth_eval.onnx_translate.UnsupportedLayerError
+        The network uses a layer the translation does not implement.
+    ValueError
+        Missing or mis-shaped weights, unknown output blob, unknown device.
+    """
+
+    def __init__(self, prototxt, caffemodel, output_blob: str, threads: int | None = None,
+                 device: str = "cpu", cache_dir: Path | None = None):
+        ort = _import_onnxruntime()
+        if device == "cpu":
+            providers = ["CPUExecutionProvider"]
+        elif device == "cuda":
+            available = ort.get_available_providers()
+            if "CUDAExecutionProvider" not in available:
+                raise EngineUnavailableError(
+                    f"device 'cuda' needs onnxruntime's CUDAExecutionProvider, which this "
+                    f"onnxruntime build lacks (available: {', '.join(available)}); install "
+                    f"onnxruntime-gpu or use device 'cpu'")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            raise ValueError(f"unknown device {device!r} (expected 'cpu' or 'cuda')")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be positive, got {threads}")
+
+        prototxt, caffemodel = Path(prototxt), Path(caffemodel)
+        self.output_blob = output_blob
+        self.device = device
+        definition = read_prototxt(prototxt)
+        self.input_name, self.input_shape = _input_shape(definition)
+        self.model_path: Path | None = None
+        self.loaded_from_cache = False
+
+        translator = _import_translator()
+        model_bytes = None
+        if cache_dir is not None:
+            key = cache_key(prototxt.read_bytes(), caffemodel.read_bytes(), output_blob,
+                            translator.TRANSLATOR_VERSION)
+            self.model_path = Path(cache_dir) / f"{key}.onnx"
+            self.loaded_from_cache = self.model_path.is_file()
+        if not self.loaded_from_cache:
+            model = translator.caffe_to_onnx(definition, read_caffemodel(caffemodel),
+                                             [output_blob], batch=None)
+            model_bytes = model.SerializeToString()
+            del model
+            if self.model_path is not None:
+                _write_atomically(self.model_path, model_bytes)
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        source = str(self.model_path) if model_bytes is None else model_bytes
+        self._session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        names = [i.name for i in self._session.get_inputs()]
+        self._ort_input = self.input_name if self.input_name in names else names[0]
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Run preprocessed images (N x C x H x W float32) and return the output blob.
+
+        Returns
+        -------
+        np.ndarray
+            N x C_out x h x w float32 (the blob's own rank for a non-spatial output).
+        """
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        expected = tuple(self.input_shape[1:])
+        if batch.ndim != len(self.input_shape) or batch.shape[1:] != expected:
+            raise ValueError(f"input batch has shape {batch.shape}, the network expects "
+                             f"(N, {', '.join(map(str, expected))})")
+        (result,) = self._session.run([self.output_blob], {self._ort_input: batch})
+        return result
+
+    def __repr__(self) -> str:
+        return (f"OnnxRuntimeNetwork(input={self.input_name!r} {self.input_shape}, "
+                f"output={self.output_blob!r}, device={self.device!r})")
