@@ -49,8 +49,9 @@ def scaled_log(depth_m: np.ndarray) -> np.ndarray:
 
 
 def standardize(values: np.ndarray) -> np.ndarray:
-    """Zero mean, unit population standard deviation."""
-    return (values - values.mean()) / values.std()
+    """Zero mean, unit population standard deviation (NaN for a constant map, as the original)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (values - values.mean()) / values.std()
 
 
 def mvn_fit(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -62,8 +62,8 @@ def unconnected_outputs(definition) -> list[str]:
     return outputs
 
 
-def describe_network(definition, output_blob: str | None = None,
-                     source: str = "prototxt") -> NetworkInfo:
+def describe_network(definition, output_blob: str | None = None, source: str = "prototxt",
+                     require_depth_output: bool = True) -> NetworkInfo:
     """Find the input blob and its size, and the depth output blob, of a deploy definition.
 
     Parameters
@@ -75,6 +75,9 @@ def describe_network(definition, output_blob: str | None = None,
         unconnected output with one channel.
     source : str
         The file name used in error messages.
+    require_depth_output : bool
+        Check that the input takes colour images and the output is a one-channel map (the
+        evaluation's needs); False lets any blob of any network run (diagnostics, tests).
     """
     inputs = caffe_shapes.network_inputs(definition)
     if len(inputs) != 1:
@@ -82,7 +85,7 @@ def describe_network(definition, output_blob: str | None = None,
         raise SnapshotError(f"{source}: needs exactly one input blob with a 4-D shape "
                             f"(an Input layer or net-level input/input_shape), found {found}")
     (input_name, input_shape), = inputs.items()
-    if len(input_shape) != 4 or input_shape[1] != 3:
+    if len(input_shape) != 4 or (require_depth_output and input_shape[1] != 3):
         raise SnapshotError(f"{source}: input '{input_name}' has shape {input_shape}; the "
                             "evaluation feeds 1 x 3 x H x W colour images")
     writers = blob_writers(definition)
@@ -104,7 +107,7 @@ def describe_network(definition, output_blob: str | None = None,
                     "name it with --output-blob")
             chosen = candidates[0]
     shape = shapes.get(chosen)
-    if shape is not None and (len(shape) != 4 or shape[1] != 1):
+    if require_depth_output and shape is not None and (len(shape) != 4 or shape[1] != 1):
         raise SnapshotError(f"{source}: output blob '{chosen}' has shape {shape}; a depth map "
                             "needs N x 1 x h x w")
     return NetworkInfo(input_name, tuple(input_shape), chosen, writers[chosen])
@@ -119,6 +122,8 @@ class OpenCVNetwork:
         The deploy definition and the trained weights.
     output_blob : str, optional
         Overrides the output blob detection of :func:`describe_network`.
+    require_depth_output : bool
+        As in :func:`describe_network`.
 
     Attributes
     ----------
@@ -130,10 +135,11 @@ class OpenCVNetwork:
 
     engine = "opencv"
 
-    def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None):
+    def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
+                 require_depth_output: bool = True):
         prototxt, caffemodel = Path(prototxt), Path(caffemodel)
         definition = caffe_proto.read_prototxt(prototxt)
-        self.info = describe_network(definition, output_blob, source=str(prototxt))
+        self.info = describe_network(definition, output_blob, str(prototxt), require_depth_output)
         proto_bytes = prototxt.read_bytes()
         model_bytes = _read_bytes(caffemodel)
         self.prototxt_sha256 = sha256_of(proto_bytes)
@@ -155,6 +161,7 @@ class OpenCVNetwork:
         except cv2.error as error:
             raise SnapshotError(f"{caffemodel}: OpenCV cannot load it: {_cv_message(error)}") from None
         del model_bytes
+        self._output_layer = opencv_layer_for_blob(self._net, self.info, str(prototxt))
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
@@ -166,9 +173,22 @@ class OpenCVNetwork:
         """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x 1 x h x w."""
         self._net.setInput(blob, self.info.input_name)
         try:
-            return np.array(self._net.forward(self.info.output_layer), copy=True)
+            return np.array(self._net.forward(self._output_layer), copy=True)
         except cv2.error as error:
             raise SnapshotError(f"forward pass failed: {_cv_message(error)}") from None
+
+
+def opencv_layer_for_blob(net, info: NetworkInfo, source: str) -> str:
+    """The OpenCV layer whose output is ``info.output_blob``.
+
+    OpenCV 4.x names most layers by their prototxt name, but a Convolution layer by its top
+    (``conv5-grad`` writing ``gradient`` becomes ``gradient``), so both names are tried.
+    """
+    names = set(net.getLayerNames())
+    for candidate in (info.output_layer, info.output_blob):
+        if candidate in names:
+            return candidate
+    raise SnapshotError(f"{source}: OpenCV has no layer writing blob '{info.output_blob}'")
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -184,7 +184,7 @@ def _ave_correction(size: int, out: int, k: int, s: int, p: int) -> np.ndarray:
 class _Graph:
     batch: int | None
     nodes: list = field(default_factory=list)
-    initializers: list = field(default_factory=list)
+    initializers: dict = field(default_factory=dict)  # name -> numpy array
     names: set = field(default_factory=set)           # value names in use
     node_names: set = field(default_factory=set)
     shapes: dict = field(default_factory=dict)        # ONNX value name -> tracked shape
@@ -200,7 +200,7 @@ class _Graph:
 
     def const(self, base: str, array) -> str:
         name = self.unique(base)
-        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        self.initializers[name] = np.asarray(array)
         return name
 
     def scalar(self, base: str, value: float) -> str:
@@ -357,10 +357,16 @@ class _Translator:
                 kept.append(node)
                 needed.update(i for i in node.input if i)
         kept.reverse()
-        inits = [t for t in g.initializers if t.name in needed]
         inputs = [info for info in self.inputs if info.name in needed] or self.inputs[:1]
-        graph = helper.make_graph(kept, self.net.name or "caffe_net", inputs, out_infos,
-                                  initializer=inits)
+        graph = helper.make_graph(kept, self.net.name or "caffe_net", inputs, out_infos)
+        for name, array in g.initializers.items():
+            if name in needed:  # filled in place: make_graph would copy every tensor again
+                tensor = graph.initializer.add()
+                tensor.name = name
+                tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+                tensor.dims.extend(array.shape)
+                tensor.raw_data = np.ascontiguousarray(array, array.dtype.newbyteorder("<")) \
+                    .tobytes()
         model = helper.make_model(graph, producer_name="depth_eval",
                                   producer_version=TRANSLATOR_VERSION,
                                   opset_imports=[helper.make_opsetid("", OPSET)])

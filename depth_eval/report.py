@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
+import math
 from typing import Mapping
 
 from .metrics import THESIS_METRICS, THESIS_METRIC_TITLES
@@ -16,9 +17,11 @@ RESULTS_SCHEMA_VERSION = 1
 
 
 def ranking(means: Mapping[str, Mapping[str, float]], title: str, lower_is_better: bool):
-    """Snapshot names and values for one metric, best first (ties keep name order)."""
-    rows = sorted(means.items(), key=lambda item: item[0])
-    rows.sort(key=lambda item: item[1][title], reverse=not lower_is_better)
+    """Snapshot names and values for one metric, best first (ties keep name order, NaN last)."""
+    sign = 1.0 if lower_is_better else -1.0
+    rows = sorted(means.items(), key=lambda item: (math.isnan(item[1][title]),
+                                                   sign * item[1][title] if not math.isnan(item[1][title]) else 0.0,
+                                                   item[0]))
     return [(name, values[title]) for name, values in rows]
 
 
