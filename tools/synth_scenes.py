@@ -42,6 +42,12 @@ _FAR = 1e6
 # --------------------------------------------------------------------------------------------
 # geometry helpers
 
+def _rows_times(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``x @ m`` for row vectors x (N x 3 or 3) and a 3 x 3 m, without BLAS (whose thread pool
+    only costs time at this size on a busy machine)."""
+    return np.einsum("...i,ij->...j", x, m)
+
+
 def _rot_y(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
@@ -60,8 +66,8 @@ def _rot_z(angle: float) -> np.ndarray:
 def _hit_box(origin, dirs, center, half, yaw, want_normals=True):
     """Ray / yaw-rotated box from outside.  Returns (t, world normals or None); t = inf if missed."""
     rot = _rot_y(yaw)                       # box frame -> world
-    p = ((origin - center) @ rot).T         # world -> box frame (row vectors: x @ R == R^T x)
-    d = (dirs @ rot).T
+    p = _rows_times(origin - center, rot).T  # world -> box frame (x @ R == R^T x for rows)
+    d = _rows_times(dirs, rot).T
     d = np.where(np.abs(d) < 1e-12, 1e-12, d)
     inv = 1.0 / d
     if p.ndim == 1:
@@ -76,14 +82,14 @@ def _hit_box(origin, dirs, center, half, yaw, want_normals=True):
     if not want_normals:
         return t, None
     normal_local = np.where(tnear == t_in, -np.sign(d), 0.0).T
-    return t, normal_local @ rot.T
+    return t, _rows_times(normal_local, rot.T)
 
 
 def _hit_sphere(origin, dirs, center, radius):
     """Ray / sphere from outside.  Returns t (inf where missed)."""
     oc = origin - center
     a = np.einsum("ij,ij->i", dirs, dirs)
-    b = np.einsum("ij,ij->i", oc, dirs) if oc.ndim == 2 else dirs @ oc
+    b = np.einsum("ij,ij->i", oc, dirs) if oc.ndim == 2 else np.einsum("ij,j->i", dirs, oc)
     c = np.einsum("ij,ij->i", oc, oc) - radius**2 if oc.ndim == 2 else oc @ oc - radius**2
     disc = b * b - a * c
     ok = disc >= 0
@@ -248,7 +254,8 @@ def render_scene(seed: int, height: int = 320, width: int = 420):
     cy = NYU_CY * height / NYU_SIZE[1]
     us, vs = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
     cam_dirs = np.stack([(us - cx) / fx, -(vs - cy) / fy, np.ones_like(us)], -1).reshape(-1, 3)
-    dirs = cam_dirs @ rot.T      # z component of cam_dirs is 1, so t along dirs is the z-depth
+    # cam_dirs have z = 1 in the camera frame, so the ray parameter t is the z-depth.
+    dirs = _rows_times(cam_dirs, rot.T)
     n = len(dirs)
 
     # Room: the ray leaves the box through the nearest face ahead of it.
@@ -294,8 +301,8 @@ def render_scene(seed: int, height: int = 320, width: int = 420):
         obj = sc["objects"][sid - 6]
         local = p - obj["center"]
         if obj["kind"] == "box":
-            local = local @ _rot_y(obj["yaw"])
-            nl = normals[m] @ _rot_y(obj["yaw"])
+            local = _rows_times(local, _rot_y(obj["yaw"]))
+            nl = _rows_times(normals[m], _rot_y(obj["yaw"]))
             face = np.argmax(np.abs(nl), axis=1)
             u = np.where(face == 0, local[:, 2], local[:, 0])
             v = np.where(face == 1, local[:, 2], local[:, 1])
