@@ -76,21 +76,34 @@ def thesis_metrics(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, float]:
     gt_m = np.asarray(gt_m, dtype=np.float64)
     if pred_m.shape != gt_m.shape:
         raise ValueError(f"prediction shape {pred_m.shape} != ground truth shape {gt_m.shape}")
-    gt_floored = np.maximum(gt_m, DEPTH_FLOOR)
-    diff = pred_m - gt_m
-    log_diff = scaled_log(pred_m) - scaled_log(gt_m)
-    n = log_diff.size
     pred = np.maximum(pred_m, DEPTH_FLOOR)
-    ratio = np.maximum(pred / gt_floored, gt_floored / pred)
+    gt = np.maximum(gt_m, DEPTH_FLOOR)
+    diff = pred_m - gt_m
+    # One natural log per map serves Log10 and the scaled log L: L floors d / 10 at 1/255, and
+    # ln is monotonic, so ln(max(d / 10, 1/255)) = max(ln max(d, 1/255), ln(10/255)) - ln 10.
+    log_pred, log_gt = np.log(pred), np.log(gt)
+    log_diff = _scaled_log_from_ln(log_pred) - _scaled_log_from_ln(log_gt)
+    n = log_diff.size
+    ratio = np.maximum(pred / gt, gt / pred)
     return {
-        "AbsRelDiff": float(np.mean(np.abs(diff) / gt_floored)),
-        "SqrRelDiff": float(np.mean(diff**2 / gt_floored)),
+        "AbsRelDiff": float(np.mean(np.abs(diff) / gt)),
+        "SqrRelDiff": float(np.mean(diff**2 / gt)),
         "RMSE": float(np.sqrt(np.mean(diff**2))),
         "RMSELog": float(np.sqrt(np.mean(log_diff**2))),
         "SIMSE": float(np.mean(log_diff**2) - log_diff.sum() ** 2 / n**2),
-        "Log10": float(np.mean(np.abs(np.log10(pred) - np.log10(gt_floored)))),
+        "Log10": float(np.mean(np.abs(log_pred - log_gt)) / np.log(10.0)),
         "MVN": float(np.sqrt(np.mean((standardize(pred_m) - standardize(gt_m)) ** 2))),
         "Threshold 1.25": float(np.mean(ratio < 1.25)),
         "Threshold 1.25^2": float(np.mean(ratio < 1.25**2)),
         "Threshold 1.25^3": float(np.mean(ratio < 1.25**3)),
     }
+
+
+_LN_RANGE = float(np.log(DEPTH_RANGE_M))
+_LN_SCALED_FLOOR = float(np.log(DEPTH_RANGE_M * DEPTH_FLOOR))
+
+
+def _scaled_log_from_ln(ln_floored: np.ndarray) -> np.ndarray:
+    """``scaled_log`` from ln(max(d, 1/255))."""
+    return DEPTH_RANGE_M * (LOG_ENCODING_SLOPE * (np.maximum(ln_floored, _LN_SCALED_FLOOR)
+                                                  - _LN_RANGE) + 1.0)

@@ -116,14 +116,14 @@ def score_and_pictures(prepared: PreparedImage, output: np.ndarray, log_encoded:
 
 
 def write_pictures(stem: str, pictures: dict, fitted_dir: outputs.OutputFolder,
-                   raw_dir: outputs.OutputFolder) -> None:
+                   raw_dir: outputs.OutputFolder, png_strategy: str = "rle") -> None:
     """OUT_DIR gets the MVN-fitted depth, OUT_DIR_abs the raw; both get colours and ground truth."""
     color_name, depth_name, gt_name = output_names(stem)
-    color_png = outputs.encode_png(pictures["colors"])
-    gt_png = outputs.encode_png(pictures["gt"])
+    color_png = outputs.encode_png(pictures["colors"], png_strategy)
+    gt_png = outputs.encode_png(pictures["gt"], png_strategy)
     for folder, depth_key in ((fitted_dir, "fitted"), (raw_dir, "raw")):
         folder.write(color_name, color_png)
-        folder.write(depth_name, outputs.encode_png(pictures[depth_key]))
+        folder.write(depth_name, outputs.encode_png(pictures[depth_key], png_strategy))
         folder.write(gt_name, gt_png)
 
 
@@ -137,6 +137,7 @@ def evaluate_snapshot(
     log_encoded: bool = False,
     jobs: int = 2,
     keep_predictions: bool = False,
+    png_strategy: str = "rle",
     on_image: Callable[[str], None] | None = None,
 ) -> SnapshotRun:
     """Run one network over the pairs, writing its pictures and collecting its metrics.
@@ -157,6 +158,8 @@ def evaluate_snapshot(
         Worker threads for reading, upsampling, scoring and writing.
     keep_predictions : bool
         Keep each upsampled prediction in the result (tests, ``--save-raw``).
+    png_strategy : {'rle', 'default'}
+        zlib strategy of the PNGs (``outputs.encode_png``); the pixels are the same.
     on_image : callable, optional
         Called with each image's stem once it is done (progress).
     """
@@ -167,7 +170,7 @@ def evaluate_snapshot(
     def finish(prepared: PreparedImage, output: np.ndarray) -> ImageResult:
         stem = prepared.pair.stem
         prediction, image_metrics, pictures = score_and_pictures(prepared, output, log_encoded)
-        write_pictures(stem, pictures, fitted_dir, raw_dir)
+        write_pictures(stem, pictures, fitted_dir, raw_dir, png_strategy)
         return ImageResult(stem, image_metrics, prediction if keep_predictions else None)
 
     def collect(pair: ImagePair, future: Future) -> None:

@@ -125,3 +125,15 @@ def test_parallel_run_equals_serial_run(tmp_path):
     assert [r.metrics for r in runs[0].results] == [r.metrics for r in runs[1].results]
     for png in sorted((tmp_path / "jobs1" / "fit").glob("*.png")):
         assert png.read_bytes() == (tmp_path / "jobs4" / "fit" / png.name).read_bytes()
+
+
+def test_default_png_strategy_writes_the_originals_bytes(tmp_path):
+    out = tmp_path / "out"
+    status = cli.main([str(GOLDEN_E2E / "colors"), str(GOLDEN_E2E / "depths"), str(out),
+                       str(GOLDEN_E2E / "snapshots"), "--quiet", "--png-strategy", "default"])
+    assert status == 0
+    expected_dir = GOLDEN_E2E / "expected" / "out" / "png" / "tiny_refining_network_norm_abs"
+    # Inputs and ground truths are pixel-identical to Caffe's run, so their files are too.
+    for name in ("00000_colors.png", "00000_gt.png", "gray00000_colors.png", "gray00000_gt.png"):
+        written = out / "tiny_refining_network_norm_abs" / name
+        assert written.read_bytes() == (expected_dir / name).read_bytes(), name
