@@ -1,15 +1,19 @@
 """Blob shapes of a Caffe network and the weight shapes its layers expect.
 
-OpenCV's Caffe importer does not check every weight shape against the definition (a grouped
-convolution given ungrouped weights runs and returns garbage), so the evaluator checks the
-snapshot itself before handing it to OpenCV.  The rules are Caffe's own shape rules.
+Caffe's own shape rules for the layer types deploy networks of the thesis era use.  OpenCV's
+Caffe importer does not check every weight shape against the definition (a grouped convolution
+given ungrouped weights runs and returns garbage), so the evaluator checks a snapshot with
+:func:`check_weights` before handing it to OpenCV; the tests use the same rules to write
+caffemodels with random weights.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Sequence
 
-from .caffe_proto import blob_shape
+from .caffe_proto import NetParameter, blob_shape, read_prototxt
 
 Shape = tuple[int, ...]
 
@@ -35,153 +39,245 @@ def network_inputs(net) -> dict[str, Shape]:
     return inputs
 
 
-_PAIR_FIELDS = {"kernel": "kernel_size", "pad": "pad", "stride": "stride"}
+def _net(net_or_path) -> NetParameter:
+    if isinstance(net_or_path, (str, Path)):
+        return read_prototxt(net_or_path)
+    return net_or_path
 
 
-def _pair(param, name: str, default: int) -> tuple[int, int]:
-    """A spatial parameter as (h, w): the ``_h``/``_w`` fields win over the plain one."""
-    if param.HasField(f"{name}_h") or param.HasField(f"{name}_w"):
-        return int(getattr(param, f"{name}_h")), int(getattr(param, f"{name}_w"))
-    field = _PAIR_FIELDS[name]
-    value = getattr(param, field)
-    if isinstance(value, int):  # PoolingParameter: scalar fields
-        return (value, value) if param.HasField(field) else (default, default)
-    values = [int(v) for v in value]  # ConvolutionParameter: repeated, one value or (h, w)
-    return (values[0], values[-1]) if values else (default, default)
+def _pair(repeated, single_h, single_w, default):
+    """Caffe's (h, w) of a kernel/stride/pad spec: explicit _h/_w, else 1 or 2 repeated values."""
+    if single_h is not None and single_w is not None:
+        return int(single_h), int(single_w)
+    values = list(repeated)
+    if not values:
+        return default, default
+    if len(values) == 1:
+        return int(values[0]), int(values[0])
+    if len(values) == 2:
+        return int(values[0]), int(values[1])
+    raise ShapeError(f"only 2-D spatial parameters are supported, got {values}")
 
 
 def _conv_geometry(param):
-    dilation = int(param.dilation[0]) if param.dilation else 1
-    return _pair(param, "kernel", 0), _pair(param, "pad", 0), _pair(param, "stride", 1), (dilation,) * 2
+    has = param.HasField
+    kernel = _pair(param.kernel_size, param.kernel_h if has("kernel_h") else None,
+                   param.kernel_w if has("kernel_w") else None, None)
+    if kernel[0] is None:
+        raise ShapeError("convolution without kernel size")
+    stride = _pair(param.stride, param.stride_h if has("stride_h") else None,
+                   param.stride_w if has("stride_w") else None, 1)
+    pad = _pair(param.pad, param.pad_h if has("pad_h") or has("pad_w") else None,
+                param.pad_w if has("pad_h") or has("pad_w") else None, 0)
+    dilation = _pair(param.dilation, None, None, 1)
+    return kernel, stride, pad, dilation
 
 
-def _conv_out(size, kernel, pad, stride, dilation):
-    return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+def _axis(axis: int, ndim: int) -> int:
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"axis {axis} out of range for {ndim} dimensions")
+    return axis % ndim
 
 
-def _pool_out(size, kernel, pad, stride):
-    out = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
-    if pad and (out - 1) * stride >= size + pad:  # Caffe: the last window must start inside
-        out -= 1
-    return out
+def _convolution(layer, bottom: Shape, deconv: bool) -> Shape:
+    param = layer.convolution_param
+    if _axis(param.axis, len(bottom)) != 1 or len(bottom) != 4:
+        raise ShapeError(f"{layer.name}: only NCHW convolution along axis 1 is supported")
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _conv_geometry(param)
+    n, c, h, w = bottom
+    if c % param.group or param.num_output % param.group:
+        raise ShapeError(f"{layer.name}: channels {c} / num_output {param.num_output} "
+                         f"not divisible by group {param.group}")
+    ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    if deconv:
+        oh, ow = sh * (h - 1) + ekh - 2 * ph, sw * (w - 1) + ekw - 2 * pw
+    else:
+        oh, ow = (h + 2 * ph - ekh) // sh + 1, (w + 2 * pw - ekw) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise ShapeError(f"{layer.name}: output {oh}x{ow} from input {h}x{w}")
+    return (n, int(param.num_output), oh, ow)
 
 
-def _layer_output(layer, bottoms: list[Shape]) -> list[Shape]:
-    kind = layer.type
-    first = bottoms[0] if bottoms else None
-    if kind in ("ReLU", "LRN", "Power", "MVN", "Dropout", "Sigmoid", "TanH", "AbsVal",
-                "BatchNorm", "Scale", "Bias", "ELU", "PReLU", "Softmax", "Exp", "Log", "BNLL"):
-        return [first] * len(layer.top)
-    if kind == "Split":
-        return [first] * len(layer.top)
-    if kind == "Eltwise":
-        return [first]
-    if kind in ("Convolution", "Deconvolution"):
-        param = layer.convolution_param
-        kernel, pad, stride, dilation = _conv_geometry(param)
-        n, _, h, w = first
-        if kind == "Convolution":
-            size = [_conv_out(s, k, p, st, d) for s, k, p, st, d in
-                    zip((h, w), kernel, pad, stride, dilation)]
+def _pooling(layer, bottom: Shape) -> Shape:
+    param = layer.pooling_param
+    n, c, h, w = bottom
+    if param.global_pooling:
+        return (n, c, 1, 1)
+    has = param.HasField
+    kh, kw = ((param.kernel_h, param.kernel_w) if has("kernel_h") else
+              (param.kernel_size, param.kernel_size))
+    sh, sw = ((param.stride_h, param.stride_w) if has("stride_h") else
+              (param.stride, param.stride))
+    ph, pw = ((param.pad_h, param.pad_w) if has("pad_h") or has("pad_w") else
+              (param.pad, param.pad))
+    rounding = math.floor if param.round_mode == 1 else math.ceil  # 1 = FLOOR, default CEIL
+
+    def pooled(size, k, s, p):
+        out = int(rounding((size + 2 * p - k) / s)) + 1
+        if p and (out - 1) * s >= size + p:  # Caffe: the last window must start inside the image
+            out -= 1
+        return out
+
+    return (n, c, pooled(h, kh, sh, ph), pooled(w, kw, sw, pw))
+
+
+def _inner_product(layer, bottom: Shape) -> Shape:
+    axis = _axis(layer.inner_product_param.axis, len(bottom))
+    return bottom[:axis] + (int(layer.inner_product_param.num_output),)
+
+
+def _reshape(layer, bottom: Shape) -> Shape:
+    param = layer.reshape_param
+    dims = [int(d) for d in param.shape.dim]
+    # Caffe: a negative axis counts from after the last axis (-1 appends).
+    start = param.axis if param.axis >= 0 else len(bottom) + 1 + param.axis
+    if not 0 <= start <= len(bottom):
+        raise ShapeError(f"{layer.name}: reshape axis {param.axis} out of range")
+    end = len(bottom) if param.num_axes == -1 else start + param.num_axes
+    replaced = bottom[start:end]
+    new = []
+    for i, d in enumerate(dims):
+        if d == 0:
+            if i >= len(replaced):
+                raise ShapeError(f"{layer.name}: dim 0 at position {i} has nothing to copy")
+            new.append(replaced[i])
         else:
-            size = [st * (s - 1) + d * (k - 1) + 1 - 2 * p for s, k, p, st, d in
-                    zip((h, w), kernel, pad, stride, dilation)]
-        return [(n, int(param.num_output), *size)]
-    if kind == "Pooling":
-        param = layer.pooling_param
-        n, c, h, w = first
-        if param.global_pooling:
-            return [(n, c, 1, 1)]
-        kernel, pad, stride = (_pair(param, f, d) for f, d in (("kernel", 0), ("pad", 0), ("stride", 1)))
-        return [(n, c, *[_pool_out(s, k, p, st) for s, k, p, st in zip((h, w), kernel, pad, stride)])]
-    if kind == "InnerProduct":
-        axis = layer.inner_product_param.axis % len(first)
-        return [tuple(first[:axis]) + (int(layer.inner_product_param.num_output),)]
-    if kind == "Flatten":
-        axis = layer.flatten_param.axis % len(first)
-        return [tuple(first[:axis]) + (math.prod(first[axis:]),)]
-    if kind == "Concat":
-        axis = layer.concat_param.axis if layer.concat_param.HasField("axis") else (
-            layer.concat_param.concat_dim if layer.concat_param.HasField("concat_dim") else 1)
-        axis %= len(first)
-        for shape in bottoms[1:]:
-            if len(shape) != len(first) or any(
-                    a != b for i, (a, b) in enumerate(zip(shape, first)) if i != axis):
-                raise ShapeError(f"layer '{layer.name}': Concat inputs {bottoms} differ "
-                                 f"outside axis {axis}")
-        return [tuple(first[:axis]) + (sum(s[axis] for s in bottoms),) + tuple(first[axis + 1:])]
-    if kind == "Reshape":
-        dims = [int(d) for d in layer.reshape_param.shape.dim]
-        if layer.reshape_param.axis != 0 or layer.reshape_param.num_axes != -1:
-            raise ShapeError(f"layer '{layer.name}': Reshape with axis/num_axes is not supported")
-        out = [first[i] if d == 0 else d for i, d in enumerate(dims)]
-        if out.count(-1) == 1:
-            known = math.prod(d for d in out if d != -1)
-            out[out.index(-1)] = math.prod(first) // known
-        if math.prod(out) != math.prod(first):
-            raise ShapeError(f"layer '{layer.name}': cannot reshape {first} to {tuple(dims)}")
-        return [tuple(out)]
-    raise ShapeError(f"layer '{layer.name}': shape rules for type '{kind}' are unknown")
+            new.append(d)
+    if new.count(-1) > 1:
+        raise ShapeError(f"{layer.name}: more than one -1 in reshape")
+    total = math.prod(replaced)
+    if -1 in new:
+        known = math.prod(d for d in new if d != -1)
+        if known == 0 or total % known:
+            raise ShapeError(f"{layer.name}: cannot infer -1 reshaping {bottom} to {dims}")
+        new[new.index(-1)] = total // known
+    if math.prod(new) != total:
+        raise ShapeError(f"{layer.name}: reshape {bottom} to {dims} changes the count")
+    return bottom[:start] + tuple(new) + bottom[end:]
 
 
-def infer_shapes(net) -> dict[str, Shape]:
-    """Every blob's shape after a forward pass of the definition's input shape.
+def _concat(layer, bottoms: Sequence[Shape]) -> Shape:
+    param = layer.concat_param
+    axis = param.concat_dim if param.HasField("concat_dim") else param.axis
+    axis = _axis(axis, len(bottoms[0]))
+    for shape in bottoms[1:]:
+        if len(shape) != len(bottoms[0]) or any(
+                a != b for i, (a, b) in enumerate(zip(shape, bottoms[0])) if i != axis):
+            raise ShapeError(f"{layer.name}: cannot concatenate {list(bottoms)} on axis {axis}")
+    out = list(bottoms[0])
+    out[axis] = sum(shape[axis] for shape in bottoms)
+    return tuple(out)
 
-    Blobs after a layer type these rules do not know are left out (their consumers too).
+
+_SAME_SHAPE = {"ReLU", "LRN", "Power", "MVN", "Dropout", "Sigmoid", "TanH", "AbsVal", "Softmax",
+               "Split"}
+
+
+def infer_shapes(net, strict: bool = True) -> dict[str, Shape]:
+    """Shape of every blob of a deploy network, in Caffe's N x C x H x W convention.
+
+    Parameters
+    ----------
+    net : NetParameter or str or Path
+        A parsed network, or the path of a ``.prototxt``.
+    strict : bool
+        Raise for a layer type these rules do not model; False leaves its tops (and everything
+        computed from them) out instead.
+
+    Returns
+    -------
+    dict
+        Blob name -> shape tuple.  An in-place layer (top == bottom) keeps the blob's entry;
+        the value is the blob's final shape.
+
+    Raises
+    ------
+    ValueError
+        For a layer type this helper does not model, an unknown bottom blob or inconsistent
+        parameters.
     """
+    net = _net(net)
     shapes = dict(network_inputs(net))
     for layer in net.layer:
-        if layer.type == "Input":
+        kind = layer.type
+        if kind == "Input":
             continue
-        if any(b not in shapes for b in layer.bottom) or not layer.bottom:
+        missing = [b for b in layer.bottom if b not in shapes]
+        if missing and not strict:
             continue
-        try:
-            outputs = _layer_output(layer, [shapes[b] for b in layer.bottom])
-        except ShapeError as error:
-            if "unknown" in str(error):
-                continue
-            raise
-        for top, shape in zip(layer.top, outputs):
-            if min(shape) <= 0:
-                raise ShapeError(f"layer '{layer.name}': output shape {shape} is empty "
-                                 f"(input {[shapes[b] for b in layer.bottom]})")
-            shapes[top] = shape
+        if missing:
+            raise ShapeError(f"{layer.name}: unknown bottom blob(s) {missing}")
+        bottoms = [shapes[b] for b in layer.bottom]
+        if kind == "Convolution":
+            out = _convolution(layer, bottoms[0], deconv=False)
+        elif kind == "Deconvolution":
+            out = _convolution(layer, bottoms[0], deconv=True)
+        elif kind == "Pooling":
+            out = _pooling(layer, bottoms[0])
+        elif kind == "InnerProduct":
+            out = _inner_product(layer, bottoms[0])
+        elif kind == "Reshape":
+            out = _reshape(layer, bottoms[0])
+        elif kind == "Concat":
+            out = _concat(layer, bottoms)
+        elif kind == "Flatten":
+            axis = _axis(layer.flatten_param.axis, len(bottoms[0]))
+            end = _axis(layer.flatten_param.end_axis, len(bottoms[0]))
+            out = bottoms[0][:axis] + (math.prod(bottoms[0][axis:end + 1]),) + bottoms[0][end + 1:]
+        elif kind == "Eltwise":
+            out = bottoms[0]
+        elif kind in _SAME_SHAPE:
+            out = bottoms[0]
+        elif not strict:
+            continue
+        else:
+            raise ShapeError(f"{layer.name}: layer type {kind!r} is not modelled")
+        for top in layer.top:
+            shapes[top] = out
     return shapes
 
 
-def expected_weight_shapes(net, shapes: dict[str, Shape] | None = None) -> dict[str, list[Shape]]:
-    """Layer name -> the shapes of the weight blobs Caffe stores for it (weights, then bias)."""
-    shapes = infer_shapes(net) if shapes is None else shapes
-    expected = {}
+def weight_shapes(net, strict: bool = True) -> dict[str, list[Shape]]:
+    """Shapes of the learned blobs of each parametrised layer, in Caffe's storage order.
+
+    Convolution: weights (num_output, C_in / group, kh, kw) then bias (num_output,);
+    Deconvolution: weights (C_in, num_output / group, kh, kw) then bias (num_output,);
+    InnerProduct: weights (num_output, K) (or (K, num_output) if transposed) then bias.
+    Biases only where ``bias_term`` is true.  Layers without weights are left out.
+    """
+    net = _net(net)
+    shapes = infer_shapes(net, strict)
+    out: dict[str, list[Shape]] = {}
     for layer in net.layer:
-        bottom = shapes.get(layer.bottom[0]) if layer.bottom else None
+        if layer.bottom and layer.bottom[0] not in shapes:
+            continue  # after a layer type the rules do not model (strict=False)
         if layer.type in ("Convolution", "Deconvolution"):
             param = layer.convolution_param
-            kernel, _, _, _ = _conv_geometry(param)
-            group, num_output = int(param.group), int(param.num_output)
-            channels = bottom[1] if bottom else None
-            if channels is not None and (channels % group or num_output % group):
-                raise ShapeError(f"layer '{layer.name}': group {group} does not divide "
-                                 f"{channels} input and {num_output} output channels")
+            (kh, kw), _, _, _ = _conv_geometry(param)
+            c_in = shapes[layer.bottom[0]][1]
+            n_out, group = int(param.num_output), int(param.group)
             if layer.type == "Convolution":
-                weight = (num_output, channels // group if channels else -1, *kernel)
+                blobs = [(n_out, c_in // group, kh, kw)]
             else:
-                weight = (channels if channels else -1, num_output // group, *kernel)
-            expected[layer.name] = [weight] + ([(num_output,)] if param.bias_term else [])
+                blobs = [(c_in, n_out // group, kh, kw)]
+            if param.bias_term:
+                blobs.append((n_out,))
         elif layer.type == "InnerProduct":
             param = layer.inner_product_param
-            axis = param.axis % len(bottom) if bottom else 1
-            fan_in = math.prod(bottom[axis:]) if bottom else -1
-            weight = (fan_in, int(param.num_output)) if param.transpose else (int(param.num_output), fan_in)
-            expected[layer.name] = [weight] + ([(int(param.num_output),)] if param.bias_term else [])
-    return expected
+            bottom = shapes[layer.bottom[0]]
+            k = math.prod(bottom[_axis(param.axis, len(bottom)):])
+            n_out = int(param.num_output)
+            blobs = [(k, n_out) if param.transpose else (n_out, k)]
+            if param.bias_term:
+                blobs.append((n_out,))
+        else:
+            continue
+        out[layer.name] = blobs
+    return out
 
 
 def _same_shape(stored: Shape, expected: Shape) -> bool:
-    """Compare ignoring unknown (-1) dims and Caffe's legacy 4-D padding with leading ones."""
-    if -1 in expected:
-        known = [(s, e) for s, e in zip(stored[-len(expected):], expected) if e != -1]
-        return len(stored) >= len(expected) and all(s == e for s, e in known)
+    """Compare, allowing Caffe's legacy 4-D blobs (num/channels/height/width) padded with ones."""
     stored = tuple(stored)
     while len(stored) > len(expected) and stored[0] == 1:
         stored = stored[1:]
@@ -199,11 +295,11 @@ def check_weights(net, weights) -> None:
         The parsed caffemodel; its layers bind to the definition's by name.
     """
     stored = {layer.name: [blob_shape(b) for b in layer.blobs] for layer in weights.layer}
-    for name, expected in expected_weight_shapes(net).items():
+    for name, expected in weight_shapes(net, strict=False).items():
         found = stored.get(name)
         if not found:
             raise ShapeError(f"layer '{name}' has no weights in the caffemodel")
         if len(found) != len(expected) or not all(map(_same_shape, found, expected)):
-            want = " + ".join("x".join(map(str, s)) for s in expected).replace("-1", "?")
+            want = " + ".join("x".join(map(str, s)) for s in expected)
             got = " + ".join("x".join(map(str, s)) for s in found)
             raise ShapeError(f"layer '{name}' weights are {got}, the prototxt needs {want}")

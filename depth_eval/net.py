@@ -89,7 +89,10 @@ def describe_network(definition, output_blob: str | None = None, source: str = "
         raise SnapshotError(f"{source}: input '{input_name}' has shape {input_shape}; the "
                             "evaluation feeds 1 x 3 x H x W colour images")
     writers = blob_writers(definition)
-    shapes = caffe_shapes.infer_shapes(definition)
+    try:
+        shapes = caffe_shapes.infer_shapes(definition, strict=False)
+    except caffe_shapes.ShapeError as error:
+        raise SnapshotError(f"{source}: {error}") from None
     if output_blob is not None:
         if output_blob not in writers:
             raise SnapshotError(f"{source}: no blob named '{output_blob}' "
