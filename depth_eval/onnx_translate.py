@@ -35,7 +35,7 @@ from .caffe_proto import blob_shape
 __all__ = ["caffe_to_onnx", "UnsupportedLayerError", "TRANSLATOR_VERSION", "OPSET", "BATCH_DIM"]
 
 #: Bumped whenever the generated graph for the same inputs may change (cache key component).
-TRANSLATOR_VERSION = "1"
+TRANSLATOR_VERSION = "2"
 #: ONNX opset of the generated graphs (ReduceMean still takes ``axes`` as an attribute).
 OPSET = 17
 #: IR version written into the model; 8 is what opset 17 was released with, so older
@@ -43,6 +43,10 @@ OPSET = 17
 IR_VERSION = 8
 #: Name of the symbolic batch dimension when ``batch=None``.
 BATCH_DIM = "N"
+#: Across-channel LRN over at most this many channels is built from Mul/Conv/Pow (faster in
+#: onnxruntime than its LRN kernel); wider blobs use the LRN operator (the banded weight grows
+#: as channels^2).
+_LRN_AS_CONV_MAX_CHANNELS = 384
 
 # A tracked blob shape: ints, with ``None`` standing for the symbolic batch size N (at most
 # one ``None`` per shape, i.e. every blob holds N times a fixed number of values).
@@ -509,9 +513,26 @@ class _Translator:
         size = int(p.local_size)
         if size % 2 == 0 or size < 1:
             raise ValueError(f"layer '{layer.name}' (LRN): local_size must be odd, got {size}")
-        if p.norm_region == 0:  # ACROSS_CHANNELS: identical formula to ONNX LRN
-            return [self.g.node("LRN", [x], layer.top[0], shape, layer.name, size=size,
-                                alpha=float(p.alpha), beta=float(p.beta), bias=float(p.k))]
+        if p.norm_region == 0:  # ACROSS_CHANNELS: y = x * (k + alpha / size * window_sum(x^2))^-beta
+            channels = shape[1]
+            if channels > _LRN_AS_CONV_MAX_CHANNELS:  # ONNX LRN: the same formula
+                return [self.g.node("LRN", [x], layer.top[0], shape, layer.name, size=size,
+                                    alpha=float(p.alpha), beta=float(p.beta), bias=float(p.k))]
+            # The window sum as a 1x1 convolution with a banded (C x C) weight alpha/size and
+            # bias k: the same arithmetic as Caffe (which also pre-scales the squares), and
+            # two to three times faster in onnxruntime than its single-threaded LRN kernel.
+            g, top, name = self.g, layer.top[0], layer.name
+            half = (size - 1) // 2
+            band = np.zeros((channels, channels, 1, 1), np.float32)
+            for c in range(channels):
+                band[c, max(0, c - half):c + half + 1] = np.float32(p.alpha) / np.float32(size)
+            sq = g.node("Mul", [x, x], f"{top}.sq", shape, name)
+            scale = g.node("Conv", [sq, g.const(f"{name}.window", band),
+                                    g.const(f"{name}.k", np.full(channels, p.k, np.float32))],
+                           f"{top}.scale", shape, name, kernel_shape=[1, 1])
+            powered = g.node("Pow", [scale, g.scalar(f"{name}.negbeta", -float(p.beta))],
+                             f"{top}.factor", shape, name)
+            return [g.node("Mul", [x, powered], top, shape, name)]
         # WITHIN_CHANNEL: Caffe composes x * (1 + alpha * avepool(x^2)) ^ -beta, where the
         # average pooling (pad (size-1)/2, stride 1) always divides by size^2; k is not used.
         g = self.g
