@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Benchmark: the whole CLI against the bare forward pass, on the full-size refining network.
+
+Makes its own workload (cached in --work): the thesis' refining network (norm_abs) with random
+weights written as a real 287 MB caffemodel, and N synthetic 420 x 320 scenes. Then, in one
+run, times (a) the bare OpenCV forward pass over the preprocessed images and (b) the whole
+``test_depth.py`` on the same images (a fresh process, as a user runs it), and prints both, the
+ratio (b)/(a), images per second, GFLOP/s, the CLI's peak RSS and the machine's core count.
+
+    python bench/run.py --images 40 [--snapshots 3] [--jobs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tools"), str(REPO / "tests")]
+
+from caffemodel_factory import write_random_caffemodel  # noqa: E402
+from depth_eval import io  # noqa: E402
+from depth_eval.net import OpenCVNetwork  # noqa: E402
+from synth_scenes import render_scene, write_scene  # noqa: E402
+
+PROTOTXT = REPO / "prototxt" / "refining_network" / "norm_abs.prototxt"
+# Multiply-adds x 2 of one forward pass of the full refining network at 218 x 298 (issue 4).
+GFLOP_PER_IMAGE = 20.4
+
+
+def make_workload(work: Path, images: int, snapshots: int) -> tuple[Path, Path, Path]:
+    colors, depths, snaps = work / "colors", work / "depths", work / f"snapshots_{snapshots}"
+    model = work / "model" / "refining_norm_abs.caffemodel"
+    if not model.exists():
+        model.parent.mkdir(parents=True, exist_ok=True)
+        print(f"writing random weights for {PROTOTXT.relative_to(REPO)} ...", flush=True)
+        write_random_caffemodel(PROTOTXT, model, seed=0, period=1 << 16)
+    for index in range(images):
+        stem = f"{index:05d}"
+        if not (depths / f"{stem}_depth.png").exists():
+            rgb, depth = render_scene(10_000 + index)
+            write_scene(rgb, depth, colors / f"{stem}_colors.png", depths / f"{stem}_depth.png")
+    for extra in sorted(colors.glob("*_colors.png"))[images:]:  # a smaller run than before
+        extra.unlink()
+        (depths / extra.name.replace("_colors", "_depth")).unlink()
+    snaps.mkdir(parents=True, exist_ok=True)
+    for k in range(snapshots):
+        name = f"refine_iter_{(k + 1) * 1000}"
+        if not (snaps / f"{name}.caffemodel").exists():
+            os.link(model, snaps / f"{name}.caffemodel")  # same bytes, no extra disk
+            (snaps / f"{name}.prototxt").write_bytes(PROTOTXT.read_bytes())
+    return colors, depths, snaps
+
+
+def bare_forward(snapshots_dir: Path, colors: Path, repeats: int) -> tuple[float, float]:
+    """Seconds per image of the forward pass alone (inputs preprocessed beforehand), and load s."""
+    model = sorted(snapshots_dir.glob("*.caffemodel"))[0]
+    started = time.perf_counter()
+    network = OpenCVNetwork(model.with_suffix(".prototxt"), model)
+    load_s = time.perf_counter() - started
+    blobs = [io.to_network_blob(io.load_color_input(p, network.input_hw))
+             for p in sorted(colors.glob("*_colors.png"))]
+    network.forward(blobs[0])  # first pass allocates
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for blob in blobs:
+            network.forward(blob)
+    return (time.perf_counter() - started) / (repeats * len(blobs)), load_s
+
+
+def whole_cli(colors: Path, depths: Path, snapshots_dir: Path, out: Path, extra: list[str]):
+    """Wall seconds, peak RSS (MiB) and results.json of one test_depth.py process."""
+    command = [sys.executable, str(REPO / "test_depth.py"), str(colors), str(depths), str(out),
+               str(snapshots_dir), "--quiet", *extra]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"test_depth.py failed with status {os.waitstatus_to_exitcode(status)}")
+    results = json.loads((out / "results.json").read_text())
+    return seconds, usage.ru_maxrss / 1024, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=40, help="synthetic scenes (default 40)")
+    parser.add_argument("--snapshots", type=int, default=1, help="snapshots K (default 1)")
+    parser.add_argument("--jobs", type=int, help="passed to test_depth.py --jobs")
+    parser.add_argument("--repeats", type=int, default=2, help="bare forward passes per image")
+    parser.add_argument("--work", type=Path, default=REPO / "bench" / "work")
+    parser.add_argument("--cli-args", default="", help="extra test_depth.py arguments")
+    parser.add_argument("--memory-check", action="store_true",
+                        help="also run the CLI on a quarter of the images: peak RSS must not grow with M")
+    args = parser.parse_args()
+    extra = args.cli_args.split() + (["--jobs", str(args.jobs)] if args.jobs else [])
+
+    colors, depths, snaps_k = make_workload(args.work, args.images, args.snapshots)
+    _, _, snaps_1 = make_workload(args.work, args.images, 1)
+    model_mib = (args.work / "model" / "refining_norm_abs.caffemodel").stat().st_size / 2**20
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), Python {platform.python_version()}")
+    print(f"workload: full refining network (norm_abs, {model_mib:.0f} MiB caffemodel), "
+          f"{args.images} scenes 420x320")
+
+    forward_s, load_s = bare_forward(snaps_1, colors, args.repeats)
+    cli_s, rss_mib, results = whole_cli(colors, depths, snaps_1, args.work / "out_1", extra)
+    per_image = cli_s / args.images
+    loop_s = sum(e["seconds"] for e in results["snapshots"].values())
+    print(f"(a) bare forward:   {forward_s * 1000:7.1f} ms/image  {1 / forward_s:5.2f} img/s  "
+          f"{GFLOP_PER_IMAGE / forward_s:6.1f} GFLOP/s   (model load {load_s:.1f} s)")
+    print(f"(b) whole CLI:      {per_image * 1000:7.1f} ms/image  {1 / per_image:5.2f} img/s  "
+          f"(process wall {cli_s:.1f} s incl. start-up and model load)")
+    print(f"    CLI image loop: {loop_s / args.images * 1000:7.1f} ms/image  (results.json 'seconds')")
+    print(f"ratio (b)/(a): {per_image / forward_s:.3f} whole process, "
+          f"{loop_s / args.images / forward_s:.3f} image loop")
+    print(f"peak RSS of the CLI: {rss_mib:.0f} MiB (model {model_mib:.0f} MiB; target <= "
+          f"{model_mib + 300:.0f} MiB)")
+    if args.memory_check:
+        quarter = max(1, args.images // 4)
+        small_colors, small_depths = args.work / "quarter_colors", args.work / "quarter_depths"
+        for folder, source in ((small_colors, colors), (small_depths, depths)):
+            folder.mkdir(exist_ok=True)
+            for path in sorted(source.iterdir())[:quarter]:
+                if not (folder / path.name).exists():
+                    os.link(path, folder / path.name)
+        _, rss_small, _ = whole_cli(small_colors, small_depths, snaps_1, args.work / "out_quarter", extra)
+        print(f"peak RSS with {quarter} images: {rss_small:.0f} MiB, with {args.images}: "
+              f"{rss_mib:.0f} MiB (growth {rss_mib - rss_small:+.0f} MiB)")
+    if args.snapshots > 1:
+        cli_k, rss_k, _ = whole_cli(colors, depths, snaps_k, args.work / f"out_{args.snapshots}", extra)
+        print(f"{args.snapshots} snapshots: {cli_k:.1f} s = {cli_k / cli_s:.2f} x the 1-snapshot "
+              f"run (target <= {args.snapshots}), peak RSS {rss_k:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
