@@ -244,14 +244,16 @@ def test_power(tmp_path, params):
     assert rel_err(ours, theirs) < TOLERANCE
 
 
-@pytest.mark.parametrize("params", ["local_size: 5 alpha: 0.01 beta: 0.75",
-                                    "local_size: 3 alpha: 2 beta: 0.5 k: 2",
-                                    "local_size: 3 alpha: 0.5 beta: 0.75 "
-                                    "norm_region: WITHIN_CHANNEL"])
-def test_lrn(tmp_path, params):
+@pytest.mark.parametrize("params,channels", [
+    ("local_size: 5 alpha: 0.01 beta: 0.75", 7),
+    ("local_size: 5 alpha: 0.01 beta: 0.75", 400),  # wide: the ONNX LRN operator
+    ("local_size: 3 alpha: 2 beta: 0.5 k: 2", 7),
+    ("local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL", 7)])
+def test_lrn(tmp_path, params, channels):
+    shape = (1, channels, 6, 5)
     prototxt, caffemodel = write_net(
-        tmp_path, "lrn", layer("lrn", "LRN", "X", "Y", f"lrn_param {{ {params} }}"), (1, 7, 6, 5))
-    x = random_input((1, 7, 6, 5), scale=3.0)
+        tmp_path, "lrn", layer("lrn", "LRN", "X", "Y", f"lrn_param {{ {params} }}"), shape)
+    x = random_input(shape, scale=3.0)
     ours = run_onnx(prototxt, caffemodel, ["Y"], {"X": x})["Y"]
     values = dict(zip(params.split()[::2], params.split()[1::2]))
     size, alpha, beta = int(values["local_size:"]), float(values["alpha:"]), \
@@ -264,7 +266,7 @@ def test_lrn(tmp_path, params):
         expected = x * (1 + alpha / size ** 2 * box) ** -beta
     else:
         sq = sq[:, :, (size - 1) // 2:-((size - 1) // 2), (size - 1) // 2:-((size - 1) // 2)]
-        window = sum(sq[:, i:i + 7] for i in range(size))
+        window = sum(sq[:, i:i + channels] for i in range(size))
         expected = x * (k + alpha / size * window) ** -beta
     assert rel_err(ours, expected) < 1e-5
     if k != 1.0:
@@ -359,6 +361,43 @@ def test_inner_product_transpose_and_deconv_dilation(tmp_path):
                         full[2 * i + 2 * ki, 2 * j + 2 * kj] += x[0, c, i, j] * kernel[c, 0, ki, kj]
     assert ours["up"].shape == (1, 1, 5, 7)
     np.testing.assert_allclose(ours["up"][0, 0], full[1:-1, 1:-1], rtol=1e-5, atol=1e-5)
+
+
+def test_legacy_definition_and_phase_rules(tmp_path):
+    """Net-level input + input_dim, V1 'layers', and a TRAIN-only layer that is left out."""
+    text = """name: "legacy"
+input: "data"
+input_dim: 1 input_dim: 2 input_dim: 7 input_dim: 9
+layers { name: "train_data" type: DATA top: "data" top: "label" include { phase: TRAIN } }
+layers { name: "conv" type: CONVOLUTION bottom: "data" top: "conv"
+         convolution_param { num_output: 3 kernel_size: 3 pad: 1 } }
+layers { name: "relu" type: RELU bottom: "conv" top: "conv" }
+layers { name: "pool" type: POOLING bottom: "conv" top: "pool"
+         pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+"""
+    prototxt = tmp_path / "legacy.prototxt"
+    prototxt.write_text(text)
+    rng = np.random.default_rng(4)
+    model = NetParameter(name="legacy")
+    conv = model.layer.add(name="conv", type="Convolution")
+    for array in (rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)):
+        blob = conv.blobs.add()  # legacy 4-D num/channels/height/width shape
+        blob.num, blob.channels, blob.height, blob.width = (1,) * (4 - array.ndim) + array.shape
+        blob.data.extend(array.ravel().tolist())
+    caffemodel = tmp_path / "legacy.caffemodel"
+    write_caffemodel(model, caffemodel)
+    x = random_input((1, 2, 7, 9), scale=1.0)
+    engine = OnnxRuntimeNetwork(prototxt, caffemodel, "pool", threads=THREADS)
+    assert engine.input_name == "data" and engine.input_shape == (1, 2, 7, 9)
+    ours = engine.forward(x)
+    # OpenCV ignores phase rules: it gets the definition without the TRAIN-only layer.
+    plain = tmp_path / "legacy_test_phase.prototxt"
+    plain.write_text("\n".join(line for line in text.splitlines() if "TRAIN" not in line))
+    cv_net = cv2.dnn.readNetFromCaffe(str(plain), str(caffemodel))
+    cv_net.setInput(x, "data")
+    theirs = cv_net.forward("pool")
+    assert ours.shape == theirs.shape == (1, 3, 4, 5)
+    assert rel_err(ours, theirs) < TOLERANCE
 
 
 # ---------------------------------------------------------------------------------------------
