@@ -152,27 +152,34 @@ class OnnxRuntimeNetwork:
         self.loaded_from_cache = False
 
         translator = _import_translator()
-        model_bytes = None
         if cache_dir is not None:
             key = cache_key(prototxt.read_bytes(), caffemodel.read_bytes(), output_blob,
                             translator.TRANSLATOR_VERSION)
             self.model_path = Path(cache_dir) / f"{key}.onnx"
-            self.loaded_from_cache = self.model_path.is_file()
-        if not self.loaded_from_cache:
-            model = translator.caffe_to_onnx(definition, read_caffemodel(caffemodel),
-                                             [output_blob], batch=None)
-            model_bytes = model.SerializeToString()
-            del model
-            if self.model_path is not None:
-                _write_atomically(self.model_path, model_bytes)
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        source = str(self.model_path) if model_bytes is None else model_bytes
-        self._session = ort.InferenceSession(source, sess_options=options, providers=providers)
+
+        self._session = None
+        if self.model_path is not None and self.model_path.is_file():
+            try:
+                self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
+                                                     providers=providers)
+                self.loaded_from_cache = True
+            except Exception:  # unreadable cache entry (e.g. another onnxruntime): rebuild it
+                self._session = None
+        if self._session is None:
+            model = translator.caffe_to_onnx(definition, read_caffemodel(caffemodel),
+                                             [output_blob], batch=None)
+            model_bytes = model.SerializeToString()
+            del model
+            if self.model_path is not None:
+                _write_atomically(self.model_path, model_bytes)
+            self._session = ort.InferenceSession(model_bytes, sess_options=options,
+                                                 providers=providers)
         names = [i.name for i in self._session.get_inputs()]
         self._ort_input = self.input_name if self.input_name in names else names[0]
 

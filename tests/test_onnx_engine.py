@@ -507,6 +507,13 @@ def test_cache_reuses_translation(tmp_path, monkeypatch):
     # Another output blob is another cache entry.
     with pytest.raises(AssertionError, match="translated again"):
         OnnxRuntimeNetwork(*args[:2], "fc-depth", cache_dir=tmp_path / "cache")
+    # A damaged entry is translated again and replaced.
+    monkeypatch.undo()
+    first.model_path.write_bytes(b"not an onnx model")
+    third = OnnxRuntimeNetwork(*args, threads=THREADS, cache_dir=tmp_path / "cache")
+    assert not third.loaded_from_cache
+    np.testing.assert_array_equal(third.forward(x), second.forward(x))
+    assert OnnxRuntimeNetwork(*args, cache_dir=tmp_path / "cache").loaded_from_cache
 
 
 def test_missing_onnxruntime(monkeypatch):
