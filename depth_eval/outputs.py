@@ -90,15 +90,18 @@ class OutputFolder:
         manifest = self.path / MANIFEST_NAME
         self._written = set(manifest.read_text(encoding="utf-8").split("\n")) if manifest.is_file() else set()
         self._written.discard("")
+        self._lock = threading.Lock()  # worker threads claim names concurrently
 
     def claim(self, names) -> list[str]:
         """Reserve ``names`` for writing; return those that exist and are not the tool's."""
-        conflicts = [n for n in names if n not in self._written and (self.path / n).exists()]
-        fresh = set(names) - set(conflicts) - self._written
-        if fresh:
-            self._written |= fresh
-            write_atomic(self.path / MANIFEST_NAME, "\n".join(sorted(self._written)).encode() + b"\n")
-        return conflicts
+        with self._lock:
+            conflicts = [n for n in names if n not in self._written and (self.path / n).exists()]
+            fresh = set(names) - set(conflicts) - self._written
+            if fresh:
+                self._written |= fresh
+                write_atomic(self.path / MANIFEST_NAME,
+                             "\n".join(sorted(self._written)).encode() + b"\n")
+            return conflicts
 
     def write(self, name: str, data: bytes) -> Path:
         """Write one claimed file atomically."""

@@ -12,7 +12,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from scipy.ndimage import zoom
@@ -127,6 +127,60 @@ def write_pictures(stem: str, pictures: dict, fitted_dir: outputs.OutputFolder,
         folder.write(gt_name, gt_png)
 
 
+def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callable,
+           jobs: int = 2) -> Iterator[tuple[object, object]]:
+    """Run ``finish(prepare(item), forward(prepare(item)))`` over items, overlapped, in order.
+
+    ``prepare`` and ``finish`` run on a pool of ``jobs`` threads, ``forward`` on the calling
+    thread, so the network never waits for file I/O; at most ``2 * jobs`` items are in flight
+    on each side, so memory does not grow with the number of items.  Yields ``(item, result)``
+    in the items' order; an ImageError or OSError raised for one item is yielded as its result.
+    """
+    lookahead = max(2, 2 * jobs)
+
+    def failed(error: Exception) -> Future:
+        future: Future = Future()
+        future.set_exception(error)
+        return future
+
+    def outcome(future: Future):
+        try:
+            return future.result()
+        except (ImageError, OSError) as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval") as pool:
+        loading: deque = deque()
+        finishing: deque = deque()
+        item_iter = iter(items)
+
+        def refill():
+            while len(loading) < lookahead:
+                item = next(item_iter, _END)
+                if item is _END:
+                    return
+                loading.append((item, pool.submit(prepare, item)))
+
+        refill()
+        while loading:
+            item, future = loading.popleft()
+            refill()
+            prepared = outcome(future)
+            if isinstance(prepared, Exception):
+                finishing.append((item, failed(prepared)))
+            else:
+                finishing.append((item, pool.submit(finish, prepared, forward(prepared))))
+            while len(finishing) > lookahead or (finishing and finishing[0][1].done()):
+                item, done = finishing.popleft()
+                yield item, outcome(done)
+        while finishing:
+            item, done = finishing.popleft()
+            yield item, outcome(done)
+
+
+_END = object()
+
+
 def evaluate_snapshot(
     forward: Callable[[np.ndarray], np.ndarray],
     input_hw: tuple[int, int],
@@ -165,7 +219,19 @@ def evaluate_snapshot(
     """
     started = time.perf_counter()
     run = SnapshotRun()
-    lookahead = max(2, 2 * jobs)
+
+    # Claim every output name once (one manifest write per folder, not one per image).
+    pairs = list(pairs)
+    names = [name for pair in pairs for name in output_names(pair.stem)]
+    conflicts = {name: folder.path / name for folder in (fitted_dir, raw_dir)
+                 for name in folder.claim(names)}
+
+    def prepare(pair: ImagePair) -> PreparedImage:
+        taken = [conflicts[n] for n in output_names(pair.stem) if n in conflicts]
+        if taken:
+            raise ImageError(f"{taken[0]}: exists and was not written by depth_eval; "
+                             f"left untouched, {pair.color_path.name} not evaluated")
+        return prepare_image(pair, input_hw)
 
     def finish(prepared: PreparedImage, output: np.ndarray) -> ImageResult:
         stem = prepared.pair.stem
@@ -173,48 +239,12 @@ def evaluate_snapshot(
         write_pictures(stem, pictures, fitted_dir, raw_dir, png_strategy)
         return ImageResult(stem, image_metrics, prediction if keep_predictions else None)
 
-    def collect(pair: ImagePair, future: Future) -> None:
-        try:
-            run.results.append(future.result())
-        except (ImageError, OSError) as error:
-            run.skipped[pair.color_path.name] = str(error)
+    for pair, result in stream(pairs, prepare, lambda p: forward(p.blob), finish, jobs):
+        if isinstance(result, Exception):
+            run.skipped[pair.color_path.name] = str(result)
+        else:
+            run.results.append(result)
         if on_image is not None:
             on_image(pair.stem)
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval") as pool:
-        loading: deque = deque()
-        finishing: deque = deque()
-        pair_iter = iter(pairs)
-
-        def refill():
-            while len(loading) < lookahead:
-                pair = next(pair_iter, None)
-                if pair is None:
-                    return
-                loading.append((pair, pool.submit(prepare_image, pair, input_hw)))
-
-        refill()
-        while loading:
-            pair, future = loading.popleft()
-            refill()
-            names = output_names(pair.stem)
-            conflicts = [str(folder.path / name) for folder in (fitted_dir, raw_dir)
-                         for name in folder.claim(names)]
-            try:
-                prepared = future.result()
-                if conflicts:
-                    raise ImageError(f"{conflicts[0]}: exists and was not written by depth_eval; "
-                                     f"left untouched, {pair.color_path.name} not evaluated")
-            except ImageError as error:
-                failed: Future = Future()
-                failed.set_exception(error)
-                finishing.append((pair, failed))
-            else:
-                output = forward(prepared.blob)
-                finishing.append((pair, pool.submit(finish, prepared, output)))
-            while len(finishing) > lookahead or (finishing and finishing[0][1].done()):
-                collect(*finishing.popleft())
-        while finishing:
-            collect(*finishing.popleft())
     run.seconds = time.perf_counter() - started
     return run
