@@ -335,7 +335,8 @@ def test_layer_zoo_matches_opencv(tmp_path):
 
 
 def test_inner_product_transpose_and_deconv_dilation(tmp_path):
-    """Parameters checked against numpy (OpenCV ignores InnerProduct's transpose)."""
+    """Checked against numpy: OpenCV 4.14 ignores InnerProduct's transpose and gets the
+    Deconvolution output size wrong with dilation (4 x 6 here, Caffe 5 x 7)."""
     rng = np.random.default_rng(3)
     weight_t = rng.standard_normal((2 * 3 * 4, 5)).astype(np.float32)
     kernel = rng.standard_normal((2, 1, 2, 2)).astype(np.float32)
