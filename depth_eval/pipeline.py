@@ -248,3 +248,64 @@ def evaluate_snapshot(
             on_image(pair.stem)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def prediction_names(stem: str) -> tuple[str, str, str]:
+    """Files ``predict`` writes for input ``stem``: visualisation, metres (.npy), millimetres (PNG)."""
+    base = stem[: -len(INPUT_SUFFIX)] if stem.endswith(INPUT_SUFFIX) else stem
+    depth = f"{base}{GROUND_TRUTH_SUFFIX}"
+    return f"{depth}.png", f"{depth}.npy", f"{depth}_mm.png"
+
+
+def predict_snapshot(
+    forward: Callable[[np.ndarray], np.ndarray],
+    input_hw: tuple[int, int],
+    image_paths: Iterable[Path],
+    raw_dir: outputs.OutputFolder,
+    *,
+    log_encoded: bool = False,
+    jobs: int = 2,
+    png_strategy: str = "rle",
+    on_image: Callable[[str], None] | None = None,
+) -> SnapshotRun:
+    """Depth maps without ground truth (the thesis' get_depth.py): pictures and raw maps only.
+
+    Each image gets, at the thesis' evaluation size 320 x 420: the log visualisation
+    (``X_depth.png``), the depth in metres as float32 (``X_depth.npy``) and as a 16-bit
+    millimetre PNG (``X_depth_mm.png``).  ``results`` holds one ImageResult per image with
+    empty metrics.
+    """
+    started = time.perf_counter()
+    run = SnapshotRun()
+    image_paths = list(image_paths)
+    conflicts = set(raw_dir.claim([n for p in image_paths for n in prediction_names(p.stem)]))
+
+    def prepare(path: Path) -> tuple[Path, np.ndarray]:
+        taken = [n for n in prediction_names(path.stem) if n in conflicts]
+        if taken:
+            raise ImageError(f"{raw_dir.path / taken[0]}: exists and was not written by "
+                             f"depth_eval; left untouched, {path.name} not predicted")
+        try:
+            return path, io.to_network_blob(io.load_color_input(path, input_hw))
+        except io.ImageReadError as error:
+            raise ImageError(str(error)) from None
+
+    def finish(prepared: tuple[Path, np.ndarray], output: np.ndarray) -> ImageResult:
+        path = prepared[0]
+        depth = upsample(decode_output(output, log_encoded))
+        depth_m = (depth * metrics.DEPTH_RANGE_M).astype(np.float32)
+        visual_name, metres_name, mm_name = prediction_names(path.stem)
+        raw_dir.write(visual_name, outputs.encode_png(outputs.depth_visual(depth), png_strategy))
+        raw_dir.write(metres_name, outputs.encode_npy(depth_m))
+        raw_dir.write(mm_name, outputs.encode_depth_mm_png(depth_m))
+        return ImageResult(path.stem, {})
+
+    for path, result in stream(image_paths, prepare, lambda p: forward(p[1]), finish, jobs):
+        if isinstance(result, Exception):
+            run.skipped[path.name] = str(result)
+        else:
+            run.results.append(result)
+        if on_image is not None:
+            on_image(path.stem)
+    run.seconds = time.perf_counter() - started
+    return run
