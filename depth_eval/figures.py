@@ -78,7 +78,9 @@ METRIC_COLUMNS = 5
 METRIC_PANEL_WIDTH_IN = 2.7
 BAR_HEIGHT_IN = 0.32
 METRIC_PANEL_EXTRA_HEIGHT_IN = 0.9
-NAME_LABEL_WIDTH_IN = 2.1
+# Snapshot names beside the bars: at most this many characters, in a band this wide.
+BAR_LABEL_CHARS = 40
+NAME_LABEL_WIDTH_IN = 2.8
 BAR_COLOR = "#9aa5b1"
 BEST_BAR_COLOR = "#e8710a"
 CURVE_PANEL_HEIGHT_IN = 2.6
@@ -583,7 +585,7 @@ def build_metrics_figure(means: dict[str, dict[str, float]],
 
     Layout: up to five charts per row, in the metrics' order of appearance; each chart is
     titled with the metric and "(lower is better)" / "(higher is better)", lists the snapshots
-    top to bottom in dict order (names shortened in the middle beyond 28 characters, shown at
+    top to bottom in dict order (names shortened in the middle beyond 40 characters, shown at
     the start of each row), prints each value at the end of its bar, and colours the best bar
     (all tied best bars) orange, the others grey.  A missing or NaN value has no bar.
 
@@ -606,7 +608,7 @@ def build_metrics_figure(means: dict[str, dict[str, float]],
     figure = _new_figure(NAME_LABEL_WIDTH_IN + columns * METRIC_PANEL_WIDTH_IN,
                          rows * panel_height + SUPTITLE_HEIGHT_IN, constrained=True)
     axes_grid = figure.subplots(rows, columns, squeeze=False, sharey=True)
-    labels = [shorten_name(name) for name in names]
+    labels = [shorten_name(name, BAR_LABEL_CHARS) for name in names]
     for index, axes in enumerate(axes_grid.ravel()):
         if index >= len(metrics):
             axes.set_axis_off()
@@ -645,7 +647,7 @@ def _draw_metric_bars(axes, metric: str, values: dict[str, float], labels: list[
 
 
 def _leave_room_for_value_text(axes, heights: list[float]) -> None:
-    """Widen the x range by a third so the numbers printed after the bars fit."""
+    """Widen the x range by 35 % of the values' span so the numbers after the bars fit."""
     low = min([0.0] + heights)
     high = max([0.0] + heights)
     span = (high - low) or 1.0
@@ -692,8 +694,9 @@ def build_curve_figure(means: dict[str, dict[str, float]], lower_is_better: dict
     """Each metric against training iteration, one line per run (snapshot name prefix).
 
     Layout: the same grid as :func:`build_metrics_figure` (up to five charts per row), each
-    chart titled with the metric and its direction; a legend of the runs under the title when
-    there is more than one run (a single run is named in the title).
+    chart titled with the metric and its direction, x axis the iteration (10k, 1.5M); a legend
+    of the runs at the bottom when there is more than one run (a single run is named in the
+    figure title).
 
     Parameters
     ----------
