@@ -216,7 +216,8 @@ class _Graph:
     def node(self, op: str, inputs: Sequence[str], base: str, shape: Shape, name: str,
              **attrs) -> str:
         out = self.unique(base)
-        self.nodes.append(helper.make_node(op, list(inputs), [out], name=self.unique(name, self.node_names),
+        node_name = self.unique(name, self.node_names)
+        self.nodes.append(helper.make_node(op, list(inputs), [out], name=node_name,
                                            **attrs))
         self.shapes[out] = tuple(shape)
         return out
@@ -513,7 +514,8 @@ class _Translator:
         size = int(p.local_size)
         if size % 2 == 0 or size < 1:
             raise ValueError(f"layer '{layer.name}' (LRN): local_size must be odd, got {size}")
-        if p.norm_region == 0:  # ACROSS_CHANNELS: y = x * (k + alpha / size * window_sum(x^2))^-beta
+        # ACROSS_CHANNELS: y = x * (k + alpha / size * window_sum(x^2)) ^ -beta
+        if p.norm_region == 0:
             channels = shape[1]
             if channels > _LRN_AS_CONV_MAX_CHANNELS:  # ONNX LRN: the same formula
                 return [self.g.node("LRN", [x], layer.top[0], shape, layer.name, size=size,
