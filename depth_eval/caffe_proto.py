@@ -25,15 +25,16 @@ _TYPES = {
     "int64": _F.TYPE_INT64,
 }
 
-# Enums: name -> [(value name, number)]; nested enums are declared top level under a unique
-# name, which is enough for parsing (text format matches the value names).
+# Enums: name -> [(value name, number)].  Enum value names share their enclosing scope in
+# protobuf, so enums whose values clash (MAX) are nested in their message as Caffe does
+# (_NESTED_ENUMS); the others are declared at package level, which is enough for parsing.
 _ENUMS = {
     "Phase": [("TRAIN", 0), ("TEST", 1)],
     "Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
     "PoolMethod": [("MAX", 0), ("AVE", 1), ("STOCHASTIC", 2)],
     "RoundMode": [("CEIL", 0), ("FLOOR", 1)],
     "NormRegion": [("ACROSS_CHANNELS", 0), ("WITHIN_CHANNEL", 1)],
-    "EltwiseOp": [("PROD", 0), ("SUM", 1), ("MAX_OP", 2)],
+    "EltwiseOp": [("PROD", 0), ("SUM", 1), ("MAX", 2)],
     "DimCheckMode": [("STRICT", 0), ("PERMISSIVE", 1)],
     "V1LayerType": [
         ("NONE", 0), ("ABSVAL", 35), ("ACCURACY", 1), ("ARGMAX", 30), ("BNLL", 2),
@@ -48,6 +49,8 @@ _ENUMS = {
         ("WINDOW_DATA", 24), ("THRESHOLD", 31),
     ],
 }
+
+_NESTED_ENUMS = {"PoolMethod": "PoolingParameter", "EltwiseOp": "EltwiseParameter"}
 
 # V1 layer type enum -> the type string of the current ``layer`` form (Caffe's UpgradeV1LayerType).
 V1_TYPE_NAMES = {
@@ -269,23 +272,26 @@ _MESSAGES["NetParameter"] = [
 def _build_classes():
     file_proto = descriptor_pb2.FileDescriptorProto(
         name="depth_eval_caffe.proto", package=_PACKAGE, syntax="proto2")
-    for enum_name, values in _ENUMS.items():
-        enum = file_proto.enum_type.add(name=enum_name)
-        for value_name, number in values:
-            enum.value.add(name=value_name, number=number)
+    messages = {}
     for message_name, fields in _MESSAGES.items():
-        message = file_proto.message_type.add(name=message_name)
+        message = messages[message_name] = file_proto.message_type.add(name=message_name)
         for name, number, label, type_, default, packed in fields:
             field = message.field.add(name=name, number=number, label=label)
             if type_ in _TYPES:
                 field.type = _TYPES[type_]
             else:
                 field.type = _F.TYPE_ENUM if type_ in _ENUMS else _F.TYPE_MESSAGE
-                field.type_name = f".{_PACKAGE}.{type_}"
+                parent = _NESTED_ENUMS.get(type_)
+                field.type_name = f".{_PACKAGE}.{parent + '.' if parent else ''}{type_}"
             if default is not None:
                 field.default_value = default
             if packed:
                 field.options.packed = True
+    for enum_name, values in _ENUMS.items():
+        parent = _NESTED_ENUMS.get(enum_name)
+        enum = (messages[parent].enum_type if parent else file_proto.enum_type).add(name=enum_name)
+        for value_name, number in values:
+            enum.value.add(name=value_name, number=number)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file_proto)
     return {name: message_factory.GetMessageClass(

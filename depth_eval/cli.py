@@ -8,6 +8,7 @@ message says what and why), 2 when nothing could be evaluated.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -19,12 +20,17 @@ import numpy as np
 import scipy
 import skimage
 
-from . import __version__, caffe_proto, discover, outputs, report
+from . import io as io_module
+from . import __version__, caffe_proto, discover, gate, gt_encoding, outputs, report, standard_metrics
 from .net import OpenCVNetwork, SnapshotError
-from .pipeline import evaluate_snapshot, predict_snapshot
+from .pipeline import (EvaluationOptions, GroundTruthOptions, ScoringOptions, evaluate_snapshot,
+                       predict_snapshot)
 from .progress import Progress
 
-EXIT_OK, EXIT_PARTIAL, EXIT_NOTHING = 0, 1, 2
+EXIT_OK, EXIT_PARTIAL, EXIT_NOTHING, EXIT_GATE = 0, 1, 2, 3
+METRIC_SETS = ("thesis", "standard")
+# Translated ONNX models, keyed by the snapshot's hashes, kept beside the results for reruns.
+ONNX_CACHE_DIR = ".depth_eval-cache"
 ENGINES = ("opencv", "onnxruntime")
 
 
@@ -75,7 +81,67 @@ def build_parser() -> argparse.ArgumentParser:
                         help="every *.caffemodel here is a snapshot; its definition is the same "
                              "stem with .prototxt")
     _add_common_options(parser)
+    metrics = parser.add_argument_group("metrics")
+    metrics.add_argument("--metrics", default="thesis", type=_choices(METRIC_SETS), metavar="SETS",
+                         help="comma list: thesis (default; the thesis' ten metrics on every "
+                              "pixel) and/or standard (Eigen et al.: abs_rel, sq_rel, rmse, "
+                              "rmse_log, log10, silog, d1-d3 on valid pixels)")
+    metrics.add_argument("--align", default="none", type=_choices(standard_metrics.ALIGNMENTS),
+                         metavar="METHODS",
+                         help="comma list of none (default), mvn (the thesis oracle), median "
+                              "(monodepth2 median scaling), lsq (least-squares scale and shift); "
+                              "each adds its own set of columns")
+    metrics.add_argument("--min-depth", type=float, default=standard_metrics.DEFAULT_MIN_DEPTH_M,
+                         metavar="M", help="valid ground truth above this; predictions clamped "
+                                           "to it (default 1e-3 m)")
+    metrics.add_argument("--max-depth", type=float, default=standard_metrics.DEFAULT_MAX_DEPTH_M,
+                         metavar="M", help="valid ground truth below this; predictions clamped "
+                                           "to it (default 10 m)")
+    metrics.add_argument("--crop", choices=standard_metrics.CROPS, default="none",
+                         help="eigen: the Eigen NYU crop (rows 45:471, cols 41:601 of 480x640, "
+                              "scaled to the ground truth) for the standard metrics")
+    metrics.add_argument("--gt-encoding", choices=gt_encoding.ENCODINGS, default="auto",
+                         help="ground-truth storage: thesis (8-bit, pixel / 255 * 10 m), mm "
+                              "(16-bit millimetres, NYU toolbox), npy / float (metres); auto "
+                              "decides per file and says what it assumed")
+    metrics.add_argument("--depth-scale", type=float, metavar="METRES_PER_UNIT",
+                         help="override the encoding's metres per stored unit")
+    extra = parser.add_argument_group("outputs")
+    extra.add_argument("--save-raw", action="store_true",
+                       help="also write each upsampled prediction as float32 metres (.npy) and "
+                            "16-bit millimetre PNG into OUT_DIR_abs/<snapshot>/")
+    extra.add_argument("--per-image", type=Path, metavar="FILE.csv",
+                       help="one row per snapshot x image with every metric")
+    extra.add_argument("--figures", action="store_true",
+                       help="OUT_DIR/figures/: per-image comparison figures and metric charts")
+    extra.add_argument("--figures-max", type=int, default=8, metavar="N",
+                       help="images that get a figure, chosen evenly (default 8)")
+    extra.add_argument("--colormap", metavar="NAME",
+                       help="also write colour-mapped depth PNGs (X_depth_NAME.png) with this "
+                            "matplotlib colour map")
+    checks = parser.add_argument_group("CI gate")
+    checks.add_argument("--baseline", type=Path, metavar="RESULTS_JSON",
+                        help="compare this run to a previous results.json")
+    checks.add_argument("--fail-if", action="append", default=[], metavar="RULE",
+                        help="e.g. 'RMSE>+2%%' or 'Threshold 1.25<-0.01': exit 3 when a snapshot "
+                             "got worse than the baseline by more than that (repeatable)")
+    checks.add_argument("--best", metavar="METRIC",
+                        help="print the best snapshot's name alone on the last line")
+    checks.add_argument("--format", choices=("text", "markdown"), default="text",
+                        help="tables as plain text (default) or GitHub Markdown")
     return parser
+
+
+def _choices(allowed):
+    """argparse type: a comma list of values from ``allowed``, as a tuple without repeats."""
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+        wrong = [v for v in values if v not in allowed]
+        if wrong or not values:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected a comma list of {', '.join(allowed)}")
+        return values
+    return parse
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
@@ -118,6 +184,10 @@ class Console:
     def error(self, message: str) -> None:
         print(f"error: {message}", file=sys.stderr)
 
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            print(f"note: {message}", file=sys.stderr)
+
 
 def check_folders(args, inputs: dict[str, Path]) -> None:
     for label, path in {**inputs, "SNAPSHOTS_DIR": args.snapshots_dir}.items():
@@ -152,9 +222,14 @@ def open_network(snapshot: discover.Snapshot, args):
 
         try:
             return OnnxRuntimeNetwork(snapshot.prototxt, snapshot.caffemodel, args.output_blob,
-                                      device=args.device, cache_dir=Path(args.out_dir) / ".cache")
+                                      device=args.device, require_depth_output=True,
+                                      cache_dir=Path(args.out_dir) / ONNX_CACHE_DIR)
         except EngineUnavailableError as error:
             raise UsageError(str(error)) from None
+        except (SnapshotError, caffe_proto.CaffeFormatError):
+            raise
+        except ValueError as error:  # a layer or weights the translation cannot take
+            raise SnapshotError(f"{snapshot.caffemodel}: {error}") from None
     if args.device != "cpu":
         raise UsageError("--device cuda needs --engine onnxruntime")
     return OpenCVNetwork(snapshot.prototxt, snapshot.caffemodel, args.output_blob)
@@ -192,9 +267,65 @@ def _output_folder(path: Path) -> outputs.OutputFolder:
         raise SnapshotError(f"{path}: exists and is not a folder") from error
 
 
+def evaluation_options(args) -> EvaluationOptions:
+    if args.min_depth <= 0 or args.max_depth <= args.min_depth:
+        raise UsageError(f"--min-depth {args.min_depth} and --max-depth {args.max_depth}: need "
+                         "0 < min < max")
+    if args.depth_scale is not None and not args.depth_scale > 0:
+        raise UsageError(f"--depth-scale must be positive, got {args.depth_scale}")
+    if args.colormap:
+        from .figures import check_colormap
+
+        try:
+            check_colormap(args.colormap)
+        except ValueError as error:
+            raise UsageError(f"--colormap: {error}") from None
+    return EvaluationOptions(
+        log_encoded=args.log, png_strategy=args.png_strategy,
+        scoring=ScoringOptions(args.metrics, args.align, args.min_depth, args.max_depth, args.crop),
+        ground_truth=GroundTruthOptions(args.gt_encoding, args.depth_scale),
+        save_raw=args.save_raw, colormap=args.colormap)
+
+
+def gate_setup(args, options: EvaluationOptions):
+    """The baseline and --fail-if rules, checked before any work is done."""
+    if args.fail_if and args.baseline is None:
+        raise UsageError("--fail-if needs --baseline RESULTS_JSON")
+    if args.baseline is None:
+        return None, []
+    try:
+        baseline = gate.load_results(args.baseline)
+        directions = report.metric_directions(_all_metric_keys(options.scoring))
+        rules = [gate.parse_rule(text, directions) for text in args.fail_if]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return baseline, rules
+
+
+def _all_metric_keys(scoring: ScoringOptions) -> list[str]:
+    """Every metric key a run with these options reports (for rule directions)."""
+    sets = {"thesis": [m.title for m in report.THESIS_METRICS],
+            "standard": list(standard_metrics.STANDARD_METRIC_TITLES)}
+    keys = []
+    for align in scoring.alignments:
+        prefix = "" if align == "none" else f"{align}/"
+        keys += [prefix + title for name in scoring.metric_sets for title in sets[name]]
+    return keys
+
+
+def figure_stems(pairs, count: int) -> list[str]:
+    """``count`` image stems spread evenly over the pairs (first and last included)."""
+    if count <= 0 or not pairs:
+        return []
+    picks = np.unique(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).round().astype(int))
+    return [pairs[i].stem for i in picks]
+
+
 def run_evaluate(args) -> int:
     console = Console(args.quiet)
     check_folders(args, {"INPUT_DIR": args.input_dir, "GT_DIR": args.gt_dir})
+    options = evaluation_options(args)
+    baseline, rules = gate_setup(args, options)
     snapshots = find_snapshots(args)
     search = discover.find_pairs(args.input_dir, args.gt_dir)
     left_out = ([f"{n} (no ground truth in {args.gt_dir})" for n in search.without_ground_truth]
@@ -209,10 +340,21 @@ def run_evaluate(args) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     out_dir, abs_dir = Path(args.out_dir), abs_dir_of(args.out_dir)
     results_folder = outputs.OutputFolder(out_dir)
+    figure_picks = figure_stems(search.pairs, args.figures_max) if args.figures else []
+    options = dataclasses.replace(options, keep_predictions=frozenset(figure_picks))
+    kept: dict[str, dict[str, np.ndarray]] = {stem: {} for stem in figure_picks}
     entries: dict[str, dict] = {}
     means: dict[str, dict[str, float]] = {}
     images: dict[str, int] = {}
     bad_images: dict[str, str] = {}
+    encodings_seen: set[str] = set()
+
+    def report_encoding(name: str, encoding: str) -> None:
+        if encoding not in encodings_seen and args.gt_encoding == "auto":
+            encodings_seen.add(encoding)
+            console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
+                         "--gt-encoding to choose")
+
     started = time.time()
     for snapshot, entry, network in loaded_networks(snapshots, args, console, entries):
         pairs = [p for p in search.pairs if p.color_path.name not in bad_images]
@@ -221,8 +363,7 @@ def run_evaluate(args) -> int:
             snapshot_run = evaluate_snapshot(
                 network.forward, network.input_hw, pairs,
                 _output_folder(out_dir / snapshot.name), _output_folder(abs_dir / snapshot.name),
-                log_encoded=args.log, jobs=jobs, png_strategy=args.png_strategy,
-                on_image=progress.update)
+                options, jobs=jobs, on_image=progress.update, on_encoding=report_encoding)
         except SnapshotError as error:
             console.error(f"snapshot {snapshot.name} skipped: {error}")
             entry["error"] = str(error)
@@ -244,6 +385,9 @@ def run_evaluate(args) -> int:
         entry["metrics"] = means[snapshot.name] = snapshot_run.mean_metrics()
         entry["per_image"] = {r.stem: r.metrics for r in snapshot_run.results}
         images[snapshot.name] = len(snapshot_run.results)
+        for result in snapshot_run.results:
+            if result.prediction is not None:
+                kept[result.stem][snapshot.name] = result.prediction
 
     document = {
         "schema_version": report.RESULTS_SCHEMA_VERSION,
@@ -256,26 +400,103 @@ def run_evaluate(args) -> int:
                     "snapshots_dir": str(args.snapshots_dir), "log": args.log,
                     "prototxt": str(args.prototxt) if args.prototxt else None,
                     "output_blob": args.output_blob, "engine": args.engine,
-                    "device": args.device, "jobs": jobs, "png_strategy": args.png_strategy},
+                    "device": args.device, "jobs": jobs, "png_strategy": args.png_strategy,
+                    "metrics": list(args.metrics), "align": list(args.align),
+                    "min_depth": args.min_depth, "max_depth": args.max_depth,
+                    "crop": args.crop, "gt_encoding": args.gt_encoding,
+                    "depth_scale": args.depth_scale, "save_raw": args.save_raw},
+        "ground_truth_encodings": sorted(encodings_seen) if args.gt_encoding == "auto"
+        else [args.gt_encoding],
         "images_found": len(search.pairs),
         "files_not_evaluated": left_out,
         "snapshots": entries,
     }
     problems = write_results(results_folder, document)
+    if args.per_image is not None:
+        problems += write_file(args.per_image, report.per_image_csv(entries))
+    if args.figures and means:
+        problems += write_figures(out_dir / "figures", search.pairs, kept, means, options)
     for problem in problems:
         console.error(problem)
 
+    markdown = args.format == "markdown"
     if means:
         print(report.format_rankings(means))
         if not args.quiet:
             print()
-            print(report.format_table(means, images))
+            print(report.format_table(means, images, markdown=markdown))
             print(f"\nresults: {out_dir / 'results.json'}, {out_dir / 'results.csv'}")
+    violations = []
+    if baseline is not None and means:
+        violations = gate.compare(document, baseline, rules)
+        shown = list(dict.fromkeys(r.metric for r in rules)) or list(next(iter(means.values())))
+        if not args.quiet:
+            print()
+            print(gate.comparison_table(document, baseline, shown, markdown=markdown,
+                                        violations=violations if rules else None))
+        for violation in violations:
+            console.error(f"gate: {violation.reason}")
+    if args.best and means:
+        directions = report.metric_directions(next(iter(means.values())))
+        if args.best not in directions:
+            console.error(f"--best: no metric '{args.best}' in this run "
+                          f"({', '.join(directions)})")
+            return EXIT_NOTHING
+        print(gate.best_snapshot(entries, args.best, directions[args.best]))
     if not means:
         console.error("nothing could be evaluated")
         return EXIT_NOTHING
+    if violations:
+        return EXIT_GATE
     everything = all(e["status"] == "evaluated" for e in entries.values()) and not bad_images
     return EXIT_OK if everything and not problems else EXIT_PARTIAL
+
+
+def write_file(path: Path, data: bytes) -> list[str]:
+    """Write one file the user named, unless a file of that name exists that the tool did not write."""
+    try:
+        folder = outputs.OutputFolder(path.parent if str(path.parent) else Path("."))
+    except OSError as error:
+        return [f"{path}: cannot write ({error})"]
+    if folder.claim([path.name]):
+        return [f"{path}: exists and was not written by depth_eval; left untouched"]
+    folder.write(path.name, data)
+    return []
+
+
+def write_figures(folder_path: Path, pairs, kept, means, options: EvaluationOptions) -> list[str]:
+    """Per-image comparison figures and the metric charts into OUT_DIR/figures/."""
+    from . import figures, metrics
+    from .pipeline import load_ground_truth, resize_ground_truth
+
+    folder = outputs.OutputFolder(folder_path)
+    by_stem = {pair.stem: pair for pair in pairs}
+    problems = []
+    names = [f"{stem}.png" for stem in kept] + ["metrics.png", "metrics_curve.png"]
+    taken = set(folder.claim(names))
+    problems += [f"{folder.path / name}: exists and was not written by depth_eval; left untouched"
+                 for name in sorted(taken)]
+    for stem, predictions in kept.items():
+        if not predictions or f"{stem}.png" in taken:
+            continue
+        pair = by_stem[stem]
+        try:
+            rgb = io_module.as_rgb(io_module.read_image(pair.color_path))
+            gt_unit, encoding = load_ground_truth(pair.depth_path, options.ground_truth)
+        except Exception as error:  # an image that failed is already reported
+            problems.append(f"figure for {stem} not drawn: {error}")
+            continue
+        gt_m = resize_ground_truth(gt_unit, encoding) * metrics.DEPTH_RANGE_M
+        panels = {name: (raw * metrics.DEPTH_RANGE_M,
+                         metrics.mvn_fit(raw, gt_m / metrics.DEPTH_RANGE_M) * metrics.DEPTH_RANGE_M)
+                  for name, raw in predictions.items()}
+        figures.image_figure(folder.path / f"{stem}.png", rgb, gt_m, panels, title=pair.color_path.name)
+    if "metrics.png" not in taken:
+        directions = report.metric_directions(next(iter(means.values())))
+        charted = {name: {k: v for k, v in values.items() if k in directions}
+                   for name, values in means.items()}
+        figures.metrics_figure(folder.path / "metrics.png", charted, directions)
+    return problems
 
 
 def write_results(folder: outputs.OutputFolder, document: dict) -> list[str]:

@@ -10,6 +10,8 @@ IMAGE_EXTENSIONS = frozenset({
     ".png", ".jpg", ".jpeg", ".jpe", ".jp2", ".bmp", ".dib", ".ppm", ".pgm", ".pbm", ".pnm",
     ".pxm", ".tif", ".tiff", ".webp", ".sr", ".ras", ".hdr", ".pic", ".exr",
 })
+# Ground truths may also be float depth maps saved with numpy (--gt-encoding npy).
+GROUND_TRUTH_EXTENSIONS = IMAGE_EXTENSIONS | {".npy"}
 # The thesis' naming: <stem>_colors.<ext> in INPUT_DIR pairs with <stem>_depth.<ext> in GT_DIR.
 INPUT_SUFFIX = "_colors"
 GROUND_TRUTH_SUFFIX = "_depth"
@@ -63,14 +65,15 @@ def find_snapshots(snapshots_dir: Path, shared_prototxt: Path | None = None) -> 
     return snapshots
 
 
-def _by_stem(directory: Path, suffix: str) -> tuple[dict[str, list[Path]], list[Path]]:
-    """Image files whose stem ends in ``suffix``, keyed by the part before it; and the rest."""
+def _by_stem(directory: Path, suffix: str, extensions=IMAGE_EXTENSIONS):
+    """Files with one of ``extensions`` whose stem ends in ``suffix``, keyed by the part before
+    it; and the other files."""
     matched: dict[str, list[Path]] = {}
     others = []
     for path in sorted(directory.iterdir(), key=lambda p: p.name):
         if path.name.startswith(".") or path.is_dir():
             continue
-        if is_image(path) and path.stem.endswith(suffix):
+        if path.suffix.lower() in extensions and path.stem.endswith(suffix):
             matched.setdefault(path.stem[: -len(suffix)], []).append(path)
         else:
             others.append(path)
@@ -84,7 +87,7 @@ def find_pairs(input_dir: Path, gt_dir: Path) -> PairSearch:
     ``a_colors.png``), the first in name order is used and the others are reported.
     """
     inputs, not_inputs = _by_stem(input_dir, INPUT_SUFFIX)
-    truths, _ = _by_stem(gt_dir, GROUND_TRUTH_SUFFIX)
+    truths, _ = _by_stem(gt_dir, GROUND_TRUTH_SUFFIX, GROUND_TRUTH_EXTENSIONS)
     pairs, without_truth, duplicates = [], [], []
     for key in sorted(inputs):
         color, *extra_colors = inputs[key]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .caffe_proto import read_caffemodel, read_prototxt
+from .net import LoadedSnapshot
+from .outputs import write_atomic
 
 __all__ = ["OnnxRuntimeNetwork", "EngineUnavailableError", "cache_key"]
 
@@ -45,55 +45,27 @@ def _import_translator():
     return onnx_translate
 
 
-def _input_shape(net) -> tuple[str, tuple[int, ...]]:
-    """Name and declared shape of the network's first input."""
-    if net.input:
-        if net.input_shape:
-            return net.input[0], tuple(int(d) for d in net.input_shape[0].dim)
-        return net.input[0], tuple(int(d) for d in net.input_dim[:4])
-    for layer in net.layer:
-        if layer.type == "Input" and layer.top:
-            return layer.top[0], tuple(int(d) for d in layer.input_param.shape[0].dim)
-    raise ValueError("network has no input (no 'input' and no Input layer)")
-
-
-def cache_key(prototxt_bytes: bytes, caffemodel_bytes: bytes, output_blob: str,
+def cache_key(prototxt_sha256: str, caffemodel_sha256: str, output_blob: str,
               translator_version: str) -> str:
     """SHA-256 (hex) identifying one translation: definition, weights, output, translator."""
     digest = hashlib.sha256()
-    for part in (prototxt_bytes, caffemodel_bytes, output_blob.encode("utf-8"),
+    for part in (prototxt_sha256.encode(), caffemodel_sha256.encode(), output_blob.encode("utf-8"),
                  translator_version.encode("utf-8")):
         digest.update(len(part).to_bytes(8, "little"))  # unambiguous concatenation
         digest.update(part)
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-class OnnxRuntimeNetwork:
+class OnnxRuntimeNetwork(LoadedSnapshot):
     """A Caffe deploy network + snapshot run by onnxruntime, producing one output blob.
 
     Parameters
     ----------
     prototxt, caffemodel : str or Path
         The deploy definition and the trained weights.
-    output_blob : str
-        Caffe blob name to compute (for a blob rewritten in place, the final value).
+    output_blob : str, optional
+        Caffe blob name to compute (for a blob rewritten in place, the final value); by
+        default the depth output :func:`depth_eval.net.describe_network` finds.
     threads : int, optional
         Intra-op threads; default ``os.cpu_count()``.
     device : {"cpu", "cuda"}
@@ -101,14 +73,14 @@ class OnnxRuntimeNetwork:
         cannot take) and needs an onnxruntime build that has it.
     cache_dir : Path, optional
         Where to keep translated models (``<sha256>.onnx``), reused on later runs.
+    require_depth_output : bool
+        Check the input takes colour images and the output is one channel (the evaluator
+        asks for it); any blob of any network otherwise.
 
     Attributes
     ----------
-    input_name : str
-        The network's input blob.
-    input_shape : tuple
-        (N, C, H, W) as declared in the definition; ``forward`` accepts any N.
-    output_blob : str
+    info, input_name, input_shape, output_blob, prototxt_sha256, caffemodel_sha256
+        As :class:`depth_eval.net.LoadedSnapshot`; ``forward`` accepts any batch size N.
     model_path : Path or None
         The cached ``.onnx`` file, when ``cache_dir`` is given.
     loaded_from_cache : bool
@@ -125,8 +97,11 @@ class OnnxRuntimeNetwork:
         Missing or mis-shaped weights, unknown output blob, unknown device.
     """
 
-    def __init__(self, prototxt, caffemodel, output_blob: str, threads: int | None = None,
-                 device: str = "cpu", cache_dir: Path | None = None):
+    engine = "onnxruntime"
+
+    def __init__(self, prototxt, caffemodel, output_blob: str | None = None,
+                 threads: int | None = None, device: str = "cpu",
+                 cache_dir: Path | None = None, require_depth_output: bool = False):
         ort = _import_onnxruntime()
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
@@ -143,17 +118,14 @@ class OnnxRuntimeNetwork:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be positive, got {threads}")
 
-        prototxt, caffemodel = Path(prototxt), Path(caffemodel)
-        self.output_blob = output_blob
+        super().__init__(prototxt, caffemodel, output_blob, require_depth_output)
         self.device = device
-        definition = read_prototxt(prototxt)
-        self.input_name, self.input_shape = _input_shape(definition)
         self.model_path: Path | None = None
         self.loaded_from_cache = False
-
+        weights = self.read_weights()  # hashes and checks the caffemodel
         translator = _import_translator()
         if cache_dir is not None:
-            key = cache_key(prototxt.read_bytes(), caffemodel.read_bytes(), output_blob,
+            key = cache_key(self.prototxt_sha256, self.caffemodel_sha256, self.output_blob,
                             translator.TRANSLATOR_VERSION)
             self.model_path = Path(cache_dir) / f"{key}.onnx"
 
@@ -172,12 +144,14 @@ class OnnxRuntimeNetwork:
             except Exception:  # unreadable cache entry (e.g. another onnxruntime): rebuild it
                 self._session = None
         if self._session is None:
-            model = translator.caffe_to_onnx(definition, read_caffemodel(caffemodel),
-                                             [output_blob], batch=None)
+            model = translator.caffe_to_onnx(self.definition, weights, [self.output_blob],
+                                             batch=None)
+            del weights
             model_bytes = model.SerializeToString()
             del model
             if self.model_path is not None:
-                _write_atomically(self.model_path, model_bytes)
+                self.model_path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(self.model_path, model_bytes)
             self._session = ort.InferenceSession(model_bytes, sess_options=options,
                                                  providers=providers)
         names = [i.name for i in self._session.get_inputs()]

@@ -46,6 +46,20 @@ NPY_MAGIC = b"\x93NUMPY"
 ENCODINGS = ("auto", "thesis", "mm", "npy", "float")
 
 
+# What each encoding means, for the one line the CLI prints about what it assumed.
+ENCODING_DESCRIPTIONS = {
+    "thesis": "the thesis' 8-bit encoding (pixel / 255 * 10 m)",
+    "mm": "16-bit millimetres (NYU toolbox, pixel / 1000 m)",
+    "npy": "float metres (.npy)",
+    "float": "float metres",
+}
+
+
+def describe(encoding: str) -> str:
+    """One phrase saying how ``encoding`` turns stored values into metres."""
+    return ENCODING_DESCRIPTIONS.get(encoding, encoding)
+
+
 def read_depth_m(path: str | Path, encoding: str = "auto",
                  depth_scale: float | None = None) -> tuple[np.ndarray, str]:
     """Read a ground-truth depth map in metres.

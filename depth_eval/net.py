@@ -116,8 +116,12 @@ def describe_network(definition, output_blob: str | None = None, source: str = "
     return NetworkInfo(input_name, tuple(input_shape), chosen, writers[chosen])
 
 
-class OpenCVNetwork:
-    """A snapshot loaded into OpenCV's dnn module.
+class LoadedSnapshot:
+    """A deploy definition and its weights, read, hashed and checked against each other.
+
+    The part every engine shares: input and output blobs found (:func:`describe_network`),
+    sha256 of both files, and each parametrised layer's weight shapes checked against the
+    definition.  Engines subclass it and add ``forward``.
 
     Parameters
     ----------
@@ -130,47 +134,81 @@ class OpenCVNetwork:
 
     Attributes
     ----------
+    definition : NetParameter
+        The parsed prototxt.
     info : NetworkInfo
         Input name and shape, output blob and the layer that writes it.
     prototxt_sha256, caffemodel_sha256 : str
         Hashes of the two files as read.
     """
 
-    engine = "opencv"
+    engine = ""
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
                  require_depth_output: bool = True):
-        prototxt, caffemodel = Path(prototxt), Path(caffemodel)
-        definition = caffe_proto.read_prototxt(prototxt)
-        self.info = describe_network(definition, output_blob, str(prototxt), require_depth_output)
-        proto_bytes = prototxt.read_bytes()
-        model_bytes = _read_bytes(caffemodel)
-        self.prototxt_sha256 = sha256_of(proto_bytes)
+        self.prototxt, self.caffemodel = Path(prototxt), Path(caffemodel)
+        self.definition = caffe_proto.read_prototxt(self.prototxt)
+        self.info = describe_network(self.definition, output_blob, str(self.prototxt),
+                                     require_depth_output)
+        self.prototxt_sha256 = sha256_of(self.prototxt.read_bytes())
+
+    def read_weights(self):
+        """Parse and check the caffemodel (and hash it); returns the parsed NetParameter."""
+        model_bytes = _read_bytes(self.caffemodel)
         self.caffemodel_sha256 = sha256_of(model_bytes)
         weights = caffe_proto.NetParameter()
         try:
             weights.ParseFromString(model_bytes)
         except Exception:  # protobuf's DecodeError, or a RuntimeError from some builds
-            raise CaffeFormatError(f"{caffemodel}: caffemodel is corrupt or truncated "
+            raise CaffeFormatError(f"{self.caffemodel}: caffemodel is corrupt or truncated "
                                    "(protobuf cannot parse it)") from None
+        del model_bytes
         caffe_proto.upgrade_v1(weights)
         try:
-            caffe_shapes.check_weights(definition, weights)
+            caffe_shapes.check_weights(self.definition, weights)
         except caffe_shapes.ShapeError as error:
-            raise SnapshotError(f"{caffemodel}: does not match {prototxt.name}: {error}") from None
-        del weights, model_bytes
-        try:
-            # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
-            self._net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
-        except cv2.error as error:
-            raise SnapshotError(f"{caffemodel}: OpenCV cannot load it: {_cv_message(error)}") from None
-        self._output_layer = opencv_layer_for_blob(self._net, self.info, str(prototxt))
-        self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+            raise SnapshotError(f"{self.caffemodel}: does not match {self.prototxt.name}: "
+                                f"{error}") from None
+        return weights
 
     @property
     def input_hw(self) -> tuple[int, int]:
         return self.info.input_shape[2], self.info.input_shape[3]
+
+    @property
+    def input_name(self) -> str:
+        return self.info.input_name
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.info.input_shape
+
+    @property
+    def output_blob(self) -> str:
+        return self.info.output_blob
+
+
+class OpenCVNetwork(LoadedSnapshot):
+    """A snapshot loaded into OpenCV's dnn module (the reference engine).
+
+    Parameters are those of :class:`LoadedSnapshot`.
+    """
+
+    engine = "opencv"
+
+    def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
+                 require_depth_output: bool = True):
+        super().__init__(prototxt, caffemodel, output_blob, require_depth_output)
+        self.read_weights()  # checks them; OpenCV reads the weights from the file itself
+        try:
+            # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
+            self._net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
+        except cv2.error as error:
+            raise SnapshotError(f"{self.caffemodel}: OpenCV cannot load it: "
+                                f"{_cv_message(error)}") from None
+        self._output_layer = opencv_layer_for_blob(self._net, self.info, str(self.prototxt))
+        self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
     def forward(self, blob: np.ndarray) -> np.ndarray:
         """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x 1 x h x w."""

@@ -51,18 +51,6 @@ def encode_png(image: np.ndarray, strategy: str = "rle") -> bytes:
     return data.tobytes()
 
 
-def encode_depth_mm_png(depth_m: np.ndarray) -> bytes:
-    """16-bit PNG of depth in millimetres (the NYU toolbox encoding), rounded, 0..65535, via pypng."""
-    import png  # pypng: writes 16-bit greyscale exactly, no colour management
-
-    millimetres = np.clip(np.rint(np.asarray(depth_m, np.float64) * 1000.0), 0, 65535)
-    buffer = _io.BytesIO()
-    writer = png.Writer(width=millimetres.shape[1], height=millimetres.shape[0], greyscale=True,
-                        bitdepth=16, compression=PNG_COMPRESSION)
-    writer.write(buffer, millimetres.astype(np.uint16))
-    return buffer.getvalue()
-
-
 def encode_npy(array: np.ndarray) -> bytes:
     """``.npy`` bytes of an array (for atomic writing)."""
     buffer = _io.BytesIO()

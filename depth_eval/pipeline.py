@@ -17,11 +17,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from scipy.ndimage import zoom
 
-from . import io, metrics, outputs
+import cv2
+
+from . import gt_encoding, io, metrics, outputs, standard_metrics
 from .discover import GROUND_TRUTH_SUFFIX, INPUT_SUFFIX, ImagePair
 
 # A ground truth whose width/height differs from its input's by more than this is a mismatched pair.
 ASPECT_TOLERANCE = 0.02
+# Per-image alignment scale recorded beside the metrics (``median/scale``), summarised not averaged.
+SCALE_SUFFIX = "/scale"
 # Suffix of the visualised ground truth written beside each prediction (test_depth.py: X_gt.png).
 GT_VISUAL_SUFFIX = "_gt"
 
@@ -30,11 +34,35 @@ class ImageError(ValueError):
     """An image pair that cannot be evaluated (unreadable file, mismatched sizes)."""
 
 
+@dataclass(frozen=True)
+class GroundTruthOptions:
+    """How ground-truth files store depth (``--gt-encoding``, ``--depth-scale``)."""
+
+    encoding: str = "auto"
+    depth_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """Which metrics to compute per image, after which alignments, on which pixels.
+
+    The thesis metrics use every pixel, as the original did; the standard (Eigen et al.)
+    metrics use the valid pixels (``min_depth < gt < max_depth``, inside the crop).
+    """
+
+    metric_sets: tuple[str, ...] = ("thesis",)
+    alignments: tuple[str, ...] = ("none",)
+    min_depth: float = standard_metrics.DEFAULT_MIN_DEPTH_M
+    max_depth: float = standard_metrics.DEFAULT_MAX_DEPTH_M
+    crop: str = "none"
+
+
 @dataclass
 class PreparedImage:
     pair: ImagePair
     blob: np.ndarray          # 1 x 3 x H x W network input
     ground_truth: np.ndarray  # 320 x 420, depth / 10
+    gt_encoding: str = "thesis"
 
 
 @dataclass
@@ -53,9 +81,23 @@ class SnapshotRun:
     seconds: float = 0.0
 
     def mean_metrics(self) -> dict[str, float]:
-        """Mean of each metric over the images evaluated (not over all files, as the original)."""
-        return {title: float(np.mean([r.metrics[title] for r in self.results]))
-                for title in metrics.THESIS_METRIC_TITLES}
+        """Mean of each metric over the images evaluated (not over all files, as the original).
+
+        The thesis metrics are plain means, as the original's; the others skip images where
+        the metric is undefined (NaN: no valid pixel).  A per-image scale (``median/scale``) is
+        summarised by its median and standard deviation instead, as monodepth2 reports it.
+        """
+        summary = {}
+        for key in self.results[0].metrics if self.results else ():
+            values = np.array([r.metrics[key] for r in self.results], dtype=np.float64)
+            if key.endswith(SCALE_SUFFIX):
+                summary[f"{key}_median"] = float(np.nanmedian(values))
+                summary[f"{key}_std"] = float(np.nanstd(values))
+            elif key in metrics.THESIS_METRIC_TITLES or np.isnan(values).all():
+                summary[key] = float(np.mean(values))
+            else:
+                summary[key] = float(np.nanmean(values))
+        return summary
 
 
 def output_names(stem: str) -> tuple[str, str, str]:
@@ -64,13 +106,50 @@ def output_names(stem: str) -> tuple[str, str, str]:
     return f"{stem}.png", f"{base}{GROUND_TRUTH_SUFFIX}.png", f"{base}{GT_VISUAL_SUFFIX}.png"
 
 
-def prepare_image(pair: ImagePair, input_hw: tuple[int, int]) -> PreparedImage:
+def load_ground_truth(path: Path, options: GroundTruthOptions) -> tuple[np.ndarray, str]:
+    """A ground truth at its stored size in depth / 10 units, and the encoding it was read as.
+
+    8-bit images take the thesis' own path (caffe.io.load_image: grey, value / 255), so the
+    default results stay exactly the original's; other encodings go through gt_encoding.
+    """
+    thesis = options.encoding == "thesis" or (
+        options.encoding == "auto" and path.suffix.lower() != ".npy")
+    if thesis:
+        try:
+            raw = io.read_image(path)
+        except io.ImageReadError as error:
+            raise ImageError(str(error)) from None
+        if raw.dtype == np.uint8 or options.encoding == "thesis":
+            if raw.dtype != np.uint8:
+                raise ImageError(f"{path}: {raw.dtype} ground truth but --gt-encoding thesis "
+                                 "expects 8-bit")
+            if options.depth_scale is None:
+                return io.as_gray(io.to_unit_float(raw)), "thesis"
+            depth_m = io.as_gray(raw.astype(np.float64)) * options.depth_scale
+            return (depth_m / metrics.DEPTH_RANGE_M).astype(np.float32), "thesis"
+    try:
+        depth_m, used = gt_encoding.read_depth_m(path, options.encoding, options.depth_scale)
+    except ValueError as error:
+        raise ImageError(str(error)) from None
+    return (depth_m / metrics.DEPTH_RANGE_M).astype(np.float32), used
+
+
+def resize_ground_truth(ground_truth: np.ndarray, encoding: str) -> np.ndarray:
+    """To 320 x 420: bilinear for the thesis encoding (as the original); nearest otherwise, so
+    pixels without depth (0) do not blend into their neighbours."""
+    if encoding == "thesis" or ground_truth.shape == io.GT_SHAPE:
+        return io.resize_bilinear(ground_truth, io.GT_SHAPE)
+    return cv2.resize(ground_truth, io.GT_SHAPE[::-1], interpolation=cv2.INTER_NEAREST)
+
+
+def prepare_image(pair: ImagePair, input_hw: tuple[int, int],
+                  gt_options: GroundTruthOptions = GroundTruthOptions()) -> PreparedImage:
     """Read and preprocess one pair; raises ImageError naming the file and the cause."""
     try:
         color = io.read_image(pair.color_path)
-        depth = io.read_image(pair.depth_path)
     except io.ImageReadError as error:
         raise ImageError(str(error)) from None
+    depth, encoding = load_ground_truth(pair.depth_path, gt_options)
     color_aspect = color.shape[1] / color.shape[0]
     depth_aspect = depth.shape[1] / depth.shape[0]
     if abs(depth_aspect / color_aspect - 1.0) > ASPECT_TOLERANCE:
@@ -79,8 +158,8 @@ def prepare_image(pair: ImagePair, input_hw: tuple[int, int]) -> PreparedImage:
             f"{pair.color_path.name} is {color.shape[1]}x{color.shape[0]} (aspect ratios differ "
             f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)")
     rgb = io.resize_bilinear(io.as_rgb(io.to_unit_float(color)), input_hw)
-    ground_truth = io.resize_bilinear(io.as_gray(io.to_unit_float(depth)), io.GT_SHAPE)
-    return PreparedImage(pair, io.to_network_blob(rgb), ground_truth)
+    ground_truth = resize_ground_truth(depth, encoding)
+    return PreparedImage(pair, io.to_network_blob(rgb), ground_truth, encoding)
 
 
 def decode_output(output: np.ndarray, log_encoded: bool) -> np.ndarray:
@@ -100,12 +179,60 @@ def upsample(depth: np.ndarray, shape: tuple[int, int] = io.GT_SHAPE) -> np.ndar
     return zoom(depth, (shape[0] / depth.shape[0], shape[1] / depth.shape[1]), order=3)
 
 
-def score_and_pictures(prepared: PreparedImage, output: np.ndarray, log_encoded: bool):
+def score_image(prediction_m: np.ndarray, gt_m: np.ndarray,
+                options: ScoringOptions = ScoringOptions()) -> dict[str, float]:
+    """Every requested metric of one image, keyed ``TITLE`` or ``ALIGNMENT/TITLE``.
+
+    Without alignment the thesis metrics keep their plain titles (the original's output); the
+    standard metrics are keyed by their short names (``rmse``).  ``median`` and ``lsq`` also
+    record the fitted scale (``median/scale``).
+    """
+    scores: dict[str, float] = {}
+    needs_mask = "standard" in options.metric_sets or set(options.alignments) - {"none", "mvn"}
+    mask = (standard_metrics.valid_mask(gt_m, options.min_depth, options.max_depth, options.crop)
+            if needs_mask else None)
+    for align in options.alignments:
+        prefix = "" if align == "none" else f"{align}/"
+        if "thesis" in options.metric_sets:
+            if align == "none":
+                aligned = prediction_m
+            elif align == "mvn":  # the thesis oracle: fitted on the whole map, as OUT_DIR shows
+                aligned = metrics.mvn_fit(prediction_m, gt_m)
+            else:
+                aligned, _, _ = _aligned_or_nan(prediction_m, gt_m, mask, align)
+            scores.update({prefix + k: v for k, v in metrics.thesis_metrics(aligned, gt_m).items()})
+        if "standard" in options.metric_sets:
+            values, info = standard_metrics.evaluate_standard(
+                prediction_m, gt_m, min_depth=options.min_depth, max_depth=options.max_depth,
+                crop=options.crop, align=align)
+            scores.update({prefix + k: v for k, v in values.items()})
+            if align in ("median", "lsq"):
+                scores[f"{align}{SCALE_SUFFIX}"] = _none_to_nan(info.get("scale"))
+        elif align in ("median", "lsq"):
+            scores[f"{align}{SCALE_SUFFIX}"] = _aligned_or_nan(prediction_m, gt_m, mask, align)[1]
+    return scores
+
+
+def _none_to_nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _aligned_or_nan(prediction_m, gt_m, mask, align):
+    """align_prediction, or a NaN map when the fit is impossible (no valid pixel, zero median)."""
+    try:
+        aligned, scale, shift = standard_metrics.align_prediction(prediction_m, gt_m, mask, align)
+    except ValueError:
+        return np.full_like(prediction_m, np.nan), float("nan"), float("nan")
+    return aligned, _none_to_nan(scale), _none_to_nan(shift)
+
+
+def score_and_pictures(prepared: PreparedImage, output: np.ndarray, log_encoded: bool,
+                       scoring: ScoringOptions = ScoringOptions()):
     """Metrics and the four distinct PNG images (colours, gt, raw depth, MVN-fitted depth)."""
     prediction = upsample(decode_output(output, log_encoded))
     gt = prepared.ground_truth
-    image_metrics = metrics.thesis_metrics(prediction * metrics.DEPTH_RANGE_M,
-                                           gt * metrics.DEPTH_RANGE_M)
+    image_metrics = score_image(prediction * metrics.DEPTH_RANGE_M, gt * metrics.DEPTH_RANGE_M,
+                                scoring)
     pictures = {
         "colors": outputs.input_visual(prepared.blob),
         "gt": outputs.depth_visual(gt),
@@ -181,18 +308,60 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
 _END = object()
 
 
+def colormap_names(stem: str, colormap: str | None) -> tuple[str, ...]:
+    """Colour-mapped picture names (``--colormap``): depth and ground truth."""
+    if not colormap:
+        return ()
+    _, depth_name, gt_name = output_names(stem)
+    return tuple(name.replace(".png", f"_{colormap}.png") for name in (depth_name, gt_name))
+
+
+def write_colormapped(stem, prediction, ground_truth, colormap, fitted_dir, raw_dir,
+                      png_strategy="rle") -> None:
+    """Depth pictures through a matplotlib colour map, on one fixed 0-10 m scale."""
+    from .figures import colormap_png
+
+    depth_name, gt_name = colormap_names(stem, colormap)
+    scale = metrics.DEPTH_RANGE_M
+    gt_png = outputs.encode_png(colormap_png(ground_truth * scale, colormap, 0.0, scale), png_strategy)
+    fitted = metrics.mvn_fit(prediction, ground_truth)
+    for folder, depth in ((fitted_dir, fitted), (raw_dir, prediction)):
+        folder.write(depth_name, outputs.encode_png(colormap_png(depth * scale, colormap, 0.0, scale),
+                                                    png_strategy))
+        folder.write(gt_name, gt_png)
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """Everything about one evaluation run that is not a file or the network.
+
+    ``keep_predictions``: True keeps every upsampled prediction in the results, a set of stems
+    keeps those (figures), False none.  ``save_raw`` writes each prediction in metres as float32
+    ``.npy`` and 16-bit millimetre PNG into ``OUT_DIR_abs/<snapshot>``.  ``colormap`` also
+    writes the depth pictures through that matplotlib colour map (``X_depth_<name>.png``,
+    ``X_gt_<name>.png``, 0 to 10 m).
+    """
+
+    log_encoded: bool = False
+    png_strategy: str = "rle"
+    scoring: ScoringOptions = ScoringOptions()
+    ground_truth: GroundTruthOptions = GroundTruthOptions()
+    save_raw: bool = False
+    keep_predictions: bool | frozenset = False
+    colormap: str | None = None
+
+
 def evaluate_snapshot(
     forward: Callable[[np.ndarray], np.ndarray],
     input_hw: tuple[int, int],
     pairs: Iterable[ImagePair],
     fitted_dir: outputs.OutputFolder,
     raw_dir: outputs.OutputFolder,
+    options: EvaluationOptions = EvaluationOptions(),
     *,
-    log_encoded: bool = False,
     jobs: int = 2,
-    keep_predictions: bool = False,
-    png_strategy: str = "rle",
     on_image: Callable[[str], None] | None = None,
+    on_encoding: Callable[[str, str], None] | None = None,
 ) -> SnapshotRun:
     """Run one network over the pairs, writing its pictures and collecting its metrics.
 
@@ -206,38 +375,58 @@ def evaluate_snapshot(
         In the order results are wanted.
     fitted_dir, raw_dir : OutputFolder
         ``OUT_DIR/<snapshot>`` and ``OUT_DIR_abs/<snapshot>``.
-    log_encoded : bool
-        The network outputs log depth (``--log``).
+    options : EvaluationOptions
+        ``--log``, metrics, alignments, ground-truth encoding, extra outputs.
     jobs : int
         Worker threads for reading, upsampling, scoring and writing.
-    keep_predictions : bool
-        Keep each upsampled prediction in the result (tests, ``--save-raw``).
-    png_strategy : {'rle', 'default'}
-        zlib strategy of the PNGs (``outputs.encode_png``); the pixels are the same.
     on_image : callable, optional
         Called with each image's stem once it is done (progress).
+    on_encoding : callable, optional
+        Called with (ground-truth file name, encoding used) for each image read.
     """
     started = time.perf_counter()
     run = SnapshotRun()
 
     # Claim every output name once (one manifest write per folder, not one per image).
     pairs = list(pairs)
-    names = [name for pair in pairs for name in output_names(pair.stem)]
-    conflicts = {name: folder.path / name for folder in (fitted_dir, raw_dir)
-                 for name in folder.claim(names)}
+
+    def names_of(pair: ImagePair) -> dict[outputs.OutputFolder, list[str]]:
+        both = list(output_names(pair.stem)) + list(colormap_names(pair.stem, options.colormap))
+        extra = list(prediction_names(pair.stem)[1:]) if options.save_raw else []
+        return {fitted_dir: both, raw_dir: both + extra}
+
+    conflicts = {}
+    for folder in (fitted_dir, raw_dir):
+        wanted = [name for pair in pairs for name in names_of(pair)[folder]]
+        conflicts.update({(folder, name): folder.path / name for name in folder.claim(wanted)})
 
     def prepare(pair: ImagePair) -> PreparedImage:
-        taken = [conflicts[n] for n in output_names(pair.stem) if n in conflicts]
+        taken = [conflicts[(folder, name)] for folder, names in names_of(pair).items()
+                 for name in names if (folder, name) in conflicts]
         if taken:
             raise ImageError(f"{taken[0]}: exists and was not written by depth_eval; "
                              f"left untouched, {pair.color_path.name} not evaluated")
-        return prepare_image(pair, input_hw)
+        prepared = prepare_image(pair, input_hw, options.ground_truth)
+        if on_encoding is not None:
+            on_encoding(pair.depth_path.name, prepared.gt_encoding)
+        return prepared
 
     def finish(prepared: PreparedImage, output: np.ndarray) -> ImageResult:
         stem = prepared.pair.stem
-        prediction, image_metrics, pictures = score_and_pictures(prepared, output, log_encoded)
-        write_pictures(stem, pictures, fitted_dir, raw_dir, png_strategy)
-        return ImageResult(stem, image_metrics, prediction if keep_predictions else None)
+        prediction, image_metrics, pictures = score_and_pictures(
+            prepared, output, options.log_encoded, options.scoring)
+        write_pictures(stem, pictures, fitted_dir, raw_dir, options.png_strategy)
+        if options.colormap:
+            write_colormapped(stem, prediction, prepared.ground_truth, options.colormap,
+                              fitted_dir, raw_dir, options.png_strategy)
+        if options.save_raw:
+            _, metres_name, mm_name = prediction_names(stem)
+            depth_m = (prediction * metrics.DEPTH_RANGE_M).astype(np.float32)
+            raw_dir.write(metres_name, outputs.encode_npy(depth_m))
+            raw_dir.write(mm_name, gt_encoding.encode_depth_mm_png(depth_m))
+        keep = options.keep_predictions
+        kept = prediction if keep is True or (keep and stem in keep) else None
+        return ImageResult(stem, image_metrics, kept)
 
     for pair, result in stream(pairs, prepare, lambda p: forward(p.blob), finish, jobs):
         if isinstance(result, Exception):
@@ -297,7 +486,7 @@ def predict_snapshot(
         visual_name, metres_name, mm_name = prediction_names(path.stem)
         raw_dir.write(visual_name, outputs.encode_png(outputs.depth_visual(depth), png_strategy))
         raw_dir.write(metres_name, outputs.encode_npy(depth_m))
-        raw_dir.write(mm_name, outputs.encode_depth_mm_png(depth_m))
+        raw_dir.write(mm_name, gt_encoding.encode_depth_mm_png(depth_m))
         return ImageResult(path.stem, {})
 
     for path, result in stream(image_paths, prepare, lambda p: forward(p[1]), finish, jobs):

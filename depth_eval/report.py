@@ -8,7 +8,8 @@ import json
 import math
 from typing import Mapping
 
-from .metrics import THESIS_METRICS, THESIS_METRIC_TITLES
+from .metrics import THESIS_METRICS
+from .standard_metrics import STANDARD_METRICS
 
 # test_depth.py printed the best 10 snapshots per metric.
 TOP_K = 10
@@ -16,43 +17,68 @@ TOP_K = 10
 RESULTS_SCHEMA_VERSION = 1
 
 
+def metric_directions(keys) -> dict[str, bool]:
+    """Key -> lower is better, for the keys that are ranked (thesis and standard metrics,
+    plain or ``ALIGNMENT/``-prefixed); summaries such as ``median/scale_median`` are left out."""
+    known = {m.title: m.lower_is_better for m in (*THESIS_METRICS, *STANDARD_METRICS)}
+    return {key: known[key.rsplit("/", 1)[-1]] for key in keys if key.rsplit("/", 1)[-1] in known}
+
+
 def ranking(means: Mapping[str, Mapping[str, float]], title: str, lower_is_better: bool):
     """Snapshot names and values for one metric, best first (ties keep name order, NaN last)."""
     sign = 1.0 if lower_is_better else -1.0
-    rows = sorted(means.items(), key=lambda item: (math.isnan(item[1][title]),
-                                                   sign * item[1][title] if not math.isnan(item[1][title]) else 0.0,
-                                                   item[0]))
-    return [(name, values[title]) for name, values in rows]
+
+    def order(item):
+        value = item[1][title]
+        return (math.isnan(value), 0.0 if math.isnan(value) else sign * value, item[0])
+
+    return [(name, values[title]) for name, values in sorted(means.items(), key=order)]
 
 
 def format_rankings(means: Mapping[str, Mapping[str, float]]) -> str:
-    """``TOP k for TITLE`` blocks with ``i. SNAPSHOT: VALUE`` lines, in the thesis metric order."""
+    """``TOP k for TITLE`` blocks with ``i. SNAPSHOT: VALUE`` lines for every ranked metric.
+
+    The thesis metrics come first in the original's order; other metrics follow in the order
+    of the results.
+    """
+    keys = list(next(iter(means.values()))) if means else []
     lines = []
-    for metric in THESIS_METRICS:
-        ranked = ranking(means, metric.title, metric.lower_is_better)[:TOP_K]
-        lines.append(f"TOP {len(ranked)} for {metric.title}")
+    for key, lower_is_better in metric_directions(keys).items():
+        ranked = ranking(means, key, lower_is_better)[:TOP_K]
+        lines.append(f"TOP {len(ranked)} for {key}")
         lines.extend(f"{i}. {name}: {value}" for i, (name, value) in enumerate(ranked))
     return "\n".join(lines)
 
 
 _SHORT_TITLES = {
-    "AbsRelDiff": "AbsRel", "SqrRelDiff": "SqRel", "RMSE": "RMSE", "RMSELog": "RMSELog",
-    "SIMSE": "SIMSE", "Log10": "Log10", "MVN": "MVN", "Threshold 1.25": "d<1.25",
+    "AbsRelDiff": "AbsRel", "SqrRelDiff": "SqRel", "Threshold 1.25": "d<1.25",
     "Threshold 1.25^2": "d<1.25^2", "Threshold 1.25^3": "d<1.25^3",
 }
 
 
-def format_table(means: Mapping[str, Mapping[str, float]], images: Mapping[str, int]) -> str:
+def _short(key: str) -> str:
+    prefix, _, title = key.rpartition("/")
+    return (f"{prefix}/" if prefix else "") + _SHORT_TITLES.get(title, title)
+
+
+def format_table(means: Mapping[str, Mapping[str, float]], images: Mapping[str, int],
+                 markdown: bool = False) -> str:
     """One line per snapshot with every metric (4 decimals) and the number of images."""
-    name_width = max([len("snapshot")] + [len(n) for n in means])
-    headers = [_SHORT_TITLES[t] for t in THESIS_METRIC_TITLES]
-    widths = [max(8, len(h)) for h in headers]
-    lines = [" ".join(["snapshot".ljust(name_width), "images".rjust(6)]
-                      + [h.rjust(w) for h, w in zip(headers, widths)])]
-    for name in sorted(means):
-        cells = [f"{means[name][t]:.4f}".rjust(w) for t, w in zip(THESIS_METRIC_TITLES, widths)]
-        lines.append(" ".join([name.ljust(name_width), str(images[name]).rjust(6)] + cells))
-    return "\n".join(lines)
+    keys = list(next(iter(means.values()))) if means else []
+    headers = ["snapshot", "images"] + [_short(k) for k in keys]
+    rows = [[name, str(images[name])] + [f"{means[name][k]:.4f}" for k in keys]
+            for name in sorted(means)]
+    if markdown:
+        escape = lambda text: text.replace("|", "\\|")  # noqa: E731
+        lines = ["| " + " | ".join(map(escape, headers)) + " |",
+                 "| --- | " + " | ".join("---:" for _ in headers[1:]) + " |"]
+        lines += ["| " + " | ".join(map(escape, row)) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [headers] + rows) for i in range(len(headers))]
+    widths[2:] = [max(8, w) for w in widths[2:]]
+    aligned = [" ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
+               for row in [headers] + rows]
+    return "\n".join(aligned)
 
 
 def results_json(document: Mapping) -> bytes:
@@ -60,14 +86,23 @@ def results_json(document: Mapping) -> bytes:
     return (json.dumps(document, indent=2, sort_keys=False, allow_nan=True) + "\n").encode("utf-8")
 
 
-CSV_FIELDS = ("snapshot", "status", "images_evaluated", "images_skipped", *THESIS_METRIC_TITLES,
-              "output_blob", "engine", "prototxt", "caffemodel", "caffemodel_sha256", "error")
+_CSV_FIRST = ("snapshot", "status", "images_evaluated", "images_skipped")
+_CSV_LAST = ("output_blob", "engine", "prototxt", "caffemodel", "caffemodel_sha256", "error")
+
+
+def _metric_keys(rows) -> list[str]:
+    keys: list[str] = []
+    for metrics in rows:
+        keys.extend(k for k in metrics if k not in keys)
+    return keys
 
 
 def results_csv(snapshots: Mapping[str, Mapping]) -> bytes:
     """One row per snapshot: status, image counts, every metric, files and the error if any."""
+    keys = _metric_keys(entry.get("metrics", {}) for entry in snapshots.values())
     buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[*_CSV_FIRST, *keys, *_CSV_LAST],
+                            lineterminator="\n")
     writer.writeheader()
     for name, entry in snapshots.items():
         row = {"snapshot": name, "status": entry["status"],
@@ -78,6 +113,19 @@ def results_csv(snapshots: Mapping[str, Mapping]) -> bytes:
                "caffemodel": entry["caffemodel"]["path"],
                "caffemodel_sha256": entry["caffemodel"].get("sha256", ""),
                "error": entry.get("error", "")}
-        row.update({t: repr(v) for t, v in entry.get("metrics", {}).items()})
+        row.update({k: repr(v) for k, v in entry.get("metrics", {}).items()})
         writer.writerow(row)
+    return buffer.getvalue().encode("utf-8")
+
+
+def per_image_csv(snapshots: Mapping[str, Mapping]) -> bytes:
+    """One row per snapshot x image with every metric (``--per-image``), for finding outliers."""
+    rows = [(name, image, values) for name, entry in snapshots.items()
+            for image, values in entry.get("per_image", {}).items()]
+    keys = _metric_keys(values for _, _, values in rows)
+    buffer = _io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["snapshot", "image", *keys])
+    for name, image, values in rows:
+        writer.writerow([name, image, *(repr(values[k]) if k in values else "" for k in keys)])
     return buffer.getvalue().encode("utf-8")

@@ -469,17 +469,30 @@ def test_unsupported_layer_message(tmp_path):
 def test_weight_errors_name_layer_and_shapes(tmp_path):
     conv = layer("conv", "Convolution", "X", "Y",
                  "convolution_param { num_output: 4 kernel_size: 3 }")
+
+    def translate(prototxt, caffemodel):
+        return caffe_to_onnx(read_prototxt(prototxt), read_caffemodel(caffemodel), ["Y"])
+
     prototxt, caffemodel = write_net(tmp_path, "bad", conv, (1, 2, 5, 5),
                                      {"conv": [np.zeros((4, 3, 3, 3)), np.zeros(4)]})
-    with pytest.raises(ValueError, match=r"'conv'.*\(4, 3, 3, 3\), expected \(4, 2, 3, 3\)"):
+    # The engine checks the snapshot first, as the OpenCV engine does (depth_eval.net)...
+    with pytest.raises(ValueError, match=r"layer 'conv' weights are 4x3x3x3 \+ 4, the prototxt "
+                                         r"needs 4x2x3x3 \+ 4"):
         OnnxRuntimeNetwork(prototxt, caffemodel, "Y")
+    # ... and the translator refuses on its own too.
+    with pytest.raises(ValueError, match=r"'conv'.*\(4, 3, 3, 3\), expected \(4, 2, 3, 3\)"):
+        translate(prototxt, caffemodel)
     prototxt, caffemodel = write_net(tmp_path, "short", conv, (1, 2, 5, 5),
                                      {"conv": [np.zeros((4, 2, 3, 3))]})
+    with pytest.raises(ValueError, match=r"layer 'conv' weights are 4x2x3x3, the prototxt needs"):
+        OnnxRuntimeNetwork(prototxt, caffemodel, "Y")
     with pytest.raises(ValueError, match=r"'conv'.*expected 2 weight blob.*found 1"):
-        OnnxRuntimeNetwork(prototxt, caffemodel, "Y")
+        translate(prototxt, caffemodel)
     prototxt, caffemodel = write_net(tmp_path, "missing", conv, (1, 2, 5, 5))
-    with pytest.raises(ValueError, match=r"'conv'.*no weights.*\(4, 2, 3, 3\)"):
+    with pytest.raises(ValueError, match=r"layer 'conv' has no weights in the caffemodel"):
         OnnxRuntimeNetwork(prototxt, caffemodel, "Y")
+    with pytest.raises(ValueError, match=r"'conv'.*no weights.*\(4, 2, 3, 3\)"):
+        translate(prototxt, caffemodel)
     prototxt, caffemodel = write_net(tmp_path, "good", conv, (1, 2, 5, 5),
                                      {"conv": [np.zeros((4, 2, 3, 3)), np.zeros(4)]})
     with pytest.raises(ValueError, match="'nope' is not produced"):

@@ -12,7 +12,7 @@ from depth_eval import cli, outputs
 from depth_eval.discover import find_pairs
 from depth_eval.metrics import THESIS_METRIC_TITLES
 from depth_eval.net import OpenCVNetwork
-from depth_eval.pipeline import evaluate_snapshot
+from depth_eval.pipeline import EvaluationOptions, evaluate_snapshot
 
 # Tolerances of the port (issue 2): outputs and raw maps within 1e-4 of the range, continuous
 # metrics within 1e-4 relative, pixel-fraction metrics within 1e-4 absolute, PNGs within 1 level.
@@ -102,7 +102,8 @@ def test_raw_maps_match_caffe(tmp_path, run_name, snapshots, flags):
         run = evaluate_snapshot(network.forward, network.input_hw, wanted,
                                 outputs.OutputFolder(tmp_path / snapshot),
                                 outputs.OutputFolder(tmp_path / f"{snapshot}_abs"),
-                                log_encoded=bool(flags), keep_predictions=True, jobs=1)
+                                EvaluationOptions(log_encoded=bool(flags), keep_predictions=True),
+                                jobs=1)
         assert [r.stem for r in run.results] == [p.stem for p in wanted] and wanted
         for result in run.results:
             expected = np.load(raw_dir / f"{result.stem}.npy")
