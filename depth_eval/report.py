@@ -63,22 +63,38 @@ def _short(key: str) -> str:
 
 def format_table(means: Mapping[str, Mapping[str, float]], images: Mapping[str, int],
                  markdown: bool = False) -> str:
-    """One line per snapshot with every metric (4 decimals) and the number of images."""
+    """Every metric (4 decimals) and the number of images, one line per snapshot.
+
+    One table per alignment (``mvn/``, ``median/``... prefixes), so each stays readable.
+    """
     keys = list(next(iter(means.values()))) if means else []
-    headers = ["snapshot", "images"] + [_short(k) for k in keys]
-    rows = [[name, str(images[name])] + [f"{means[name][k]:.4f}" for k in keys]
-            for name in sorted(means)]
-    if markdown:
-        escape = lambda text: text.replace("|", "\\|")  # noqa: E731
-        lines = ["| " + " | ".join(map(escape, headers)) + " |",
-                 "| --- | " + " | ".join("---:" for _ in headers[1:]) + " |"]
-        lines += ["| " + " | ".join(map(escape, row)) + " |" for row in rows]
-        return "\n".join(lines)
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key.rpartition("/")[0], []).append(key)
+    tables = []
+    for prefix, group in groups.items():
+        headers = ["snapshot" if not prefix else f"{prefix}:", "images"]
+        headers += [_short(k.rpartition("/")[2]) for k in group]
+        rows = [[name, str(images[name])] + [f"{means[name][k]:.4f}" for k in group]
+                for name in sorted(means)]
+        tables.append(_markdown(headers, rows) if markdown else _aligned(headers, rows))
+    return "\n\n".join(tables)
+
+
+def _aligned(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [headers] + rows) for i in range(len(headers))]
     widths[2:] = [max(8, w) for w in widths[2:]]
-    aligned = [" ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
-               for row in [headers] + rows]
-    return "\n".join(aligned)
+    return "\n".join(" ".join([row[0].ljust(widths[0])]
+                              + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
+                     for row in [headers] + rows)
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    def line(cells):
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(headers), "| --- | " + " | ".join("---:" for _ in headers[1:]) + " |"]
+                     + [line(row) for row in rows])
 
 
 def results_json(document: Mapping) -> bytes:

@@ -1,5 +1,7 @@
-"""Parity with real Caffe: the golden networks, raw maps, metrics and PNGs of ../shared/golden."""
+"""Parity with real Caffe: the golden networks, raw maps, metrics and PNGs of ../shared/golden,
+for both engines (OpenCV dnn, the reference, and onnxruntime)."""
 
+import importlib.util
 import json
 import shutil
 
@@ -21,11 +23,15 @@ METRIC_RTOL = 1e-4
 THRESHOLD_ATOL = 1e-4
 THRESHOLD_TITLES = {"Threshold 1.25", "Threshold 1.25^2", "Threshold 1.25^3"}
 
+HAVE_ONNXRUNTIME = importlib.util.find_spec("onnxruntime") is not None
+ENGINES = ["opencv", pytest.param("onnxruntime", marks=pytest.mark.skipif(
+    not HAVE_ONNXRUNTIME, reason="onnxruntime not installed (pip install '.[fast]')"))]
 GOLDEN_NET_NAMES = sorted(p.name[: -len(".blobs.npz")] for p in GOLDEN_NETS.glob("*.blobs.npz"))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", GOLDEN_NET_NAMES)
-def test_network_outputs_match_caffe(name):
+def test_network_outputs_match_caffe(name, engine):
     prototxt = GOLDEN_NETS / f"{name}.prototxt"
     caffemodel = GOLDEN_NETS / f"{name}.caffemodel"
     blobs = np.load(GOLDEN_NETS / f"{name}.blobs.npz")
@@ -33,8 +39,13 @@ def test_network_outputs_match_caffe(name):
     outputs_checked = [k for k in blobs if not k.startswith("input:")]
     assert outputs_checked
     for blob_name in outputs_checked:
-        network = OpenCVNetwork(prototxt, caffemodel, output_blob=blob_name,
-                                require_depth_output=False)
+        if engine == "onnxruntime":
+            from depth_eval.engine_onnx import OnnxRuntimeNetwork
+
+            network = OnnxRuntimeNetwork(prototxt, caffemodel, blob_name)
+        else:
+            network = OpenCVNetwork(prototxt, caffemodel, output_blob=blob_name,
+                                    require_depth_output=False)
         assert network.info.input_name == input_key.split(":", 1)[1]
         result = network.forward(blobs[input_key])
         assert result.shape == blobs[blob_name].shape
@@ -61,11 +72,12 @@ def _assert_metrics_close(actual, expected):
 RUNS = [("out", "snapshots", []), ("out_log", "snapshots_log", ["--log"])]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("run_name,snapshots,flags", RUNS)
-def test_cli_reproduces_caffe_metrics_and_pngs(tmp_path, run_name, snapshots, flags):
+def test_cli_reproduces_caffe_metrics_and_pngs(tmp_path, run_name, snapshots, flags, engine):
     out = tmp_path / "out"
     status = cli.main([str(GOLDEN_E2E / "colors"), str(GOLDEN_E2E / "depths"), str(out),
-                       str(GOLDEN_E2E / snapshots), "--quiet", *flags])
+                       str(GOLDEN_E2E / snapshots), "--quiet", "--engine", engine, *flags])
     assert status == 0
     results = json.loads((out / "results.json").read_text())
     reference = _reference(run_name)
@@ -73,7 +85,7 @@ def test_cli_reproduces_caffe_metrics_and_pngs(tmp_path, run_name, snapshots, fl
     stems = sorted(p.name for p in (GOLDEN_E2E / "colors").iterdir())
     for snapshot, entry in results["snapshots"].items():
         ref_entry = reference["snapshots"][snapshot]
-        assert entry["status"] == "evaluated"
+        assert entry["status"] == "evaluated" and entry["engine"] == engine
         assert entry["images_evaluated"] == len(stems)
         assert entry["output_blob"] == ref_entry["output_blob"]
         assert entry["input_size"] == ref_entry["input"]
@@ -91,13 +103,23 @@ def test_cli_reproduces_caffe_metrics_and_pngs(tmp_path, run_name, snapshots, fl
                 assert difference <= 1, f"{snapshot}/{reference_png.name}{suffix}"
 
 
+def _network(engine, prototxt, caffemodel):
+    if engine == "onnxruntime":
+        from depth_eval.engine_onnx import OnnxRuntimeNetwork
+
+        return OnnxRuntimeNetwork(prototxt, caffemodel, require_depth_output=True)
+    return OpenCVNetwork(prototxt, caffemodel)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("run_name,snapshots,flags", RUNS)
-def test_raw_maps_match_caffe(tmp_path, run_name, snapshots, flags):
+def test_raw_maps_match_caffe(tmp_path, run_name, snapshots, flags, engine):
     pairs = find_pairs(GOLDEN_E2E / "colors", GOLDEN_E2E / "depths").pairs
     for raw_dir in sorted((GOLDEN_E2E / "expected" / run_name / "raw").iterdir()):
         snapshot = raw_dir.name
         folder = GOLDEN_E2E / snapshots
-        network = OpenCVNetwork(folder / f"{snapshot}.prototxt", folder / f"{snapshot}.caffemodel")
+        network = _network(engine, folder / f"{snapshot}.prototxt",
+                           folder / f"{snapshot}.caffemodel")
         wanted = [p for p in pairs if (raw_dir / f"{p.stem}.npy").exists()]
         run = evaluate_snapshot(network.forward, network.input_hw, wanted,
                                 outputs.OutputFolder(tmp_path / snapshot),
