@@ -435,7 +435,8 @@ def run_evaluate(args) -> int:
             print(gate.comparison_table(document, baseline, shown, markdown=markdown,
                                         violations=violations if rules else None))
         for violation in violations:
-            console.error(f"gate: {violation.reason}")
+            console.error(f"gate: snapshot {violation.snapshot} broke '{violation.rule_text}': "
+                          f"{violation.reason}")
     if args.best and means:
         directions = report.metric_directions(next(iter(means.values())))
         if args.best not in directions:

@@ -771,7 +771,8 @@ def metrics_figure(path: Path, means: dict[str, dict[str, float]],
     -------
     list of Path
         ``[path]``, plus ``<stem>_curve.png`` beside it (:func:`build_curve_figure`) when every
-        snapshot name carries an iteration number (Caffe's ``<prefix>_iter_<N>``).  Nothing is
+        snapshot name carries an iteration number (Caffe's ``<prefix>_iter_<N>``) and some
+        run has at least two of them (a curve needs two points).  Nothing is
         written (empty list) when there are no snapshots or no metrics.
     """
     path = Path(path)
@@ -781,7 +782,7 @@ def metrics_figure(path: Path, means: dict[str, dict[str, float]],
     with _RENDER_LOCK:
         save_png(build_metrics_figure(means, lower_is_better), path)
         runs = training_runs(means)
-        if runs is not None:
+        if runs is not None and any(len(points) > 1 for points in runs.values()):
             save_png(build_curve_figure(means, lower_is_better, runs), curve_path(path))
             written.append(curve_path(path))
     return written
