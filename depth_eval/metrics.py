@@ -72,38 +72,46 @@ def thesis_metrics(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, float]:
     dict
         Title -> value, in the order of ``THESIS_METRIC_TITLES``.
     """
-    pred_m = np.asarray(pred_m, dtype=np.float64)
-    gt_m = np.asarray(gt_m, dtype=np.float64)
+    pred_m = np.asarray(pred_m, dtype=np.float64).ravel()
+    gt_m = np.asarray(gt_m, dtype=np.float64).ravel()
     if pred_m.shape != gt_m.shape:
-        raise ValueError(f"prediction shape {pred_m.shape} != ground truth shape {gt_m.shape}")
-    pred = np.maximum(pred_m, DEPTH_FLOOR)
-    gt = np.maximum(gt_m, DEPTH_FLOOR)
+        raise ValueError(f"prediction shape {np.shape(pred_m)} != ground truth shape "
+                         f"{np.shape(gt_m)}")
+    n = pred_m.size
     diff = pred_m - gt_m
-    # One natural log per map serves Log10 and the scaled log L: L floors d / 10 at 1/255, and
-    # ln is monotonic, so ln(max(d / 10, 1/255)) = max(ln max(d, 1/255), ln(10/255)) - ln 10.
-    log_pred, log_gt = np.log(pred), np.log(gt)
-    log_diff = _scaled_log_from_ln(log_pred) - _scaled_log_from_ln(log_gt)
-    n = log_diff.size
-    ratio = np.maximum(pred / gt, gt / pred)
+    squared = diff * diff
+    inv_gt = 1.0 / np.maximum(gt_m, DEPTH_FLOOR)
+    # One natural log per map serves Log10, the thresholds and the scaled log L:
+    # max(o'/g', g'/o') < t  <=>  |ln o' - ln g'| < ln t; and L(o) - L(g) is
+    # 10 * 0.179581 * (max(ln o', ln(10/255)) - max(ln g', ln(10/255))) as ln is monotonic.
+    log_pred = np.log(np.maximum(pred_m, DEPTH_FLOOR))
+    log_gt = -np.log(inv_gt)
+    abs_log_ratio = np.abs(log_pred - log_gt)
+    log_diff = _SCALED_LOG_GAIN * (np.maximum(log_pred, _LN_SCALED_FLOOR)
+                                   - np.maximum(log_gt, _LN_SCALED_FLOOR))
+    # Plain products and sums: np.dot would call a multithreaded BLAS, 7x slower here.
+    mean_sq_log = (log_diff * log_diff).sum() / n
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant map: NaN, as the original
+        # mean((z(o) - z(g))^2) = 2 - 2 * Pearson correlation (population moments).
+        centred_pred, centred_gt = pred_m - pred_m.mean(), gt_m - gt_m.mean()
+        correlation = (centred_pred * centred_gt).sum() / np.sqrt(
+            (centred_pred * centred_pred).sum() * (centred_gt * centred_gt).sum())
+        mvn = np.sqrt(max(2.0 - 2.0 * correlation, 0.0)) if np.isfinite(correlation) else np.nan
     return {
-        "AbsRelDiff": float(np.mean(np.abs(diff) / gt)),
-        "SqrRelDiff": float(np.mean(diff**2 / gt)),
-        "RMSE": float(np.sqrt(np.mean(diff**2))),
-        "RMSELog": float(np.sqrt(np.mean(log_diff**2))),
-        "SIMSE": float(np.mean(log_diff**2) - log_diff.sum() ** 2 / n**2),
-        "Log10": float(np.mean(np.abs(log_pred - log_gt)) / np.log(10.0)),
-        "MVN": float(np.sqrt(np.mean((standardize(pred_m) - standardize(gt_m)) ** 2))),
-        "Threshold 1.25": float(np.mean(ratio < 1.25)),
-        "Threshold 1.25^2": float(np.mean(ratio < 1.25**2)),
-        "Threshold 1.25^3": float(np.mean(ratio < 1.25**3)),
+        "AbsRelDiff": float((np.abs(diff) * inv_gt).sum() / n),
+        "SqrRelDiff": float((squared * inv_gt).sum() / n),
+        "RMSE": float(np.sqrt(squared.sum() / n)),
+        "RMSELog": float(np.sqrt(mean_sq_log)),
+        "SIMSE": float(mean_sq_log - log_diff.sum() ** 2 / n**2),
+        "Log10": float(abs_log_ratio.sum() / n / np.log(10.0)),
+        "MVN": float(mvn),
+        "Threshold 1.25": np.count_nonzero(abs_log_ratio < _LN_THRESHOLDS[0]) / n,
+        "Threshold 1.25^2": np.count_nonzero(abs_log_ratio < _LN_THRESHOLDS[1]) / n,
+        "Threshold 1.25^3": np.count_nonzero(abs_log_ratio < _LN_THRESHOLDS[2]) / n,
     }
 
 
-_LN_RANGE = float(np.log(DEPTH_RANGE_M))
+# ln(10/255): the scaled log's floor (d / 10 >= 1/255) on ln d.
 _LN_SCALED_FLOOR = float(np.log(DEPTH_RANGE_M * DEPTH_FLOOR))
-
-
-def _scaled_log_from_ln(ln_floored: np.ndarray) -> np.ndarray:
-    """``scaled_log`` from ln(max(d, 1/255))."""
-    return DEPTH_RANGE_M * (LOG_ENCODING_SLOPE * (np.maximum(ln_floored, _LN_SCALED_FLOOR)
-                                                  - _LN_RANGE) + 1.0)
+_SCALED_LOG_GAIN = DEPTH_RANGE_M * LOG_ENCODING_SLOPE
+_LN_THRESHOLDS = tuple(float(np.log(1.25**k)) for k in (1, 2, 3))
