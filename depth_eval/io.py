@@ -85,7 +85,9 @@ def as_gray(image: np.ndarray) -> np.ndarray:
         return image
     if image.shape[2] in (1, 2):  # grey, or grey + alpha
         return image[:, :, 0]
-    return (image[:, :, :3] @ _LUMA_WEIGHTS.astype(image.dtype)).astype(image.dtype)
+    weights = _LUMA_WEIGHTS.astype(image.dtype)
+    return (image[:, :, 0] * weights[0] + image[:, :, 1] * weights[1]
+            + image[:, :, 2] * weights[2]).astype(image.dtype)
 
 
 def resize_bilinear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
