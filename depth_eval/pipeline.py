@@ -255,15 +255,17 @@ def write_pictures(stem: str, pictures: dict, fitted_dir: outputs.OutputFolder,
 
 
 def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callable,
-           jobs: int = 2) -> Iterator[tuple[object, object]]:
-    """Run ``finish(prepare(item), forward(prepare(item)))`` over items, overlapped, in order.
+           jobs: int = 2, batch_size: int = 1) -> Iterator[tuple[object, object]]:
+    """Run ``finish(prepared, output)`` over items, the forward passes overlapped with the rest.
 
-    ``prepare`` and ``finish`` run on a pool of ``jobs`` threads, ``forward`` on the calling
-    thread, so the network never waits for file I/O; at most ``2 * jobs`` items are in flight
-    on each side, so memory does not grow with the number of items.  Yields ``(item, result)``
-    in the items' order; an ImageError or OSError raised for one item is yielded as its result.
+    ``prepare(item)`` and ``finish(prepared, output)`` run on a pool of ``jobs`` threads;
+    ``forward(list of prepared)`` runs on the calling thread, ``batch_size`` items at a time
+    (fewer at the end), and returns one output per prepared item.  The network never waits for
+    file I/O, and at most ``2 * max(jobs, batch_size)`` items are in flight on each side, so
+    memory does not grow with the number of items.  Yields ``(item, result)`` in the items'
+    order; an ImageError or OSError raised for one item is yielded as its result.
     """
-    lookahead = max(2, 2 * jobs)
+    lookahead = max(2, 2 * jobs, 2 * batch_size)
 
     def failed(error: Exception) -> Future:
         future: Future = Future()
@@ -279,6 +281,7 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval") as pool:
         loading: deque = deque()
         finishing: deque = deque()
+        batch: list = []
         item_iter = iter(items)
 
         def refill():
@@ -288,21 +291,41 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
                     return
                 loading.append((item, pool.submit(prepare, item)))
 
+        def run_batch():
+            if batch:
+                results = forward([prepared for _, prepared in batch])
+                finishing.extend((item, pool.submit(finish, prepared, output))
+                                 for (item, prepared), output in zip(batch, results))
+                batch.clear()
+
         refill()
         while loading:
             item, future = loading.popleft()
             refill()
             prepared = outcome(future)
             if isinstance(prepared, Exception):
+                run_batch()  # keep the order: the batch so far goes first
                 finishing.append((item, failed(prepared)))
             else:
-                finishing.append((item, pool.submit(finish, prepared, forward(prepared))))
+                batch.append((item, prepared))
+                if len(batch) >= batch_size or not loading:
+                    run_batch()
             while len(finishing) > lookahead or (finishing and finishing[0][1].done()):
                 item, done = finishing.popleft()
                 yield item, outcome(done)
+        run_batch()
         while finishing:
             item, done = finishing.popleft()
             yield item, outcome(done)
+
+
+def batched_forward(forward: Callable[[np.ndarray], np.ndarray], blob_of: Callable):
+    """A ``stream`` forward from a network's blob forward: stack the inputs, split the outputs."""
+    def run(prepared: list) -> list[np.ndarray]:
+        blobs = [blob_of(p) for p in prepared]
+        output = forward(blobs[0] if len(blobs) == 1 else np.concatenate(blobs))
+        return [output[i:i + 1] for i in range(len(blobs))]
+    return run
 
 
 _END = object()
@@ -349,6 +372,7 @@ class EvaluationOptions:
     save_raw: bool = False
     keep_predictions: bool | frozenset = False
     colormap: str | None = None
+    batch_size: int = 1
 
 
 def evaluate_snapshot(
@@ -428,7 +452,8 @@ def evaluate_snapshot(
         kept = prediction if keep is True or (keep and stem in keep) else None
         return ImageResult(stem, image_metrics, kept)
 
-    for pair, result in stream(pairs, prepare, lambda p: forward(p.blob), finish, jobs):
+    forward_batch = batched_forward(forward, lambda p: p.blob)
+    for pair, result in stream(pairs, prepare, forward_batch, finish, jobs, options.batch_size):
         if isinstance(result, Exception):
             run.skipped[pair.color_path.name] = str(result)
         else:
@@ -455,6 +480,7 @@ def predict_snapshot(
     log_encoded: bool = False,
     jobs: int = 2,
     png_strategy: str = "rle",
+    batch_size: int = 1,
     on_image: Callable[[str], None] | None = None,
 ) -> SnapshotRun:
     """Depth maps without ground truth (the thesis' get_depth.py): pictures and raw maps only.
@@ -489,7 +515,8 @@ def predict_snapshot(
         raw_dir.write(mm_name, gt_encoding.encode_depth_mm_png(depth_m))
         return ImageResult(path.stem, {})
 
-    for path, result in stream(image_paths, prepare, lambda p: forward(p[1]), finish, jobs):
+    forward_batch = batched_forward(forward, lambda p: p[1])
+    for path, result in stream(image_paths, prepare, forward_batch, finish, jobs, batch_size):
         if isinstance(result, Exception):
             run.skipped[path.name] = str(result)
         else:

@@ -69,7 +69,8 @@ def _assert_metrics_close(actual, expected):
             assert actual[title] == pytest.approx(expected[title], rel=METRIC_RTOL), title
 
 
-RUNS = [("out", "snapshots", []), ("out_log", "snapshots_log", ["--log"])]
+RUNS = [("out", "snapshots", []), ("out_log", "snapshots_log", ["--log"]),
+        ("out", "snapshots", ["--batch", "3"])]  # several images per forward pass
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -124,7 +125,8 @@ def test_raw_maps_match_caffe(tmp_path, run_name, snapshots, flags, engine):
         run = evaluate_snapshot(network.forward, network.input_hw, wanted,
                                 outputs.OutputFolder(tmp_path / snapshot),
                                 outputs.OutputFolder(tmp_path / f"{snapshot}_abs"),
-                                EvaluationOptions(log_encoded=bool(flags), keep_predictions=True),
+                                EvaluationOptions(log_encoded="--log" in flags, keep_predictions=True,
+                                                  batch_size=int(flags[1]) if "--batch" in flags else 1),
                                 jobs=1)
         assert [r.stem for r in run.results] == [p.stem for p in wanted] and wanted
         for result in run.results:
