@@ -13,6 +13,7 @@ ratio (b)/(a), images per second, GFLOP/s, the CLI's peak RSS and the machine's 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -61,19 +62,29 @@ def make_workload(work: Path, images: int, snapshots: int) -> tuple[Path, Path, 
     return colors, depths, snaps
 
 
-def bare_forward(snapshots_dir: Path, colors: Path, repeats: int) -> tuple[float, float]:
+def open_network(engine: str, model: Path):
+    if engine == "onnxruntime":
+        from depth_eval.engine_onnx import OnnxRuntimeNetwork
+
+        return OnnxRuntimeNetwork(model.with_suffix(".prototxt"), model, require_depth_output=True)
+    return OpenCVNetwork(model.with_suffix(".prototxt"), model)
+
+
+def bare_forward(engine: str, snapshots_dir: Path, colors: Path, repeats: int,
+                 batch: int = 1) -> tuple[float, float]:
     """Seconds per image of the forward pass alone (inputs preprocessed beforehand), and load s."""
     model = sorted(snapshots_dir.glob("*.caffemodel"))[0]
     started = time.perf_counter()
-    network = OpenCVNetwork(model.with_suffix(".prototxt"), model)
+    network = open_network(engine, model)
     load_s = time.perf_counter() - started
     blobs = [io.to_network_blob(io.load_color_input(p, network.input_hw))
              for p in sorted(colors.glob("*_colors.png"))]
-    network.forward(blobs[0])  # first pass allocates
+    batches = [np.concatenate(blobs[i:i + batch]) for i in range(0, len(blobs), batch)]
+    network.forward(batches[0])  # first pass allocates
     started = time.perf_counter()
     for _ in range(repeats):
-        for blob in blobs:
-            network.forward(blob)
+        for inputs in batches:
+            network.forward(inputs)
     return (time.perf_counter() - started) / (repeats * len(blobs)), load_s
 
 
@@ -91,10 +102,16 @@ def whole_cli(colors: Path, depths: Path, snapshots_dir: Path, out: Path, extra:
     return seconds, usage.ru_maxrss / 1024, results
 
 
+# The original pipeline on real Caffe, full refining net, 2 cores (issue 4/6 measurements).
+ORIGINAL_S_PER_IMAGE = 0.40
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=40, help="synthetic scenes (default 40)")
     parser.add_argument("--snapshots", type=int, default=1, help="snapshots K (default 1)")
+    parser.add_argument("--engine", choices=("opencv", "onnxruntime", "both"), default="both")
+    parser.add_argument("--batch", type=int, default=1, help="images per forward pass")
     parser.add_argument("--jobs", type=int, help="passed to test_depth.py --jobs")
     parser.add_argument("--repeats", type=int, default=2, help="bare forward passes per image")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work")
@@ -102,7 +119,10 @@ def main() -> None:
     parser.add_argument("--memory-check", action="store_true",
                         help="also run the CLI on a quarter of the images: peak RSS must not grow with M")
     args = parser.parse_args()
-    extra = args.cli_args.split() + (["--jobs", str(args.jobs)] if args.jobs else [])
+    engines = ["opencv", "onnxruntime"] if args.engine == "both" else [args.engine]
+    if "onnxruntime" in engines and importlib.util.find_spec("onnxruntime") is None:
+        engines.remove("onnxruntime")
+        print("onnxruntime not installed: OpenCV only (pip install '.[fast]')")
 
     colors, depths, snaps_k = make_workload(args.work, args.images, args.snapshots)
     _, _, snaps_1 = make_workload(args.work, args.images, 1)
@@ -110,36 +130,49 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), Python {platform.python_version()}")
     print(f"workload: full refining network (norm_abs, {model_mib:.0f} MiB caffemodel), "
-          f"{args.images} scenes 420x320")
-
-    forward_s, load_s = bare_forward(snaps_1, colors, args.repeats)
-    cli_s, rss_mib, results = whole_cli(colors, depths, snaps_1, args.work / "out_1", extra)
-    per_image = cli_s / args.images
-    loop_s = sum(e["seconds"] for e in results["snapshots"].values())
-    print(f"(a) bare forward:   {forward_s * 1000:7.1f} ms/image  {1 / forward_s:5.2f} img/s  "
-          f"{GFLOP_PER_IMAGE / forward_s:6.1f} GFLOP/s   (model load {load_s:.1f} s)")
-    print(f"(b) whole CLI:      {per_image * 1000:7.1f} ms/image  {1 / per_image:5.2f} img/s  "
-          f"(process wall {cli_s:.1f} s incl. start-up and model load)")
-    print(f"    CLI image loop: {loop_s / args.images * 1000:7.1f} ms/image  (results.json 'seconds')")
-    print(f"ratio (b)/(a): {per_image / forward_s:.3f} whole process, "
-          f"{loop_s / args.images / forward_s:.3f} image loop")
-    print(f"peak RSS of the CLI: {rss_mib:.0f} MiB (model {model_mib:.0f} MiB; target <= "
-          f"{model_mib + 300:.0f} MiB)")
-    if args.memory_check:
-        quarter = max(1, args.images // 4)
-        small_colors, small_depths = args.work / "quarter_colors", args.work / "quarter_depths"
-        for folder, source in ((small_colors, colors), (small_depths, depths)):
-            folder.mkdir(exist_ok=True)
-            for path in sorted(source.iterdir())[:quarter]:
-                if not (folder / path.name).exists():
-                    os.link(path, folder / path.name)
-        _, rss_small, _ = whole_cli(small_colors, small_depths, snaps_1, args.work / "out_quarter", extra)
-        print(f"peak RSS with {quarter} images: {rss_small:.0f} MiB, with {args.images}: "
-              f"{rss_mib:.0f} MiB (growth {rss_mib - rss_small:+.0f} MiB)")
-    if args.snapshots > 1:
-        cli_k, rss_k, _ = whole_cli(colors, depths, snaps_k, args.work / f"out_{args.snapshots}", extra)
-        print(f"{args.snapshots} snapshots: {cli_k:.1f} s = {cli_k / cli_s:.2f} x the 1-snapshot "
-              f"run (target <= {args.snapshots}), peak RSS {rss_k:.0f} MiB")
+          f"{args.images} scenes 420x320, batch {args.batch}")
+    forward_s = {}
+    for engine in engines:
+        forward_s[engine], load_s = bare_forward(engine, snaps_1, colors, args.repeats, args.batch)
+        print(f"(a) bare forward, {engine:11s}: {forward_s[engine] * 1000:7.1f} ms/image "
+              f"{1 / forward_s[engine]:5.2f} img/s {GFLOP_PER_IMAGE / forward_s[engine]:6.1f} "
+              f"GFLOP/s (load {load_s:.1f} s)")
+    if len(engines) == 2:
+        print(f"    onnxruntime forward is {forward_s['opencv'] / forward_s['onnxruntime']:.2f}x "
+              "faster than OpenCV")
+    for engine in engines:
+        extra = args.cli_args.split() + ["--engine", engine, "--batch", str(args.batch)] + (
+            ["--jobs", str(args.jobs)] if args.jobs else [])
+        cli_s, rss_mib, results = whole_cli(colors, depths, snaps_1,
+                                            args.work / f"out_{engine}", extra)
+        per_image = cli_s / args.images
+        loop_s = sum(e["seconds"] for e in results["snapshots"].values()) / args.images
+        print(f"(b) whole CLI, {engine:11s}: {per_image * 1000:7.1f} ms/image {1 / per_image:5.2f} "
+              f"img/s (process {cli_s:.1f} s incl. start-up and model load); image loop "
+              f"{loop_s * 1000:.1f} ms/image")
+        print(f"    ratio (b)/(a): {per_image / forward_s[engine]:.3f} whole process, "
+              f"{loop_s / forward_s[engine]:.3f} image loop; {ORIGINAL_S_PER_IMAGE / per_image:.2f}x "
+              f"faster than the original's {ORIGINAL_S_PER_IMAGE} s/image "
+              f"({ORIGINAL_S_PER_IMAGE / loop_s:.2f}x on the image loop)")
+        print(f"    peak RSS: {rss_mib:.0f} MiB (model {model_mib:.0f} MiB; "
+              f"model + 300 MiB = {model_mib + 300:.0f} MiB)")
+        if args.memory_check:
+            quarter = max(1, args.images // 4)
+            small_colors, small_depths = args.work / "quarter_colors", args.work / "quarter_depths"
+            for folder, source in ((small_colors, colors), (small_depths, depths)):
+                folder.mkdir(exist_ok=True)
+                for path in sorted(source.iterdir())[:quarter]:
+                    if not (folder / path.name).exists():
+                        os.link(path, folder / path.name)
+            _, rss_small, _ = whole_cli(small_colors, small_depths, snaps_1,
+                                        args.work / f"out_quarter_{engine}", extra)
+            print(f"    peak RSS with {quarter} images: {rss_small:.0f} MiB, with {args.images}: "
+                  f"{rss_mib:.0f} MiB (growth {rss_mib - rss_small:+.0f} MiB)")
+        if args.snapshots > 1:
+            cli_k, rss_k, _ = whole_cli(colors, depths, snaps_k,
+                                        args.work / f"out_{args.snapshots}_{engine}", extra)
+            print(f"    {args.snapshots} snapshots: {cli_k:.1f} s = {cli_k / cli_s:.2f} x the "
+                  f"1-snapshot run (target <= {args.snapshots}), peak RSS {rss_k:.0f} MiB")
 
 
 if __name__ == "__main__":
