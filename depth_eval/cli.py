@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from importlib import metadata
 import os
 import platform
 import sys
@@ -18,7 +19,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import scipy
-import skimage
 
 from . import io as io_module
 from . import __version__, caffe_proto, discover, gate, gt_encoding, outputs, report, standard_metrics
@@ -171,7 +171,7 @@ def abs_dir_of(out_dir: Path) -> Path:
 def library_versions() -> dict[str, str]:
     return {"depth_eval": __version__, "python": platform.python_version(),
             "opencv": cv2.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "scikit-image": skimage.__version__}
+            "scikit-image": metadata.version("scikit-image")}
 
 
 class Console:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from skimage.transform import resize
 
 # Thesis ground-truth encoding: an 8-bit PNG with pixel = depth_m / 10 * 255.
 THESIS_DEPTH_RANGE_M = 10.0
@@ -104,6 +103,8 @@ def resize_bilinear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         # Enlarging differs at the border (skimage blends with the constant 0 outside).
         return cv2.resize(image.astype(np.float32, copy=False), (shape[1], shape[0]),
                           interpolation=cv2.INTER_LINEAR)
+    from skimage.transform import resize  # only here: importing it costs 0.2 s at start-up
+
     out_shape = tuple(shape) + image.shape[2:]
     return resize(image, out_shape, order=1, mode="constant", anti_aliasing=False,
                   preserve_range=True).astype(np.float32)
