@@ -64,7 +64,7 @@ def _rot_z(angle: float) -> np.ndarray:
 
 
 def _hit_box(origin, dirs, center, half, yaw, want_normals=True):
-    """Ray / yaw-rotated box from outside.  Returns (t, world normals or None); t = inf if missed."""
+    """Ray / yaw-rotated box hit from outside: (t, world normals or None), t = inf if missed."""
     rot = _rot_y(yaw)                       # box frame -> world
     p = _rows_times(origin - center, rot).T  # world -> box frame (x @ R == R^T x for rows)
     d = _rows_times(dirs, rot).T
@@ -192,7 +192,8 @@ def _sample_scene(rng: np.random.Generator) -> dict:
         if len(objects) >= n_obj:
             break
         if rng.random() < 0.55:
-            half = np.array([rng.uniform(0.15, 0.8), rng.uniform(0.15, 0.9), rng.uniform(0.15, 0.7)])
+            half = np.array([rng.uniform(0.15, 0.8), rng.uniform(0.15, 0.9),
+                             rng.uniform(0.15, 0.7)])
             on_floor = rng.random() < 0.8
             y = half[1] if on_floor else rng.uniform(half[1] + 0.3, room_h - half[1] - 0.05)
             reach = np.linalg.norm(half[[0, 2]])
