@@ -265,6 +265,14 @@ def loaded_networks(snapshots, args, console: Console, entries: dict):
         del network  # before the next snapshot loads: one model in memory at a time
 
 
+def report_skipped_images(console: Console, skipped: dict, bad_images: dict) -> None:
+    """One error line per image the first time it fails; later snapshots skip it silently."""
+    for name, reason in skipped.items():
+        if name not in bad_images:
+            console.error(f"image skipped: {reason}")
+    bad_images.update(skipped)
+
+
 def _output_folder(path: Path) -> outputs.OutputFolder:
     try:
         return outputs.OutputFolder(path)
@@ -376,10 +384,7 @@ def run_evaluate(args) -> int:
         finally:
             progress.close()
             del network
-        for name, reason in snapshot_run.skipped.items():
-            if name not in bad_images:
-                console.error(f"image skipped: {reason}")
-        bad_images.update(snapshot_run.skipped)
+        report_skipped_images(console, snapshot_run.skipped, bad_images)
         entry["images_skipped"] = dict(bad_images)
         entry["images_evaluated"] = len(snapshot_run.results)
         entry["seconds"] = round(snapshot_run.seconds, 3)
@@ -540,14 +545,12 @@ def run_predict(args) -> int:
                                    batch_size=args.batch, on_image=progress.update)
         except SnapshotError as error:
             console.error(f"snapshot {snapshot.name} skipped: {error}")
+            entry["error"] = str(error)
             continue
         finally:
             progress.close()
             del network
-        for name, reason in run.skipped.items():
-            if name not in bad_images:
-                console.error(f"image skipped: {reason}")
-        bad_images.update(run.skipped)
+        report_skipped_images(console, run.skipped, bad_images)
         if run.results:
             entry["status"] = "evaluated"
             print(f"{snapshot.name}: {len(run.results)} depth maps in {abs_dir / snapshot.name}")

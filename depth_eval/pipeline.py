@@ -409,7 +409,6 @@ def evaluate_snapshot(
         Called with (ground-truth file name, encoding used) for each image read.
     """
     started = time.perf_counter()
-    run = SnapshotRun()
 
     # Claim every output name once (one manifest write per folder, not one per image).
     pairs = list(pairs)
@@ -453,15 +452,8 @@ def evaluate_snapshot(
         return ImageResult(stem, image_metrics, kept)
 
     forward_batch = batched_forward(forward, lambda p: p.blob)
-    for pair, result in stream(pairs, prepare, forward_batch, finish, jobs, options.batch_size):
-        if isinstance(result, Exception):
-            run.skipped[pair.color_path.name] = str(result)
-        else:
-            run.results.append(result)
-        if on_image is not None:
-            on_image(pair.stem)
-    run.seconds = time.perf_counter() - started
-    return run
+    outcomes = stream(pairs, prepare, forward_batch, finish, jobs, options.batch_size)
+    return _gather(outcomes, lambda pair: pair.color_path, started, on_image)
 
 
 def prediction_names(stem: str) -> tuple[str, str, str]:
@@ -491,7 +483,6 @@ def predict_snapshot(
     empty metrics.
     """
     started = time.perf_counter()
-    run = SnapshotRun()
     image_paths = list(image_paths)
     conflicts = set(raw_dir.claim([n for p in image_paths for n in prediction_names(p.stem)]))
 
@@ -516,7 +507,15 @@ def predict_snapshot(
         return ImageResult(path.stem, {})
 
     forward_batch = batched_forward(forward, lambda p: p[1])
-    for path, result in stream(image_paths, prepare, forward_batch, finish, jobs, batch_size):
+    outcomes = stream(image_paths, prepare, forward_batch, finish, jobs, batch_size)
+    return _gather(outcomes, lambda path: path, started, on_image)
+
+
+def _gather(outcomes, input_path: Callable, started: float, on_image) -> SnapshotRun:
+    """Collect ``stream``'s (item, result) pairs: results, and skipped inputs with the reason."""
+    run = SnapshotRun()
+    for item, result in outcomes:
+        path = input_path(item)
         if isinstance(result, Exception):
             run.skipped[path.name] = str(result)
         else:
