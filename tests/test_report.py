@@ -1,0 +1,59 @@
+"""Rankings as the original printed them, tables and CSV files."""
+
+import csv
+import io
+import math
+
+from depth_eval import report
+
+MEANS = {
+    "snap_b": {"AbsRelDiff": 0.2, "RMSE": 1.0, "Threshold 1.25": 0.5, "median/rmse": 0.9,
+               "median/scale_median": 1.2},
+    "snap_a": {"AbsRelDiff": 0.3, "RMSE": 1.0, "Threshold 1.25": 0.7, "median/rmse": 0.8,
+               "median/scale_median": 1.1},
+    "snap_c": {"AbsRelDiff": math.nan, "RMSE": 2.0, "Threshold 1.25": 0.6, "median/rmse": 1.0,
+               "median/scale_median": 1.0},
+}
+
+
+def test_rankings_lines_are_the_originals():
+    lines = report.format_rankings(MEANS).splitlines()
+    assert lines[:4] == ["TOP 3 for AbsRelDiff", "0. snap_b: 0.2", "1. snap_a: 0.3",
+                         "2. snap_c: nan"]
+    # ties keep name order; higher is better for thresholds
+    assert lines[4:8] == ["TOP 3 for RMSE", "0. snap_a: 1.0", "1. snap_b: 1.0", "2. snap_c: 2.0"]
+    assert lines[8:12] == ["TOP 3 for Threshold 1.25", "0. snap_a: 0.7", "1. snap_c: 0.6",
+                           "2. snap_b: 0.5"]
+    assert lines[12] == "TOP 3 for median/rmse"
+    assert not any("scale_median" in line for line in lines)  # a summary, not a ranking
+
+
+def test_rankings_show_at_most_ten():
+    means = {f"s{i:02d}": {"RMSE": float(i)} for i in range(12)}
+    lines = report.format_rankings(means).splitlines()
+    assert lines[0] == "TOP 10 for RMSE" and lines[-1] == "9. s09: 9.0" and len(lines) == 11
+
+
+def test_table_splits_alignments_and_markdown():
+    text = report.format_table(MEANS, {"snap_a": 3, "snap_b": 3, "snap_c": 2})
+    blocks = text.split("\n\n")
+    assert blocks[0].splitlines()[0].split() == ["snapshot", "images", "AbsRel", "RMSE", "d<1.25"]
+    assert blocks[1].splitlines()[0].split() == ["median:", "images", "rmse", "scale_median"]
+    assert blocks[0].splitlines()[1].split() == ["snap_a", "3", "0.3000", "1.0000", "0.7000"]
+    markdown = report.format_table(MEANS, {"snap_a": 3, "snap_b": 3, "snap_c": 2}, markdown=True)
+    assert markdown.splitlines()[1] == "| --- | ---: | ---: | ---: | ---: |"
+
+
+def test_results_csv_and_per_image_csv():
+    entries = {"snap_a": {"status": "evaluated", "images_evaluated": 2, "images_skipped": {},
+                          "caffemodel": {"path": "a.caffemodel", "sha256": "ab"},
+                          "prototxt": {"path": "a.prototxt"}, "metrics": {"RMSE": 0.5},
+                          "per_image": {"x_colors": {"RMSE": 0.4}, "y_colors": {"RMSE": 0.6}}},
+               "snap_b": {"status": "skipped", "caffemodel": {"path": "b.caffemodel"},
+                          "prototxt": None, "error": "corrupt"}}
+    rows = list(csv.DictReader(io.StringIO(report.results_csv(entries).decode())))
+    assert [(r["snapshot"], r["status"], r["RMSE"], r["error"]) for r in rows] == [
+        ("snap_a", "evaluated", "0.5", ""), ("snap_b", "skipped", "", "corrupt")]
+    per_image = list(csv.reader(io.StringIO(report.per_image_csv(entries).decode())))
+    assert per_image == [["snapshot", "image", "RMSE"], ["snap_a", "x_colors", "0.4"],
+                         ["snap_a", "y_colors", "0.6"]]
