@@ -574,6 +574,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug: one line, the traceback only on request
+        if os.environ.get("DEPTH_EVAL_DEBUG"):
+            raise
+        print(f"error: unexpected {type(error).__name__}: {error} (set DEPTH_EVAL_DEBUG=1 for "
+              "the traceback, and please report it)", file=sys.stderr)
+        return EXIT_NOTHING
 
 
 if __name__ == "__main__":

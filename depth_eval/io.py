@@ -73,8 +73,8 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     """Grey to three channels, alpha dropped (caffe.io.load_image with color=True)."""
     if image.ndim == 2:
         return np.repeat(image[:, :, np.newaxis], 3, axis=2)
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
+    if image.shape[2] in (1, 2):  # grey, or grey + alpha
+        return np.repeat(image[:, :, :1], 3, axis=2)
     return image[:, :, :3]
 
 

@@ -20,6 +20,8 @@ def test_grey_is_replicated_and_alpha_dropped():
     rgba = np.zeros((2, 2, 4), np.uint8)
     rgba[..., 3] = 255
     assert io.as_rgb(rgba).shape == (2, 2, 3) and io.as_rgb(rgba).max() == 0
+    grey_alpha = np.stack([grey, np.full_like(grey, 255)], axis=2)
+    assert (io.as_rgb(grey_alpha) == io.as_rgb(grey)).all()
 
 
 def test_bilinear_resize_has_no_antialiasing_blur():
