@@ -122,10 +122,10 @@ class OnnxRuntimeNetwork(LoadedSnapshot):
         self.device = device
         self.model_path: Path | None = None
         self.loaded_from_cache = False
-        weights = self.read_weights()  # hashes and checks the caffemodel
         translator = _import_translator()
         if cache_dir is not None:
-            key = cache_key(self.prototxt_sha256, self.caffemodel_sha256, self.output_blob,
+            # A cached translation was checked when it was made: only the hash is needed.
+            key = cache_key(self.prototxt_sha256, self.hash_weights(), self.output_blob,
                             translator.TRANSLATOR_VERSION)
             self.model_path = Path(cache_dir) / f"{key}.onnx"
 
@@ -134,6 +134,9 @@ class OnnxRuntimeNetwork(LoadedSnapshot):
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle intra-op threads sleep instead of spinning: the evaluator's reading, scoring and
+        # writing threads need those cores between forward passes.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
         self._session = None
         if self.model_path is not None and self.model_path.is_file():
@@ -144,6 +147,7 @@ class OnnxRuntimeNetwork(LoadedSnapshot):
             except Exception:  # unreadable cache entry (e.g. another onnxruntime): rebuild it
                 self._session = None
         if self._session is None:
+            weights = self.read_weights()  # parses, hashes and checks the caffemodel
             model = translator.caffe_to_onnx(self.definition, weights, [self.output_blob],
                                              batch=None)
             del weights

@@ -152,6 +152,18 @@ class LoadedSnapshot:
                                      require_depth_output)
         self.prototxt_sha256 = sha256_of(self.prototxt.read_bytes())
 
+    def hash_weights(self) -> str:
+        """sha256 of the caffemodel, read in chunks (no copy of the file in memory)."""
+        digest = hashlib.sha256()
+        try:
+            with open(self.caffemodel, "rb") as stream:
+                for chunk in iter(lambda: stream.read(1 << 22), b""):
+                    digest.update(chunk)
+        except OSError as error:
+            raise SnapshotError(f"{self.caffemodel}: cannot read ({error.strerror})") from None
+        self.caffemodel_sha256 = digest.hexdigest()
+        return self.caffemodel_sha256
+
     def read_weights(self):
         """Parse and check the caffemodel (and hash it); returns the parsed NetParameter."""
         model_bytes = _read_bytes(self.caffemodel)
