@@ -226,7 +226,9 @@ def open_network(snapshot: discover.Snapshot, args):
         from .engine_onnx import EngineUnavailableError, OnnxRuntimeNetwork
 
         try:
+            # On the CPU, one thread per forward pass and one pass per core (see stream()).
             return OnnxRuntimeNetwork(snapshot.prototxt, snapshot.caffemodel, args.output_blob,
+                                      threads=1 if args.device == "cpu" else None,
                                       device=args.device, require_depth_output=True,
                                       cache_dir=Path(args.out_dir) / ONNX_CACHE_DIR)
         except EngineUnavailableError as error:
@@ -376,7 +378,8 @@ def run_evaluate(args) -> int:
             snapshot_run = evaluate_snapshot(
                 network.forward, network.input_hw, pairs,
                 _output_folder(out_dir / snapshot.name), _output_folder(abs_dir / snapshot.name),
-                options, jobs=jobs, on_image=progress.update, on_encoding=report_encoding)
+                dataclasses.replace(options, forward_workers=network.concurrent_forwards),
+                jobs=jobs, on_image=progress.update, on_encoding=report_encoding)
         except SnapshotError as error:
             console.error(f"snapshot {snapshot.name} skipped: {error}")
             entry["error"] = str(error)
@@ -542,7 +545,9 @@ def run_predict(args) -> int:
             run = predict_snapshot(network.forward, network.input_hw, images,
                                    _output_folder(abs_dir / snapshot.name), log_encoded=args.log,
                                    jobs=jobs, png_strategy=args.png_strategy,
-                                   batch_size=args.batch, on_image=progress.update)
+                                   batch_size=args.batch,
+                                   forward_workers=network.concurrent_forwards,
+                                   on_image=progress.update)
         except SnapshotError as error:
             console.error(f"snapshot {snapshot.name} skipped: {error}")
             entry["error"] = str(error)

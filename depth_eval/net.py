@@ -143,6 +143,8 @@ class LoadedSnapshot:
     """
 
     engine = ""
+    # Forward passes that may run at once on this object (OpenCV's Net is not thread-safe).
+    concurrent_forwards = 1
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
                  require_depth_output: bool = True):

@@ -255,17 +255,19 @@ def write_pictures(stem: str, pictures: dict, fitted_dir: outputs.OutputFolder,
 
 
 def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callable,
-           jobs: int = 2, batch_size: int = 1) -> Iterator[tuple[object, object]]:
+           jobs: int = 2, batch_size: int = 1,
+           forward_workers: int = 1) -> Iterator[tuple[object, object]]:
     """Run ``finish(prepared, output)`` over items, the forward passes overlapped with the rest.
 
     ``prepare(item)`` and ``finish(prepared, output)`` run on a pool of ``jobs`` threads;
-    ``forward(list of prepared)`` runs on the calling thread, ``batch_size`` items at a time
-    (fewer at the end), and returns one output per prepared item.  The network never waits for
-    file I/O, and at most ``2 * max(jobs, batch_size)`` items are in flight on each side, so
-    memory does not grow with the number of items.  Yields ``(item, result)`` in the items'
-    order; an ImageError or OSError raised for one item is yielded as its result.
+    ``forward(list of prepared)`` returns one output per prepared item and runs ``batch_size``
+    items at a time (fewer at the end) on ``forward_workers`` threads of its own (more than one
+    only for an engine whose forward pass may run concurrently).  The network never waits for
+    file I/O, and the items in flight are bounded, so memory does not grow with their number.
+    Yields ``(item, result)`` in the items' order; an ImageError or OSError raised for one item
+    is yielded as its result.
     """
-    lookahead = max(2, 2 * jobs, 2 * batch_size)
+    lookahead = max(2, 2 * jobs, 2 * batch_size * forward_workers)
 
     def failed(error: Exception) -> Future:
         future: Future = Future()
@@ -278,7 +280,8 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
         except (ImageError, OSError) as error:
             return error
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval") as pool, \
+            ThreadPoolExecutor(max_workers=forward_workers, thread_name_prefix="forward") as nets:
         loading: deque = deque()
         finishing: deque = deque()
         batch: list = []
@@ -291,11 +294,22 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
                     return
                 loading.append((item, pool.submit(prepare, item)))
 
+        def forward_then_finish(prepared: list, results: list[Future]) -> None:
+            try:
+                outputs = forward(prepared)
+            except BaseException as error:  # the network failed: every item of the batch fails
+                for result in results:
+                    result.set_exception(error)
+                return
+            for one, output, result in zip(prepared, outputs, results):
+                pool.submit(finish, one, output).add_done_callback(
+                    lambda done, result=result: _copy_outcome(done, result))
+
         def run_batch():
             if batch:
-                results = forward([prepared for _, prepared in batch])
-                finishing.extend((item, pool.submit(finish, prepared, output))
-                                 for (item, prepared), output in zip(batch, results))
+                results = [Future() for _ in batch]
+                nets.submit(forward_then_finish, [prepared for _, prepared in batch], results)
+                finishing.extend((item, result) for (item, _), result in zip(batch, results))
                 batch.clear()
 
         refill()
@@ -317,6 +331,14 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
         while finishing:
             item, done = finishing.popleft()
             yield item, outcome(done)
+
+
+def _copy_outcome(source: Future, target: Future) -> None:
+    error = source.exception()
+    if error is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
 
 
 def batched_forward(forward: Callable[[np.ndarray], np.ndarray], blob_of: Callable):
@@ -358,6 +380,7 @@ def write_colormapped(stem, prediction, ground_truth, colormap, fitted_dir, raw_
 class EvaluationOptions:
     """Everything about one evaluation run that is not a file or the network.
 
+    ``forward_workers``: forward passes that may run at once (an engine that allows it).
     ``keep_predictions``: True keeps every upsampled prediction in the results, a set of stems
     keeps those (figures), False none.  ``save_raw`` writes each prediction in metres as float32
     ``.npy`` and 16-bit millimetre PNG into ``OUT_DIR_abs/<snapshot>``.  ``colormap`` also
@@ -373,6 +396,7 @@ class EvaluationOptions:
     keep_predictions: bool | frozenset = False
     colormap: str | None = None
     batch_size: int = 1
+    forward_workers: int = 1
 
 
 def evaluate_snapshot(
@@ -452,7 +476,8 @@ def evaluate_snapshot(
         return ImageResult(stem, image_metrics, kept)
 
     forward_batch = batched_forward(forward, lambda p: p.blob)
-    outcomes = stream(pairs, prepare, forward_batch, finish, jobs, options.batch_size)
+    outcomes = stream(pairs, prepare, forward_batch, finish, jobs, options.batch_size,
+                      options.forward_workers)
     return _gather(outcomes, lambda pair: pair.color_path, started, on_image)
 
 
@@ -473,6 +498,7 @@ def predict_snapshot(
     jobs: int = 2,
     png_strategy: str = "rle",
     batch_size: int = 1,
+    forward_workers: int = 1,
     on_image: Callable[[str], None] | None = None,
 ) -> SnapshotRun:
     """Depth maps without ground truth (the thesis' get_depth.py): pictures and raw maps only.
@@ -507,7 +533,8 @@ def predict_snapshot(
         return ImageResult(path.stem, {})
 
     forward_batch = batched_forward(forward, lambda p: p[1])
-    outcomes = stream(image_paths, prepare, forward_batch, finish, jobs, batch_size)
+    outcomes = stream(image_paths, prepare, forward_batch, finish, jobs, batch_size,
+                      forward_workers)
     return _gather(outcomes, lambda path: path, started, on_image)
 
 
