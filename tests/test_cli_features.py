@@ -12,7 +12,6 @@ import pytest
 
 from conftest import GOLDEN_E2E
 from depth_eval import cli, io, metrics, standard_metrics
-from depth_eval.pipeline import upsample
 
 GOOD = "tiny_refining_network_norm_abs"
 GLOBAL = "tiny_global_context_network_abs"
@@ -179,7 +178,7 @@ def test_figures_for_one_and_three_snapshots(workspace, snapshots):
     figures = workspace / "out" / "figures"
     expected = {"00000_colors.png", "metrics.png"} | ({"metrics_curve.png"} if snapshots > 1 else set())
     assert {p.name for p in figures.iterdir() if not p.name.startswith(".")} == expected
-    one_row, grid = cv2.imread(str(figures / "00000_colors.png")).shape[:2], None
+    one_row = cv2.imread(str(figures / "00000_colors.png")).shape[:2]
     if snapshots == 1:
         assert one_row[1] > 3 * one_row[0]  # one row of panels
     else:

@@ -1,6 +1,5 @@
 """Figures: layout (panels, titles, shared scales), PNG size, bar highlighting, curves, colour maps."""
 
-from pathlib import Path
 
 import cv2
 import matplotlib.colors

@@ -26,7 +26,7 @@ def relu(name, blob):
 
 def test_preferred_output_names_win():
     definition = net(INPUT + conv("c1", "X", "depth") + conv("c2", "depth", "depth-refine_")
-                     + f'layer {{ name: "p" type: "Power" bottom: "depth-refine_" top: "depth-refine" }}')
+                     + 'layer { name: "p" type: "Power" bottom: "depth-refine_" top: "depth-refine" }')
     info = describe_network(definition)
     assert (info.input_name, info.input_shape) == ("X", (1, 3, 8, 10))
     assert (info.output_blob, info.output_layer) == ("depth-refine", "p")

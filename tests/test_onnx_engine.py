@@ -19,7 +19,7 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from depth_eval import engine_onnx, onnx_translate  # noqa: E402
+from depth_eval import onnx_translate  # noqa: E402
 from depth_eval.caffe_proto import (NetParameter, read_caffemodel, read_prototxt,  # noqa: E402
                                     write_caffemodel)
 from depth_eval.engine_onnx import EngineUnavailableError, OnnxRuntimeNetwork  # noqa: E402

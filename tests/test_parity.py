@@ -3,7 +3,6 @@ for both engines (OpenCV dnn, the reference, and onnxruntime)."""
 
 import importlib.util
 import json
-import shutil
 
 import cv2
 import numpy as np
