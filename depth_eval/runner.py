@@ -179,6 +179,11 @@ def gate_setup(args, options: EvaluationOptions):
     """The baseline and --fail-if rules, checked before any work is done."""
     if args.fail_if and args.baseline is None:
         raise UsageError("--fail-if needs --baseline RESULTS_JSON")
+    if args.best:
+        known = report.metric_directions(_all_metric_keys(options.scoring))
+        if args.best not in known:
+            raise UsageError(f"--best {args.best!r}: not a metric of this run "
+                             f"({', '.join(known)})")
     if args.baseline is None:
         return None, []
     try:
@@ -209,12 +214,21 @@ def figure_stems(pairs, count: int) -> list[str]:
     return [pairs[i].stem for i in picks]
 
 
-def run_evaluate(args) -> int:
-    console = Console(args.quiet)
-    check_folders(args, {"INPUT_DIR": args.input_dir, "GT_DIR": args.gt_dir})
-    options = evaluation_options(args)
-    baseline, rules = gate_setup(args, options)
-    snapshots = find_snapshots(args)
+@dataclasses.dataclass
+class Tally:
+    """What a run over the snapshots found: results.json's entries and what the printout needs."""
+
+    entries: dict = dataclasses.field(default_factory=dict)
+    means: dict = dataclasses.field(default_factory=dict)       # evaluated snapshots only
+    images: dict = dataclasses.field(default_factory=dict)      # images evaluated per snapshot
+    bad_images: dict = dataclasses.field(default_factory=dict)  # input file -> reason
+    encodings: set = dataclasses.field(default_factory=set)     # ground-truth encodings read
+    kept: dict = dataclasses.field(default_factory=dict)        # stem -> snapshot -> prediction
+    started: float = dataclasses.field(default_factory=time.time)
+
+
+def find_pairs(args, console: Console) -> tuple[discover.PairSearch, list[str]]:
+    """The image pairs, after one warning listing the files left out; none is a usage error."""
     search = discover.find_pairs(args.input_dir, args.gt_dir)
     left_out = ([f"{n} (no ground truth in {args.gt_dir})" for n in search.without_ground_truth]
                 + [f"{n} (not an image named *_colors)" for n in search.not_inputs]
@@ -225,31 +239,28 @@ def run_evaluate(args) -> int:
     if not search.pairs:
         raise UsageError(f"{args.input_dir}: no <stem>_colors image with a <stem>_depth ground "
                          f"truth in {args.gt_dir}")
-    jobs = args.jobs or os.cpu_count() or 1
+    return search, left_out
+
+
+def evaluate_snapshots(args, console: Console, snapshots, pairs, options: EvaluationOptions,
+                       jobs: int) -> Tally:
+    """Each snapshot in turn over the pairs; an image that fails once is skipped afterwards."""
+    tally = Tally(kept={stem: {} for stem in options.keep_predictions or ()})
     out_dir, abs_dir = Path(args.out_dir), abs_dir_of(args.out_dir)
-    results_folder = outputs.OutputFolder(out_dir)
-    figure_picks = figure_stems(search.pairs, args.figures_max) if args.figures else []
-    options = dataclasses.replace(options, keep_predictions=frozenset(figure_picks))
-    kept: dict[str, dict[str, np.ndarray]] = {stem: {} for stem in figure_picks}
-    entries: dict[str, dict] = {}
-    means: dict[str, dict[str, float]] = {}
-    images: dict[str, int] = {}
-    bad_images: dict[str, str] = {}
-    encodings_seen: set[str] = set()
 
     def report_encoding(name: str, encoding: str) -> None:
-        if encoding not in encodings_seen and args.gt_encoding == "auto":
-            encodings_seen.add(encoding)
-            console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
-                         "--gt-encoding to choose")
+        if encoding not in tally.encodings:
+            tally.encodings.add(encoding)
+            if args.gt_encoding == "auto":
+                console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
+                             "--gt-encoding to choose")
 
-    started = time.time()
-    for snapshot, entry, network in loaded_networks(snapshots, args, console, entries):
-        pairs = [p for p in search.pairs if p.color_path.name not in bad_images]
-        progress = Progress(snapshot.name, len(pairs), "off" if args.quiet else "auto")
+    for snapshot, entry, network in loaded_networks(snapshots, args, console, tally.entries):
+        todo = [p for p in pairs if p.color_path.name not in tally.bad_images]
+        progress = Progress(snapshot.name, len(todo), "off" if args.quiet else "auto")
         try:
-            snapshot_run = evaluate_snapshot(
-                network.forward, network.input_hw, pairs,
+            run = evaluate_snapshot(
+                network.forward, network.input_hw, todo,
                 _output_folder(out_dir / snapshot.name), _output_folder(abs_dir / snapshot.name),
                 dataclasses.replace(options, forward_workers=network.concurrent_forwards),
                 jobs=jobs, on_image=progress.update, on_encoding=report_encoding)
@@ -260,29 +271,32 @@ def run_evaluate(args) -> int:
         finally:
             progress.close()
             del network
-        report_skipped_images(console, snapshot_run.skipped, bad_images)
-        entry["images_skipped"] = dict(bad_images)
-        entry["images_evaluated"] = len(snapshot_run.results)
-        entry["seconds"] = round(snapshot_run.seconds, 3)
-        if not snapshot_run.results:
+        report_skipped_images(console, run.skipped, tally.bad_images)
+        entry.update(images_skipped=dict(tally.bad_images), images_evaluated=len(run.results),
+                     seconds=round(run.seconds, 3))
+        if not run.results:
             entry["error"] = "no image could be evaluated"
             continue
         entry["status"] = "evaluated"
-        entry["metrics"] = means[snapshot.name] = snapshot_run.mean_metrics()
-        entry["per_image"] = {r.stem: r.metrics for r in snapshot_run.results}
-        images[snapshot.name] = len(snapshot_run.results)
-        for result in snapshot_run.results:
+        entry["metrics"] = tally.means[snapshot.name] = run.mean_metrics()
+        entry["per_image"] = {r.stem: r.metrics for r in run.results}
+        tally.images[snapshot.name] = len(run.results)
+        for result in run.results:
             if result.prediction is not None:
-                kept[result.stem][snapshot.name] = result.prediction
+                tally.kept[result.stem][snapshot.name] = result.prediction
+    return tally
 
-    document = {
+
+def results_document(args, tally: Tally, search, left_out: list[str], jobs: int) -> dict:
+    """results.json (see the README for the schema)."""
+    return {
         "schema_version": report.RESULTS_SCHEMA_VERSION,
         "tool": "depth_eval",
         "versions": library_versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "seconds": round(time.time() - started, 3),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(tally.started)),
+        "seconds": round(time.time() - tally.started, 3),
         "options": {"input_dir": str(args.input_dir), "gt_dir": str(args.gt_dir),
-                    "out_dir": str(out_dir), "out_abs_dir": str(abs_dir),
+                    "out_dir": str(args.out_dir), "out_abs_dir": str(abs_dir_of(args.out_dir)),
                     "snapshots_dir": str(args.snapshots_dir), "log": args.log,
                     "prototxt": str(args.prototxt) if args.prototxt else None,
                     "output_blob": args.output_blob, "engine": args.engine,
@@ -292,31 +306,26 @@ def run_evaluate(args) -> int:
                     "min_depth": args.min_depth, "max_depth": args.max_depth,
                     "crop": args.crop, "gt_encoding": args.gt_encoding,
                     "depth_scale": args.depth_scale, "save_raw": args.save_raw},
-        "ground_truth_encodings": sorted(encodings_seen) if args.gt_encoding == "auto"
-        else [args.gt_encoding],
+        "ground_truth_encodings": sorted(tally.encodings),
         "images_found": len(search.pairs),
         "files_not_evaluated": left_out,
-        "snapshots": entries,
+        "snapshots": tally.entries,
     }
-    problems = write_results(results_folder, document)
-    if args.per_image is not None:
-        problems += write_file(args.per_image, report.per_image_csv(entries))
-    if args.figures and means:
-        problems += write_figures(out_dir / "figures", search.pairs, kept, means, options)
-    for problem in problems:
-        console.error(problem)
 
+
+def print_results(args, tally: Tally, document: dict, baseline, rules, console: Console) -> list:
+    """Rankings, table, the gate's comparison and --best on stdout; returns the violations."""
     markdown = args.format == "markdown"
-    if means:
-        print(report.format_rankings(means))
-        if not args.quiet:
-            print()
-            print(report.format_table(means, images, markdown=markdown))
-            print(f"\nresults: {out_dir / 'results.json'}, {out_dir / 'results.csv'}")
+    print(report.format_rankings(tally.means))
+    if not args.quiet:
+        print()
+        print(report.format_table(tally.means, tally.images, markdown=markdown))
+        print(f"\nresults: {Path(args.out_dir) / 'results.json'}, "
+              f"{Path(args.out_dir) / 'results.csv'}")
     violations = []
-    if baseline is not None and means:
+    if baseline is not None:
         violations = gate.compare(document, baseline, rules)
-        shown = list(dict.fromkeys(r.metric for r in rules)) or list(next(iter(means.values())))
+        shown = list(dict.fromkeys(r.metric for r in rules)) or list(next(iter(tally.means.values())))
         if not args.quiet:
             print()
             print(gate.comparison_table(document, baseline, shown, markdown=markdown,
@@ -324,20 +333,41 @@ def run_evaluate(args) -> int:
         for violation in violations:
             console.error(f"gate: snapshot {violation.snapshot} broke '{violation.rule_text}': "
                           f"{violation.reason}")
-    if args.best and means:
-        directions = report.metric_directions(next(iter(means.values())))
-        if args.best not in directions:
-            console.error(f"--best: no metric '{args.best}' in this run "
-                          f"({', '.join(directions)})")
-            return EXIT_NOTHING
-        print(gate.best_snapshot(entries, args.best, directions[args.best]))
-    if not means:
+    if args.best:
+        lower_is_better = report.metric_directions([args.best])[args.best]
+        print(gate.best_snapshot(tally.entries, args.best, lower_is_better))
+    return violations
+
+
+def run_evaluate(args) -> int:
+    console = Console(args.quiet)
+    check_folders(args, {"INPUT_DIR": args.input_dir, "GT_DIR": args.gt_dir})
+    options = evaluation_options(args)
+    baseline, rules = gate_setup(args, options)
+    snapshots = find_snapshots(args)
+    search, left_out = find_pairs(args, console)
+    jobs = args.jobs or os.cpu_count() or 1
+    results_folder = outputs.OutputFolder(Path(args.out_dir))
+    figure_picks = figure_stems(search.pairs, args.figures_max) if args.figures else []
+    options = dataclasses.replace(options, keep_predictions=frozenset(figure_picks))
+
+    tally = evaluate_snapshots(args, console, snapshots, search.pairs, options, jobs)
+    document = results_document(args, tally, search, left_out, jobs)
+    problems = write_results(results_folder, document)
+    if args.per_image is not None:
+        problems += write_file(args.per_image, report.per_image_csv(tally.entries))
+    if args.figures and tally.means:
+        problems += write_figures(Path(args.out_dir) / "figures", search.pairs, tally.kept,
+                                  tally.means, options)
+    for problem in problems:
+        console.error(problem)
+    if not tally.means:
         console.error("nothing could be evaluated")
         return EXIT_NOTHING
-    if violations:
+    if print_results(args, tally, document, baseline, rules, console):
         return EXIT_GATE
-    everything = all(e["status"] == "evaluated" for e in entries.values()) and not bad_images
-    return EXIT_OK if everything and not problems else EXIT_PARTIAL
+    everything = all(e["status"] == "evaluated" for e in tally.entries.values())
+    return EXIT_OK if everything and not tally.bad_images and not problems else EXIT_PARTIAL
 
 
 def write_file(path: Path, data: bytes) -> list[str]:
