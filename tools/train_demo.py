@@ -9,9 +9,9 @@ hand-written deploy ``.prototxt`` plus a binary ``.caffemodel`` (``depth_eval.ca
 After export every snapshot is loaded with ``cv2.dnn.readNetFromCaffe`` and its output compared
 with PyTorch's.
 
-Typical run (about 20 minutes on one CPU thread)::
+Typical run (about 25 minutes on one CPU thread: 7 to render, 17 to train)::
 
-    python tools/train_demo.py --train-count 1500 --iters 2000 --early-iter 200
+    python tools/train_demo.py --train-count 2500 --iters 2000 --early-iter 200
 
 Scenes are rendered once and cached (``--cache``, default ``/tmp/depth_eval_demo_cache``).
 ``--eval-only`` skips training and scores the snapshots in ``--out`` on ``examples/``.
@@ -122,6 +122,23 @@ def build_cache(cache: Path, name: str, seeds) -> dict:
     data = {"seeds": seeds, "x": xs, "y": ys, "g": gs, "gt_mean_m": gt_mean}
     np.savez(path, **data)
     return data
+
+
+def training_data(cache: Path, count: int, chunk: int = 500) -> dict:
+    """Scenes 0 .. count-1, cached in chunks of 500 (so a larger count reuses what exists)."""
+    parts = [build_cache(cache, f"train_{lo:05d}_{min(lo + chunk, count) - 1:05d}",
+                         range(lo, min(lo + chunk, count))) for lo in range(0, count, chunk)]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def augment(rng: np.random.Generator, xb, yb, gb):
+    """Depth-preserving variants: mirror, RGB channel order, brightness (x = 255 * rgb - 127)."""
+    if rng.random() < 0.5:
+        xb, yb, gb = xb.flip(3), yb.flip(3), gb.flip(3)
+    xb = xb[:, rng.permutation(3)]
+    gain = _torch().from_numpy(rng.uniform(0.75, 1.25, (len(xb), 1, 1, 1)).astype(np.float32))
+    xb = (xb + INPUT_MEAN) * gain - INPUT_MEAN
+    return xb, yb, gb
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,7 +474,7 @@ def train(args) -> None:
     rng = np.random.default_rng(args.seed)
 
     t0 = time.time()
-    data = build_cache(args.cache, f"train_{args.train_count}", range(args.train_count))
+    data = training_data(args.cache, args.train_count)
     val = build_cache(args.cache, "val_64", range(VAL_SEED, VAL_SEED + 64))
     print(f"data ready in {time.time() - t0:.0f} s; training mean depth "
           f"{data['gt_mean_m'].mean():.4f} m", flush=True)
@@ -488,8 +505,7 @@ def train(args) -> None:
         xb = x_all[idx].float()
         yb = y_all[idx]
         gb = g_all[idx]
-        if rng.random() < 0.5:
-            xb, yb, gb = xb.flip(3), yb.flip(3), gb.flip(3)
+        xb, yb, gb = augment(rng, xb, yb, gb)
         refine, depth = model(xb)
         # Loss in metres: squared error of the refined output plus an auxiliary term on the
         # global output (the thesis trained the global network on its own first).
@@ -522,7 +538,7 @@ def train(args) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train-count", type=int, default=1500,
+    parser.add_argument("--train-count", type=int, default=2500,
                         help="training scenes (seeds 0..N-1)")
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--early-iter", type=int, default=200,
