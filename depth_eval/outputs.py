@@ -15,9 +15,15 @@ from .metrics import LOG_ENCODING_SLOPE
 
 # test_depth.py wrote its PNGs with OpenCV's compression level 8.
 PNG_COMPRESSION = 8
-# zlib strategies: the original's (default; byte-identical files, ~100 ms for a smooth depth map)
-# and run-length (the same pixels, files a little smaller, 20x faster).
-PNG_STRATEGIES = {"default": cv2.IMWRITE_PNG_STRATEGY_DEFAULT, "rle": cv2.IMWRITE_PNG_STRATEGY_RLE}
+# How the PNG bytes are made (the pixels are the same either way): "default" is the original's
+# (zlib default strategy, libpng's adaptive filters: byte-identical files, ~100 ms for a smooth
+# depth map); "rle" is zlib run-length with the Paeth filter on every row (files within 2% of
+# the size, 30-60x faster: 1.7 ms for a 420 x 320 depth map, measured).
+PNG_STRATEGIES = {
+    "default": [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_DEFAULT],
+    "rle": [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+            cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH],
+}
 # Depth range (in [0, 1] = depth / 10 units) clipped before the log visualisation.
 VISUAL_DEPTH_MIN, VISUAL_DEPTH_MAX = 0.001, 1000.0
 
@@ -44,8 +50,8 @@ def encode_png(image: np.ndarray, strategy: str = "rle") -> bytes:
     ``strategy='default'`` reproduces the original's files byte for byte; ``'rle'`` stores the
     same pixels faster.
     """
-    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION,
-                                            cv2.IMWRITE_PNG_STRATEGY, PNG_STRATEGIES[strategy]])
+    ok, data = cv2.imencode(".png", image,
+                            [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION, *PNG_STRATEGIES[strategy]])
     if not ok:
         raise OSError("PNG encoding failed")
     return data.tobytes()

@@ -7,6 +7,7 @@ same as a serial run.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -173,10 +174,21 @@ def decode_output(output: np.ndarray, log_encoded: bool) -> np.ndarray:
 def upsample(depth: np.ndarray, shape: tuple[int, int] = io.GT_SHAPE) -> np.ndarray:
     """Cubic-spline zoom to the ground truth's size, as ``scipy.ndimage.zoom(order=3)``.
 
-    The original zoomed the 1 x 1 x h x w blob; zooming the 2-D map with the same factors gives
-    bit-identical values 30x faster.
+    The original zoomed the 1 x 1 x h x w blob.  The zoom is linear and separable, so it is
+    ``A_rows @ depth @ A_cols.T`` with each axis' matrix made once by SciPy's own zoom of unit
+    impulses: the same values (within 4 float32 ulps; 5 of 10.7 M differed in a test of 240
+    maps) in 0.6 ms instead of 10.
     """
-    return zoom(depth, (shape[0] / depth.shape[0], shape[1] / depth.shape[1]), order=3)
+    rows, cols = _zoom_matrix(depth.shape[0], shape[0]), _zoom_matrix(depth.shape[1], shape[1])
+    return (rows @ depth.astype(np.float64) @ cols.T).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _zoom_matrix(size: int, out_size: int) -> np.ndarray:
+    """out_size x size matrix of scipy.ndimage.zoom(order=3) along one axis (factor out/size)."""
+    eye = np.eye(size)  # column j zoomed as a size x 1 map (the unit axis stays as it is)
+    columns = [zoom(eye[:, j:j + 1], (out_size / size, 1), order=3)[:, 0] for j in range(size)]
+    return np.stack(columns, axis=1)
 
 
 def score_image(prediction_m: np.ndarray, gt_m: np.ndarray,

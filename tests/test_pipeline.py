@@ -8,7 +8,9 @@ import pytest
 
 from depth_eval.metrics import THESIS_METRIC_TITLES
 from depth_eval.net import SnapshotError
-from depth_eval.pipeline import ImageError, ScoringOptions, score_image, stream
+from scipy.ndimage import zoom
+
+from depth_eval.pipeline import ImageError, ScoringOptions, score_image, stream, upsample
 
 
 def run(items, batch_size=1, forward_workers=1, jobs=3, fail=(), forward_error=None):
@@ -70,3 +72,15 @@ def test_score_keys_per_metric_set_and_alignment():
     assert scores["median/rmse"] == pytest.approx(0.0, abs=1e-9)  # scale recovered exactly
     assert scores["mvn/RMSE"] == pytest.approx(0.0, abs=1e-9)
     assert scores["RMSE"] == plain["RMSE"] and scores["rmse"] > 0
+
+
+@pytest.mark.parametrize("shape", [(54, 74), (27, 37), (25, 35)])
+def test_upsample_is_scipys_cubic_zoom(shape):
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(5):
+        depth = (rng.random(shape) * rng.uniform(0.05, 2.0)).astype(np.float32)
+        ours = upsample(depth)
+        theirs = zoom(depth, (320 / shape[0], 420 / shape[1]), order=3)
+        assert ours.shape == theirs.shape == (320, 420) and ours.dtype == np.float32
+        ulps = np.abs(ours.view(np.int32).astype(np.int64) - theirs.view(np.int32)).max()
+        assert ulps <= 4
