@@ -140,6 +140,30 @@ def loaded_networks(snapshots, args, console: Console, entries: dict):
         del network  # before the next snapshot loads: one model in memory at a time
 
 
+def each_snapshot_run(args, console: Console, snapshots, entries: dict, bad_images: dict,
+                      items, work):
+    """Yield (snapshot, entry, run) for each snapshot that loads and runs.
+
+    ``work(snapshot, network, items(), on_image)`` runs one snapshot with a progress display;
+    a snapshot whose network fails is reported and recorded in its entry, and each image that
+    fails is reported once (``bad_images``).
+    """
+    for snapshot, entry, network in loaded_networks(snapshots, args, console, entries):
+        todo = items()
+        progress = Progress(snapshot.name, len(todo), "off" if args.quiet else "auto")
+        try:
+            run = work(snapshot, network, todo, progress.update)
+        except SnapshotError as error:
+            console.error(f"snapshot {snapshot.name} skipped: {error}")
+            entry["error"] = str(error)
+            continue
+        finally:
+            progress.close()
+            del network
+        report_skipped_images(console, run.skipped, bad_images)
+        yield snapshot, entry, run
+
+
 def report_skipped_images(console: Console, skipped: dict, bad_images: dict) -> None:
     """One error line per image the first time it fails; later snapshots skip it silently."""
     for name, reason in skipped.items():
@@ -255,23 +279,18 @@ def evaluate_snapshots(args, console: Console, snapshots, pairs, options: Evalua
                 console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
                              "--gt-encoding to choose")
 
-    for snapshot, entry, network in loaded_networks(snapshots, args, console, tally.entries):
-        todo = [p for p in pairs if p.color_path.name not in tally.bad_images]
-        progress = Progress(snapshot.name, len(todo), "off" if args.quiet else "auto")
-        try:
-            run = evaluate_snapshot(
-                network.forward, network.input_hw, todo,
-                _output_folder(out_dir / snapshot.name), _output_folder(abs_dir / snapshot.name),
-                dataclasses.replace(options, forward_workers=network.concurrent_forwards),
-                jobs=jobs, on_image=progress.update, on_encoding=report_encoding)
-        except SnapshotError as error:
-            console.error(f"snapshot {snapshot.name} skipped: {error}")
-            entry["error"] = str(error)
-            continue
-        finally:
-            progress.close()
-            del network
-        report_skipped_images(console, run.skipped, tally.bad_images)
+    def evaluate(snapshot, network, todo, on_image):
+        return evaluate_snapshot(
+            network.forward, network.input_hw, todo,
+            _output_folder(out_dir / snapshot.name), _output_folder(abs_dir / snapshot.name),
+            dataclasses.replace(options, forward_workers=network.concurrent_forwards),
+            jobs=jobs, on_image=on_image, on_encoding=report_encoding)
+
+    def pairs_not_failed():
+        return [p for p in pairs if p.color_path.name not in tally.bad_images]
+
+    for snapshot, entry, run in each_snapshot_run(args, console, snapshots, tally.entries,
+                                                  tally.bad_images, pairs_not_failed, evaluate):
         entry.update(images_skipped=dict(tally.bad_images), images_evaluated=len(run.results),
                      seconds=round(run.seconds, 3))
         if not run.results:
@@ -442,23 +461,14 @@ def run_predict(args) -> int:
     abs_dir = abs_dir_of(args.out_dir)
     entries: dict[str, dict] = {}
     bad_images: dict[str, str] = {}
-    for snapshot, entry, network in loaded_networks(snapshots, args, console, entries):
-        progress = Progress(snapshot.name, len(images), "off" if args.quiet else "auto")
-        try:
-            run = predict_snapshot(network.forward, network.input_hw, images,
-                                   _output_folder(abs_dir / snapshot.name), log_encoded=args.log,
-                                   jobs=jobs, png_strategy=args.png_strategy,
-                                   batch_size=args.batch,
-                                   forward_workers=network.concurrent_forwards,
-                                   on_image=progress.update)
-        except SnapshotError as error:
-            console.error(f"snapshot {snapshot.name} skipped: {error}")
-            entry["error"] = str(error)
-            continue
-        finally:
-            progress.close()
-            del network
-        report_skipped_images(console, run.skipped, bad_images)
+    def predict(snapshot, network, todo, on_image):
+        return predict_snapshot(network.forward, network.input_hw, todo,
+                                _output_folder(abs_dir / snapshot.name), log_encoded=args.log,
+                                jobs=jobs, png_strategy=args.png_strategy, batch_size=args.batch,
+                                forward_workers=network.concurrent_forwards, on_image=on_image)
+
+    for snapshot, entry, run in each_snapshot_run(args, console, snapshots, entries, bad_images,
+                                                  lambda: images, predict):
         if run.results:
             entry["status"] = "evaluated"
             print(f"{snapshot.name}: {len(run.results)} depth maps in {abs_dir / snapshot.name}")
