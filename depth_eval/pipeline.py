@@ -445,8 +445,6 @@ def evaluate_snapshot(
         Called with (ground-truth file name, encoding used) for each image read.
     """
     started = time.perf_counter()
-
-    # Claim every output name once (one manifest write per folder, not one per image).
     pairs = list(pairs)
 
     def names_of(pair: ImagePair) -> dict[outputs.OutputFolder, list[str]]:
@@ -454,6 +452,7 @@ def evaluate_snapshot(
         extra = list(prediction_names(pair.stem)[1:]) if options.save_raw else []
         return {fitted_dir: both, raw_dir: both + extra}
 
+    # Claim every output name once (one manifest write per folder, not one per image).
     conflicts = {}
     for folder in (fitted_dir, raw_dir):
         wanted = [name for pair in pairs for name in names_of(pair)[folder]]
@@ -479,10 +478,7 @@ def evaluate_snapshot(
             write_colormapped(stem, prediction, prepared.ground_truth, options.colormap,
                               fitted_dir, raw_dir, options.png_strategy)
         if options.save_raw:
-            _, metres_name, mm_name = prediction_names(stem)
-            depth_m = (prediction * metrics.DEPTH_RANGE_M).astype(np.float32)
-            raw_dir.write(metres_name, outputs.encode_npy(depth_m))
-            raw_dir.write(mm_name, gt_encoding.encode_depth_mm_png(depth_m))
+            write_raw_maps(raw_dir, stem, prediction)
         keep = options.keep_predictions
         kept = prediction if keep is True or (keep and stem in keep) else None
         return ImageResult(stem, image_metrics, kept)
@@ -498,6 +494,14 @@ def prediction_names(stem: str) -> tuple[str, str, str]:
     base = stem[: -len(INPUT_SUFFIX)] if stem.endswith(INPUT_SUFFIX) else stem
     depth = f"{base}{GROUND_TRUTH_SUFFIX}"
     return f"{depth}.png", f"{depth}.npy", f"{depth}_mm.png"
+
+
+def write_raw_maps(folder: outputs.OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
+    """The upsampled prediction in metres: float32 ``.npy`` and 16-bit millimetre PNG."""
+    _, metres_name, mm_name = prediction_names(stem)
+    depth_m = (depth_unit * metrics.DEPTH_RANGE_M).astype(np.float32)
+    folder.write(metres_name, outputs.encode_npy(depth_m))
+    folder.write(mm_name, gt_encoding.encode_depth_mm_png(depth_m))
 
 
 def predict_snapshot(
@@ -537,11 +541,9 @@ def predict_snapshot(
     def finish(prepared: tuple[Path, np.ndarray], output: np.ndarray) -> ImageResult:
         path = prepared[0]
         depth = upsample(decode_output(output, log_encoded))
-        depth_m = (depth * metrics.DEPTH_RANGE_M).astype(np.float32)
-        visual_name, metres_name, mm_name = prediction_names(path.stem)
-        raw_dir.write(visual_name, outputs.encode_png(outputs.depth_visual(depth), png_strategy))
-        raw_dir.write(metres_name, outputs.encode_npy(depth_m))
-        raw_dir.write(mm_name, gt_encoding.encode_depth_mm_png(depth_m))
+        raw_dir.write(prediction_names(path.stem)[0],
+                      outputs.encode_png(outputs.depth_visual(depth), png_strategy))
+        write_raw_maps(raw_dir, path.stem, depth)
         return ImageResult(path.stem, {})
 
     forward_batch = batched_forward(forward, lambda p: p[1])
