@@ -81,6 +81,8 @@ def check_folders(args, inputs: dict[str, Path]) -> None:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.batch < 1:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    if args.device != "cpu" and args.engine != "onnxruntime":
+        raise UsageError(f"--device {args.device} needs --engine onnxruntime")
 
 
 def find_snapshots(args) -> list[discover.Snapshot]:
@@ -110,8 +112,6 @@ def open_network(snapshot: discover.Snapshot, args):
             raise
         except ValueError as error:  # a layer or weights the translation cannot take
             raise SnapshotError(f"{snapshot.caffemodel}: {error}") from None
-    if args.device != "cpu":
-        raise UsageError("--device cuda needs --engine onnxruntime")
     return OpenCVNetwork(snapshot.prototxt, snapshot.caffemodel, args.output_blob)
 
 
