@@ -231,7 +231,7 @@ def test_predict_on_the_shipped_examples(tmp_path):
     examples = REPO_ROOT / "examples"
     assert cli.main(["predict", str(examples / "colors"), str(tmp_path / "pred"),
                      str(examples / "snapshots"), "--quiet"]) == 0
-    late = tmp_path / "pred_abs" / "demo_refine_iter_2000"
+    late = tmp_path / "pred_abs" / "demo_refine_iter_3200"
     maps = sorted(late.glob("*_depth.npy"))
     assert len(maps) == 12
     errors = []
