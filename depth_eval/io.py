@@ -130,9 +130,3 @@ def encode_thesis_depth(depth_m: np.ndarray) -> np.ndarray:
     """Depth in metres -> the thesis' 8-bit ground-truth encoding (pixel = depth / 10 * 255)."""
     scaled = np.clip(np.asarray(depth_m, dtype=np.float64), 0.0, THESIS_DEPTH_RANGE_M)
     return np.round(scaled / THESIS_DEPTH_RANGE_M * 255.0).astype(np.uint8)
-
-
-def image_aspect(path: str | Path) -> float:
-    """Width / height of an image file, read from its header where OpenCV allows."""
-    image = read_image(path)
-    return image.shape[1] / image.shape[0]
