@@ -3,7 +3,7 @@
 
 import sys
 
-from depth_eval.cli import main
+from depth_eval.cli import test_depth_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(test_depth_main())

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
 from depth_eval import io  # noqa: E402
-from depth_eval.net import OpenCVNetwork  # noqa: E402
+from depth_eval.engines.opencv import OpenCVEngine  # noqa: E402
 
 GFLOP_PER_IMAGE = 20.4
 
@@ -51,7 +51,7 @@ def main() -> None:
         raise SystemExit(f"{model}: run bench/run.py first (it writes the workload)")
     colors = sorted((args.work / "colors").glob("*_colors.png"))[:8]
     cores = os.cpu_count() or 1
-    network = OpenCVNetwork(prototxt, model)
+    network = OpenCVEngine(prototxt, model)
     blobs = [io.to_network_blob(io.load_color_input(p, network.input_hw)) for p in colors]
     print(f"{cores} cores, OpenCV {cv2.__version__}, {len(blobs)} images, {args.repeats} repeats")
     for threads in sorted({1, cores}):
@@ -64,10 +64,10 @@ def main() -> None:
     del network
     if importlib.util.find_spec("onnxruntime") is None:
         return
-    from depth_eval.engine_onnx import OnnxRuntimeNetwork
+    from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine
 
     for threads in sorted({1, cores}):
-        engine = OnnxRuntimeNetwork(prototxt, model, threads=threads,
+        engine = OnnxRuntimeEngine(prototxt, model, threads=threads,
                                     cache_dir=args.work / "onnx_cache")
         for batch in (1, 2, 4):
             seconds = time_forward(engine.forward, blobs, batch, args.repeats)

@@ -31,7 +31,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tools"), str(REPO / "tests")]
 
 from caffemodel_factory import write_random_caffemodel  # noqa: E402
 from depth_eval import io  # noqa: E402
-from depth_eval.net import OpenCVNetwork  # noqa: E402
+from depth_eval.engines.opencv import OpenCVEngine  # noqa: E402
 from synth_scenes import render_scene, write_scene  # noqa: E402
 
 PROTOTXT = REPO / "prototxt" / "refining_network" / "norm_abs.prototxt"
@@ -66,11 +66,10 @@ def make_workload(work: Path, images: int, snapshots: int) -> tuple[Path, Path, 
 def open_network(engine: str, model: Path):
     """The engine as the CLI configures it (onnxruntime: one thread per run, a run per core)."""
     if engine == "onnxruntime":
-        from depth_eval.engine_onnx import OnnxRuntimeNetwork
+        from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine
 
-        return OnnxRuntimeNetwork(model.with_suffix(".prototxt"), model, threads=1,
-                                  require_depth_output=True)
-    return OpenCVNetwork(model.with_suffix(".prototxt"), model)
+        return OnnxRuntimeEngine(model.with_suffix(".prototxt"), model, threads=1)
+    return OpenCVEngine(model.with_suffix(".prototxt"), model)
 
 
 def bare_forward(engine: str, snapshots_dir: Path, colors: Path, repeats: int,

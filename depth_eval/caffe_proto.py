@@ -9,6 +9,8 @@ training prototxt or a snapshot written by a newer Caffe still loads.
 
 from __future__ import annotations
 
+from .errors import CaffeFormatError  # noqa: F401 (raised here, caught by callers)
+
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
@@ -303,10 +305,6 @@ NetParameter = _CLASSES["NetParameter"]
 LayerParameter = _CLASSES["LayerParameter"]
 BlobProto = _CLASSES["BlobProto"]
 BlobShape = _CLASSES["BlobShape"]
-
-
-class CaffeFormatError(ValueError):
-    """A prototxt or caffemodel that cannot be read as a Caffe network."""
 
 
 def read_prototxt(path: str | Path) -> "NetParameter":

@@ -9,6 +9,8 @@ caffemodels with random weights.
 
 from __future__ import annotations
 
+from .errors import ShapeError  # noqa: F401 (raised here, caught by callers)
+
 import math
 from pathlib import Path
 from typing import Sequence
@@ -16,10 +18,6 @@ from typing import Sequence
 from .caffe_proto import NetParameter, blob_shape, read_prototxt
 
 Shape = tuple[int, ...]
-
-
-class ShapeError(ValueError):
-    """A layer whose parameters do not fit its input or its stored weights."""
 
 
 def network_inputs(net) -> dict[str, Shape]:

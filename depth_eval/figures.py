@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .outputs import write_atomic
+from .files import write_atomic
 
 # Resolution of every saved figure; sizes below are in inches, so pixels = inches * DPI.
 DPI = 100

@@ -14,6 +14,9 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
+from .console import one_line
+from .tables import render
+
 # The results.json layout this module reads (report.RESULTS_SCHEMA_VERSION when written).
 SUPPORTED_SCHEMA_VERSION = 1
 # Digits of metric values in comparison_table (report.format_table prints 4 as well).
@@ -287,14 +290,13 @@ def comparison_table(current: Mapping, baseline: Mapping, metrics: Iterable[str]
         for metric in metrics:
             base = _metric_value(baseline_snaps.get(name), metric)
             cur = _metric_value(current_snaps.get(name), metric)
-            row = [name, metric, _format_value(base), _format_value(cur), _format_change(base, cur)]
+            row = [one_line(name), metric, _format_value(base), _format_value(cur),
+                   _format_change(base, cur)]
             if failed is not None:
                 row.append("FAIL" if (name, metric) in failed else "ok")
             rows.append(row)
-    numeric = [False, False, True, True, True, False]
-    if markdown:
-        return _markdown_table(headers, rows, numeric)
-    return _text_table(headers, rows, numeric)
+    numeric = [False, False, True, True, True, False][:len(headers)]
+    return render(headers, rows, numeric, markdown, gap="  ", underline=True)
 
 
 def _format_value(value: float | None) -> str:
@@ -308,26 +310,6 @@ def _format_change(base: float | None, cur: float | None) -> str:
     if math.isinf(change):
         return "n/a"
     return f"{change:+.{CHANGE_DECIMALS}f}%"
-
-
-def _text_table(headers: list[str], rows: list[list[str]], numeric: list[bool]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-
-    def line(cells):
-        return "  ".join(cell.rjust(w) if right else cell.ljust(w)
-                         for cell, w, right in zip(cells, widths, numeric)).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule] + [line(row) for row in rows])
-
-
-def _markdown_table(headers: list[str], rows: list[list[str]], numeric: list[bool]) -> str:
-    def line(cells):
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-    separator = "| " + " | ".join("---:" if right else "---"
-                                  for _, right in zip(headers, numeric)) + " |"
-    return "\n".join([line(headers), separator] + [line(row) for row in rows])
 
 
 def best_snapshot(results_snapshots: Mapping[str, Mapping], metric: str, lower_is_better: bool) -> str:

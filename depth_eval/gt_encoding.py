@@ -31,7 +31,7 @@ import numpy as np
 import png
 
 from .io import THESIS_DEPTH_RANGE_M
-from .outputs import write_atomic
+from .files import write_atomic
 
 # NYU Depth v2 toolbox PNGs store depth in millimetres.
 MM_PER_M = 1000.0

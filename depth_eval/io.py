@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import ImageReadError  # noqa: F401 (raised here, caught by callers)
+
 # Thesis ground-truth encoding: an 8-bit PNG with pixel = depth_m / 10 * 255.
 THESIS_DEPTH_RANGE_M = 10.0
 # Size the thesis resizes every ground truth to before scoring (NYU 640x480 cropped, H x W).
@@ -21,10 +23,6 @@ INPUT_MEAN = 127.0
 
 # BT.709 luma weights, as skimage.color.rgb2gray (what caffe.io.load_image(color=False) used).
 _LUMA_WEIGHTS = np.array([0.2125, 0.7154, 0.0721], dtype=np.float64)
-
-
-class ImageReadError(ValueError):
-    """An image file that cannot be read as a picture."""
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -22,6 +22,8 @@ Public API: :func:`caffe_to_onnx`, :class:`UnsupportedLayerError`, :data:`TRANSL
 
 from __future__ import annotations
 
+from .errors import UnsupportedLayerError  # noqa: F401 (raised here, caught by callers)
+
 import math
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -51,10 +53,6 @@ _LRN_AS_CONV_MAX_CHANNELS = 384
 # A tracked blob shape: ints, with ``None`` standing for the symbolic batch size N (at most
 # one ``None`` per shape, i.e. every blob holds N times a fixed number of values).
 Shape = tuple
-
-
-class UnsupportedLayerError(ValueError):
-    """A layer type (or a parameter combination) the ONNX translation does not implement."""
 
 
 def _unsupported(layer, what: str | None = None) -> UnsupportedLayerError:

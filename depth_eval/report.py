@@ -8,8 +8,9 @@ import json
 import math
 from typing import Mapping
 
-from .metrics import THESIS_METRICS
-from .standard_metrics import STANDARD_METRICS
+from .console import one_line
+from .metric_keys import NO_ALIGNMENT, MetricKey, ranked
+from .tables import render
 
 # test_depth.py printed the best 10 snapshots per metric.
 TOP_K = 10
@@ -17,25 +18,19 @@ TOP_K = 10
 RESULTS_SCHEMA_VERSION = 1
 
 
-def metric_directions(keys) -> dict[str, bool]:
-    """Key -> lower is better, for the keys that are ranked (thesis and standard metrics,
-    plain or ``ALIGNMENT/``-prefixed); summaries such as ``median/scale_median`` are left out."""
-    known = {m.title: m.lower_is_better for m in (*THESIS_METRICS, *STANDARD_METRICS)}
-    return {key: known[key.rsplit("/", 1)[-1]] for key in keys if key.rsplit("/", 1)[-1] in known}
-
-
-def ranking(means: Mapping[str, Mapping[str, float]], title: str, lower_is_better: bool):
+def ranking(means: Mapping[str, Mapping[MetricKey, float]], key: MetricKey,
+            lower_is_better: bool) -> list[tuple[str, float]]:
     """Snapshot names and values for one metric, best first (ties keep name order, NaN last)."""
     sign = 1.0 if lower_is_better else -1.0
 
     def order(item):
-        value = item[1][title]
+        value = item[1][key]
         return (math.isnan(value), 0.0 if math.isnan(value) else sign * value, item[0])
 
-    return [(name, values[title]) for name, values in sorted(means.items(), key=order)]
+    return [(name, values[key]) for name, values in sorted(means.items(), key=order)]
 
 
-def format_rankings(means: Mapping[str, Mapping[str, float]]) -> str:
+def format_rankings(means: Mapping[str, Mapping[MetricKey, float]]) -> str:
     """``TOP k for TITLE`` blocks with ``i. SNAPSHOT: VALUE`` lines for every ranked metric.
 
     The thesis metrics come first in the original's order; other metrics follow in the order
@@ -43,10 +38,10 @@ def format_rankings(means: Mapping[str, Mapping[str, float]]) -> str:
     """
     keys = list(next(iter(means.values()))) if means else []
     lines = []
-    for key, lower_is_better in metric_directions(keys).items():
-        ranked = ranking(means, key, lower_is_better)[:TOP_K]
-        lines.append(f"TOP {len(ranked)} for {key}")
-        lines.extend(f"{i}. {name}: {value}" for i, (name, value) in enumerate(ranked))
+    for key, lower_is_better in ranked(keys).items():
+        top = ranking(means, key, lower_is_better)[:TOP_K]
+        lines.append(f"TOP {len(top)} for {key}")
+        lines.extend(f"{i}. {one_line(name)}: {value}" for i, (name, value) in enumerate(top))
     return "\n".join(lines)
 
 
@@ -54,47 +49,30 @@ _SHORT_TITLES = {
     "AbsRelDiff": "AbsRel", "SqrRelDiff": "SqRel", "Threshold 1.25": "d<1.25",
     "Threshold 1.25^2": "d<1.25^2", "Threshold 1.25^3": "d<1.25^3",
 }
+# Narrowest metric column of the summary table (values print with 4 decimals).
+METRIC_COLUMN_WIDTH = 8
 
 
-def _short(key: str) -> str:
-    prefix, _, title = key.rpartition("/")
-    return (f"{prefix}/" if prefix else "") + _SHORT_TITLES.get(title, title)
-
-
-def format_table(means: Mapping[str, Mapping[str, float]], images: Mapping[str, int],
+def format_table(means: Mapping[str, Mapping[MetricKey, float]], images: Mapping[str, int],
                  markdown: bool = False) -> str:
     """Every metric (4 decimals) and the number of images, one line per snapshot.
 
-    One table per alignment (``mvn/``, ``median/``... prefixes), so each stays readable.
+    One table per alignment, so each stays readable.
     """
     keys = list(next(iter(means.values()))) if means else []
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[MetricKey]] = {}
     for key in keys:
-        groups.setdefault(key.rpartition("/")[0], []).append(key)
+        groups.setdefault(key.align, []).append(key)
     tables = []
-    for prefix, group in groups.items():
-        headers = ["snapshot" if not prefix else f"{prefix}:", "images"]
-        headers += [_short(k.rpartition("/")[2]) for k in group]
-        rows = [[name, str(images[name])] + [f"{means[name][k]:.4f}" for k in group]
+    for align, group in groups.items():
+        headers = ["snapshot" if align == NO_ALIGNMENT else f"{align}:", "images"]
+        headers += [_SHORT_TITLES.get(k.name, k.name) for k in group]
+        rows = [[one_line(name), str(images[name])] + [f"{means[name][k]:.4f}" for k in group]
                 for name in sorted(means)]
-        tables.append(_markdown(headers, rows) if markdown else _aligned(headers, rows))
+        numeric = [False] + [True] * (len(headers) - 1)
+        widths = [0, 0] + [METRIC_COLUMN_WIDTH] * len(group)
+        tables.append(render(headers, rows, numeric, markdown, min_widths=widths))
     return "\n\n".join(tables)
-
-
-def _aligned(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [headers] + rows) for i in range(len(headers))]
-    widths[2:] = [max(8, w) for w in widths[2:]]
-    return "\n".join(" ".join([row[0].ljust(widths[0])]
-                              + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
-                     for row in [headers] + rows)
-
-
-def _markdown(headers: list[str], rows: list[list[str]]) -> str:
-    def line(cells):
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([line(headers), "| --- | " + " | ".join("---:" for _ in headers[1:]) + " |"]
-                     + [line(row) for row in rows])
 
 
 def results_json(document: Mapping) -> bytes:

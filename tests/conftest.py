@@ -1,28 +1,27 @@
-"""Shared paths and helpers for the tests."""
+"""Fixtures for the tests; shared paths and helpers are in helpers.py."""
 
-from pathlib import Path
+import shutil
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
-GOLDEN = DATA / "golden"
-GOLDEN_E2E = GOLDEN / "e2e"
-GOLDEN_NETS = GOLDEN / "nets"
+from helpers import GOLDEN_E2E, GOOD, make_workspace
 
 
-def relative_range_error(actual, expected) -> float:
-    """Max absolute difference divided by the reference blob's value range."""
-    import numpy as np
+def pytest_configure(config):
+    config.addinivalue_line("markers", "snapshots(*names): the golden snapshots the workspace "
+                                       "fixture copies (default: the refining net only)")
 
-    value_range = float(np.max(expected) - np.min(expected)) or 1.0
-    return float(np.max(np.abs(np.asarray(actual, np.float64) - expected))) / value_range
+
+@pytest.fixture
+def workspace(tmp_path, request):
+    """Two golden image pairs (colour and grey input), golden snapshots, room for outputs."""
+    marker = request.node.get_closest_marker("snapshots")
+    return make_workspace(tmp_path, snapshots=marker.args if marker else (GOOD,))
 
 
 @pytest.fixture
 def golden_inputs(tmp_path):
     """A writable copy of the golden colour / depth folders (tests may add bad files)."""
-    import shutil
-
     colors, depths = tmp_path / "colors", tmp_path / "depths"
     shutil.copytree(GOLDEN_E2E / "colors", colors)
     shutil.copytree(GOLDEN_E2E / "depths", depths)

@@ -1,60 +1,12 @@
 """The command line on good and bad input: messages, exit status, and no user file lost."""
 
-import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
-from conftest import GOLDEN_E2E
+from helpers import GLOBAL, GOLDEN_E2E, GOOD, add_snapshot, results, run_cli
 from depth_eval import cli
-
-REPO = Path(__file__).resolve().parents[1]
-GOOD = "tiny_refining_network_norm_abs"
-GLOBAL = "tiny_global_context_network_abs"
-
-
-@pytest.fixture
-def workspace(tmp_path):
-    """Two image pairs, one good snapshot, and a place for outputs."""
-    colors, depths, snapshots = (tmp_path / n for n in ("colors", "depths", "snapshots"))
-    for folder in (colors, depths, snapshots):
-        folder.mkdir()
-    for stem in ("00000", "gray00000"):
-        shutil.copy(GOLDEN_E2E / "colors" / f"{stem}_colors.png", colors)
-        shutil.copy(GOLDEN_E2E / "depths" / f"{stem}_depth.png", depths)
-    for suffix in (".prototxt", ".caffemodel"):
-        shutil.copy(GOLDEN_E2E / "snapshots" / f"{GOOD}{suffix}", snapshots)
-    for path in tmp_path.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return tmp_path
-
-
-def run_cli(workspace, *extra, out="out"):
-    """Run test_depth.py in a subprocess; returns (status, stdout, stderr)."""
-    args = [sys.executable, str(REPO / "test_depth.py"), str(workspace / "colors"),
-            str(workspace / "depths"), str(workspace / out), str(workspace / "snapshots"), *extra]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, done.stdout, done.stderr
-
-
-def results(workspace, out="out"):
-    return json.loads((workspace / out / "results.json").read_text())
-
-
-def add_snapshot(workspace, name, prototxt_text=None, model_bytes=None):
-    folder = workspace / "snapshots"
-    source = GOLDEN_E2E / "snapshots" / GOOD
-    (folder / f"{name}.prototxt").write_text(
-        prototxt_text if prototxt_text is not None else source.with_suffix(".prototxt").read_text())
-    (folder / f"{name}.caffemodel").write_bytes(
-        model_bytes if model_bytes is not None else source.with_suffix(".caffemodel").read_bytes())
-
 
 def test_good_run_prints_rankings_table_and_writes_results(workspace):
     status, stdout, stderr = run_cli(workspace)

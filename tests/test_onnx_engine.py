@@ -22,8 +22,16 @@ pytest.importorskip("onnx")
 from depth_eval import onnx_translate  # noqa: E402
 from depth_eval.caffe_proto import (NetParameter, read_caffemodel, read_prototxt,  # noqa: E402
                                     write_caffemodel)
-from depth_eval.engine_onnx import EngineUnavailableError, OnnxRuntimeNetwork  # noqa: E402
+from depth_eval.engines.base import ANY_OUTPUT  # noqa: E402
+from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine  # noqa: E402
+from depth_eval.errors import DepthEvalError, EngineUnavailableError  # noqa: E402
 from depth_eval.onnx_translate import UnsupportedLayerError, caffe_to_onnx  # noqa: E402
+
+
+def any_output_engine(*args, **options):
+    """The onnxruntime engine reading any blob of any network (these tests' nets)."""
+    options.setdefault("rule", ANY_OUTPUT)
+    return OnnxRuntimeEngine(*args, **options)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden"
@@ -388,7 +396,7 @@ layers { name: "pool" type: POOLING bottom: "conv" top: "pool"
     caffemodel = tmp_path / "legacy.caffemodel"
     write_caffemodel(model, caffemodel)
     x = random_input((1, 2, 7, 9), scale=1.0)
-    engine = OnnxRuntimeNetwork(prototxt, caffemodel, "pool", threads=THREADS)
+    engine = any_output_engine(prototxt, caffemodel, "pool", threads=THREADS)
     assert engine.input_name == "data" and engine.input_shape == (1, 2, 7, 9)
     ours = engine.forward(x)
     # OpenCV ignores phase rules: it gets the definition without the TRAIN-only layer.
@@ -410,7 +418,7 @@ def test_golden_nets_match_caffe(name):
     blobs = np.load(GOLDEN_NETS / f"{name}.blobs.npz")
     (x,) = [blobs[k] for k in blobs.files if k.startswith("input:")]
     for blob in [k for k in blobs.files if not k.startswith("input:")]:
-        engine = OnnxRuntimeNetwork(GOLDEN_NETS / f"{name}.prototxt",
+        engine = any_output_engine(GOLDEN_NETS / f"{name}.prototxt",
                                     GOLDEN_NETS / f"{name}.caffemodel", blob, threads=THREADS)
         out = engine.forward(x)
         assert out.shape == blobs[blob].shape, blob
@@ -421,7 +429,7 @@ def test_golden_nets_match_caffe(name):
 def test_golden_snapshots_match_opencv(snapshot):
     prototxt, caffemodel = snapshot.with_suffix(".prototxt"), snapshot.with_suffix(".caffemodel")
     blob = "depth" if "global_context" in snapshot.name else "depth-refine"
-    engine = OnnxRuntimeNetwork(prototxt, caffemodel, blob, threads=THREADS)
+    engine = any_output_engine(prototxt, caffemodel, blob, threads=THREADS)
     assert engine.input_name == "X" and engine.input_shape == (1, 3, 218, 298)
     x = random_input(engine.input_shape, seed=1)
     out = engine.forward(x)
@@ -432,7 +440,7 @@ def test_golden_snapshots_match_opencv(snapshot):
 
 def test_batch_of_three_equals_single_runs():
     snapshot = SNAPSHOTS[1]
-    engine = OnnxRuntimeNetwork(snapshot.with_suffix(".prototxt"),
+    engine = any_output_engine(snapshot.with_suffix(".prototxt"),
                                 snapshot.with_suffix(".caffemodel"), "depth-refine",
                                 threads=THREADS)
     batch = random_input((3, 3, 218, 298), seed=5)
@@ -461,7 +469,7 @@ def test_unsupported_layer_message(tmp_path):
     prototxt, caffemodel = write_net(tmp_path, "exp", layer("exp1", "Exp", "X", "Y"),
                                      (1, 1, 2, 2))
     with pytest.raises(UnsupportedLayerError) as info:
-        OnnxRuntimeNetwork(prototxt, caffemodel, "Y")
+        any_output_engine(prototxt, caffemodel, "Y")
     assert str(info.value) == ("layer 'exp1' of type 'Exp' is not supported by the onnxruntime "
                                "engine; use --engine opencv")
 
@@ -475,22 +483,22 @@ def test_weight_errors_name_layer_and_shapes(tmp_path):
 
     prototxt, caffemodel = write_net(tmp_path, "bad", conv, (1, 2, 5, 5),
                                      {"conv": [np.zeros((4, 3, 3, 3)), np.zeros(4)]})
-    # The engine checks the snapshot first, as the OpenCV engine does (depth_eval.net)...
+    # The engine checks the snapshot first, as the OpenCV engine does (depth_eval.engines.base)...
     with pytest.raises(ValueError, match=r"layer 'conv' weights are 4x3x3x3 \+ 4, the prototxt "
                                          r"needs 4x2x3x3 \+ 4"):
-        OnnxRuntimeNetwork(prototxt, caffemodel, "Y")
+        any_output_engine(prototxt, caffemodel, "Y")
     # ... and the translator refuses on its own too.
     with pytest.raises(ValueError, match=r"'conv'.*\(4, 3, 3, 3\), expected \(4, 2, 3, 3\)"):
         translate(prototxt, caffemodel)
     prototxt, caffemodel = write_net(tmp_path, "short", conv, (1, 2, 5, 5),
                                      {"conv": [np.zeros((4, 2, 3, 3))]})
     with pytest.raises(ValueError, match=r"layer 'conv' weights are 4x2x3x3, the prototxt needs"):
-        OnnxRuntimeNetwork(prototxt, caffemodel, "Y")
+        any_output_engine(prototxt, caffemodel, "Y")
     with pytest.raises(ValueError, match=r"'conv'.*expected 2 weight blob.*found 1"):
         translate(prototxt, caffemodel)
     prototxt, caffemodel = write_net(tmp_path, "missing", conv, (1, 2, 5, 5))
     with pytest.raises(ValueError, match=r"layer 'conv' has no weights in the caffemodel"):
-        OnnxRuntimeNetwork(prototxt, caffemodel, "Y")
+        any_output_engine(prototxt, caffemodel, "Y")
     with pytest.raises(ValueError, match=r"'conv'.*no weights.*\(4, 2, 3, 3\)"):
         translate(prototxt, caffemodel)
     prototxt, caffemodel = write_net(tmp_path, "good", conv, (1, 2, 5, 5),
@@ -502,7 +510,7 @@ def test_weight_errors_name_layer_and_shapes(tmp_path):
 def test_cache_reuses_translation(tmp_path, monkeypatch):
     snapshot = SNAPSHOTS[0]
     args = (snapshot.with_suffix(".prototxt"), snapshot.with_suffix(".caffemodel"), "depth")
-    first = OnnxRuntimeNetwork(*args, threads=THREADS, cache_dir=tmp_path / "cache")
+    first = any_output_engine(*args, threads=THREADS, cache_dir=tmp_path / "cache")
     assert not first.loaded_from_cache and first.model_path.is_file()
     assert first.model_path.parent == tmp_path / "cache"
     assert len(first.model_path.stem) == 64 and first.model_path.suffix == ".onnx"
@@ -513,30 +521,30 @@ def test_cache_reuses_translation(tmp_path, monkeypatch):
         raise AssertionError("translated again despite the cache")
 
     monkeypatch.setattr(onnx_translate, "caffe_to_onnx", no_translation)
-    second = OnnxRuntimeNetwork(*args, threads=THREADS, cache_dir=tmp_path / "cache")
+    second = any_output_engine(*args, threads=THREADS, cache_dir=tmp_path / "cache")
     assert second.loaded_from_cache and second.model_path == first.model_path
     assert first.model_path.stat().st_mtime_ns == mtime
     x = random_input((1, 3, 218, 298))
     np.testing.assert_array_equal(first.forward(x), second.forward(x))
     # Another output blob is another cache entry.
     with pytest.raises(AssertionError, match="translated again"):
-        OnnxRuntimeNetwork(*args[:2], "fc-depth", cache_dir=tmp_path / "cache")
+        any_output_engine(*args[:2], "fc-depth", cache_dir=tmp_path / "cache")
     # A damaged entry is translated again and replaced.
     monkeypatch.undo()
     first.model_path.write_bytes(b"not an onnx model")
-    third = OnnxRuntimeNetwork(*args, threads=THREADS, cache_dir=tmp_path / "cache")
+    third = any_output_engine(*args, threads=THREADS, cache_dir=tmp_path / "cache")
     assert not third.loaded_from_cache
     np.testing.assert_array_equal(third.forward(x), second.forward(x))
-    assert OnnxRuntimeNetwork(*args, cache_dir=tmp_path / "cache").loaded_from_cache
+    assert any_output_engine(*args, cache_dir=tmp_path / "cache").loaded_from_cache
 
 
 def test_missing_onnxruntime(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     snapshot = SNAPSHOTS[0]
     with pytest.raises(EngineUnavailableError, match=r"pip install 'depth_eval\[fast\]'"):
-        OnnxRuntimeNetwork(snapshot.with_suffix(".prototxt"),
+        any_output_engine(snapshot.with_suffix(".prototxt"),
                            snapshot.with_suffix(".caffemodel"), "depth")
-    assert issubclass(EngineUnavailableError, ImportError)
+    assert issubclass(EngineUnavailableError, DepthEvalError)
 
 
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(),
@@ -544,13 +552,13 @@ def test_missing_onnxruntime(monkeypatch):
 def test_cuda_unavailable():
     snapshot = SNAPSHOTS[0]
     with pytest.raises(EngineUnavailableError, match="CUDAExecutionProvider"):
-        OnnxRuntimeNetwork(snapshot.with_suffix(".prototxt"),
+        any_output_engine(snapshot.with_suffix(".prototxt"),
                            snapshot.with_suffix(".caffemodel"), "depth", device="cuda")
 
 
 def test_forward_rejects_wrong_input_shape():
     snapshot = SNAPSHOTS[0]
-    engine = OnnxRuntimeNetwork(snapshot.with_suffix(".prototxt"),
+    engine = any_output_engine(snapshot.with_suffix(".prototxt"),
                                 snapshot.with_suffix(".caffemodel"), "depth", threads=THREADS)
     with pytest.raises(ValueError, match="expects"):
         engine.forward(np.zeros((1, 3, 100, 100), np.float32))

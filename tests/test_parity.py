@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import GOLDEN_E2E, GOLDEN_NETS, relative_range_error
-from depth_eval import cli, outputs
+from depth_eval import cli
+from depth_eval.engines.base import ANY_OUTPUT
+from depth_eval.engines.opencv import OpenCVEngine
 from depth_eval.discover import find_pairs
 from depth_eval.metrics import THESIS_METRIC_TITLES
-from depth_eval.net import OpenCVNetwork
-from depth_eval.pipeline import EvaluationOptions, evaluate_snapshot
+from helpers import GOLDEN_E2E, GOLDEN_NETS, evaluate_pairs, relative_range_error
 
 # Tolerances of the port (issue 2): outputs and raw maps within 1e-4 of the range, continuous
 # metrics within 1e-4 relative, pixel-fraction metrics within 1e-4 absolute, PNGs within 1 level.
@@ -38,13 +38,7 @@ def test_network_outputs_match_caffe(name, engine):
     outputs_checked = [k for k in blobs if not k.startswith("input:")]
     assert outputs_checked
     for blob_name in outputs_checked:
-        if engine == "onnxruntime":
-            from depth_eval.engine_onnx import OnnxRuntimeNetwork
-
-            network = OnnxRuntimeNetwork(prototxt, caffemodel, blob_name)
-        else:
-            network = OpenCVNetwork(prototxt, caffemodel, output_blob=blob_name,
-                                    require_depth_output=False)
+        network = _network(engine, prototxt, caffemodel, output_blob=blob_name, rule=ANY_OUTPUT)
         assert network.info.input_name == input_key.split(":", 1)[1]
         result = network.forward(blobs[input_key])
         assert result.shape == blobs[blob_name].shape
@@ -103,12 +97,12 @@ def test_cli_reproduces_caffe_metrics_and_pngs(tmp_path, run_name, snapshots, fl
                 assert difference <= 1, f"{snapshot}/{reference_png.name}{suffix}"
 
 
-def _network(engine, prototxt, caffemodel):
+def _network(engine, prototxt, caffemodel, **options):
     if engine == "onnxruntime":
-        from depth_eval.engine_onnx import OnnxRuntimeNetwork
+        from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine
 
-        return OnnxRuntimeNetwork(prototxt, caffemodel, require_depth_output=True)
-    return OpenCVNetwork(prototxt, caffemodel)
+        return OnnxRuntimeEngine(prototxt, caffemodel, **options)
+    return OpenCVEngine(prototxt, caffemodel, **options)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -119,36 +113,30 @@ def test_raw_maps_match_caffe(tmp_path, run_name, snapshots, flags, engine):
         snapshot = raw_dir.name
         folder = GOLDEN_E2E / snapshots
         network = _network(engine, folder / f"{snapshot}.prototxt",
-                           folder / f"{snapshot}.caffemodel")
+                           folder / f"{snapshot}.caffemodel", log_encoded="--log" in flags)
         wanted = [p for p in pairs if (raw_dir / f"{p.stem}.npy").exists()]
-        run = evaluate_snapshot(network.forward, network.input_hw, wanted,
-                                outputs.OutputFolder(tmp_path / snapshot),
-                                outputs.OutputFolder(tmp_path / f"{snapshot}_abs"),
-                                EvaluationOptions(log_encoded="--log" in flags, keep_predictions=True,
-                                                  batch_size=int(flags[1]) if "--batch" in flags else 1),
-                                jobs=1)
+        run = evaluate_pairs(network, wanted, tmp_path / "out", snapshot,
+                             batch=int(flags[1]) if "--batch" in flags else 1)
         assert [r.stem for r in run.results] == [p.stem for p in wanted] and wanted
         for result in run.results:
             expected = np.load(raw_dir / f"{result.stem}.npy")
-            assert result.prediction.shape == expected.shape == (320, 420)
-            assert relative_range_error(result.prediction, expected) < BLOB_TOLERANCE
+            assert result.kept.shape == expected.shape == (320, 420)
+            assert relative_range_error(result.kept, expected) < BLOB_TOLERANCE
 
 
 def test_parallel_run_equals_serial_run(tmp_path):
     folder = GOLDEN_E2E / "snapshots"
     name = "tiny_refining_network_norm_abs"
-    network = OpenCVNetwork(folder / f"{name}.prototxt", folder / f"{name}.caffemodel")
+    network = OpenCVEngine(folder / f"{name}.prototxt", folder / f"{name}.caffemodel")
     pairs = find_pairs(GOLDEN_E2E / "colors", GOLDEN_E2E / "depths").pairs
-    runs = []
-    for jobs in (1, 4):
-        target = tmp_path / f"jobs{jobs}"
-        runs.append(evaluate_snapshot(network.forward, network.input_hw, pairs,
-                                      outputs.OutputFolder(target / "fit"),
-                                      outputs.OutputFolder(target / "raw"), jobs=jobs))
+    runs = [evaluate_pairs(network, pairs, tmp_path / f"jobs{jobs}", name, jobs=jobs)
+            for jobs in (1, 4)]
     assert [r.stem for r in runs[0].results] == [r.stem for r in runs[1].results]
     assert [r.metrics for r in runs[0].results] == [r.metrics for r in runs[1].results]
-    for png in sorted((tmp_path / "jobs1" / "fit").glob("*.png")):
-        assert png.read_bytes() == (tmp_path / "jobs4" / "fit" / png.name).read_bytes()
+    pngs = sorted((tmp_path / "jobs1" / name).glob("*.png"))
+    assert pngs
+    for png in pngs:
+        assert png.read_bytes() == (tmp_path / "jobs4" / name / png.name).read_bytes()
 
 
 def test_default_png_strategy_writes_the_originals_bytes(tmp_path):

@@ -5,6 +5,14 @@ import io
 import math
 
 from depth_eval import report
+from depth_eval.metric_keys import MetricKey
+
+
+def keyed(means):
+    """Snapshot -> {text key: value} as MetricKey-keyed means."""
+    return {name: {MetricKey.parse(k): v for k, v in values.items()}
+            for name, values in means.items()}
+
 
 MEANS = {
     "snap_b": {"AbsRelDiff": 0.2, "RMSE": 1.0, "Threshold 1.25": 0.5, "median/rmse": 0.9,
@@ -17,7 +25,7 @@ MEANS = {
 
 
 def test_rankings_lines_are_the_originals():
-    lines = report.format_rankings(MEANS).splitlines()
+    lines = report.format_rankings(keyed(MEANS)).splitlines()
     assert lines[:4] == ["TOP 3 for AbsRelDiff", "0. snap_b: 0.2", "1. snap_a: 0.3",
                          "2. snap_c: nan"]
     # ties keep name order; higher is better for thresholds
@@ -30,17 +38,17 @@ def test_rankings_lines_are_the_originals():
 
 def test_rankings_show_at_most_ten():
     means = {f"s{i:02d}": {"RMSE": float(i)} for i in range(12)}
-    lines = report.format_rankings(means).splitlines()
+    lines = report.format_rankings(keyed(means)).splitlines()
     assert lines[0] == "TOP 10 for RMSE" and lines[-1] == "9. s09: 9.0" and len(lines) == 11
 
 
 def test_table_splits_alignments_and_markdown():
-    text = report.format_table(MEANS, {"snap_a": 3, "snap_b": 3, "snap_c": 2})
+    text = report.format_table(keyed(MEANS), {"snap_a": 3, "snap_b": 3, "snap_c": 2})
     blocks = text.split("\n\n")
     assert blocks[0].splitlines()[0].split() == ["snapshot", "images", "AbsRel", "RMSE", "d<1.25"]
     assert blocks[1].splitlines()[0].split() == ["median:", "images", "rmse", "scale_median"]
     assert blocks[0].splitlines()[1].split() == ["snap_a", "3", "0.3000", "1.0000", "0.7000"]
-    markdown = report.format_table(MEANS, {"snap_a": 3, "snap_b": 3, "snap_c": 2}, markdown=True)
+    markdown = report.format_table(keyed(MEANS), {"snap_a": 3, "snap_b": 3, "snap_c": 2}, markdown=True)
     assert markdown.splitlines()[1] == "| --- | ---: | ---: | ---: | ---: |"
 
 

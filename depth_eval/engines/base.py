@@ -1,8 +1,10 @@
-"""Loading a Caffe snapshot into OpenCV's dnn module and running it.
+"""What every engine shares: the deploy definition read and checked, the output blob found,
+the weights hashed and checked, and the decoding of the output (``--log``).
 
-The deploy definition is read (with our own Caffe schema) for what OpenCV does not expose: the
+An engine (:mod:`depth_eval.engines`) subclasses :class:`Engine` and adds ``forward``.  The
+deploy definition is read with our own Caffe schema for what the engines do not expose: the
 input blob's name and size, which layer last writes each blob, and the weight shapes, checked
-before OpenCV sees the weights because OpenCV runs some mismatched weights silently.
+before an engine sees the weights because OpenCV runs some mismatched weights silently.
 """
 
 from __future__ import annotations
@@ -11,19 +13,33 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from . import caffe_proto, caffe_shapes
-from .caffe_proto import CaffeFormatError
-
-# Output blobs of the thesis networks, in order of preference: the refining network's final
-# output, then the global-context / joint networks' coarse depth.
-PREFERRED_OUTPUT_BLOBS = ("depth-refine", "depth")
+from .. import caffe_proto, caffe_shapes
+from ..errors import CaffeFormatError, ShapeError, SnapshotError
+from ..metrics import LOG_ENCODING_SLOPE
 
 
-class SnapshotError(ValueError):
-    """A snapshot that cannot be evaluated; the message names the file and the cause."""
+@dataclass(frozen=True)
+class OutputRule:
+    """Which blob a task reads and what it must look like.
+
+    ``preferred``: blob names tried in order when the user names none; ``channels``: the
+    channels the output must have (None: any); ``color_input``: the input must take 3-channel
+    images (every evaluation feeds colour images; diagnostics may run any network).
+    """
+
+    preferred: tuple[str, ...]
+    channels: int | None
+    color_input: bool = True
+    what: str = "output"
+
+
+# The thesis' depth networks: the refining network's final output, else the global-context /
+# joint networks' coarse depth (test_depth.py hard-coded one of the two per family).
+DEPTH_OUTPUT = OutputRule(("depth-refine", "depth"), channels=1, what="depth map")
+# Any blob of any network (diagnostics and tests of the engines).
+ANY_OUTPUT = OutputRule((), channels=None, color_input=False)
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ def unconnected_outputs(definition) -> list[str]:
 
 
 def describe_network(definition, output_blob: str | None = None, source: str = "prototxt",
-                     require_depth_output: bool = True) -> NetworkInfo:
+                     rule: OutputRule = DEPTH_OUTPUT) -> NetworkInfo:
     """Find the input blob and its size, and the depth output blob, of a deploy definition.
 
     Parameters
@@ -71,13 +87,12 @@ def describe_network(definition, output_blob: str | None = None, source: str = "
     definition : NetParameter
         The parsed deploy prototxt.
     output_blob : str, optional
-        A blob named by the user; by default ``depth-refine``, else ``depth``, else the single
-        unconnected output with one channel.
+        A blob named by the user; by default the first of ``rule.preferred`` the network has,
+        else its single unconnected output with ``rule.channels`` channels.
     source : str
         The file name used in error messages.
-    require_depth_output : bool
-        Check that the input takes colour images and the output is a one-channel map (the
-        evaluation's needs); False lets any blob of any network run (diagnostics, tests).
+    rule : OutputRule
+        What the task reads: preferred blobs, channels, colour input.
     """
     inputs = caffe_shapes.network_inputs(definition)
     if len(inputs) != 1:
@@ -85,7 +100,7 @@ def describe_network(definition, output_blob: str | None = None, source: str = "
         raise SnapshotError(f"{source}: needs exactly one input blob with a 4-D shape "
                             f"(an Input layer or net-level input/input_shape), found {found}")
     (input_name, input_shape), = inputs.items()
-    if len(input_shape) != 4 or (require_depth_output and input_shape[1] != 3):
+    if len(input_shape) != 4 or (rule.color_input and input_shape[1] != 3):
         raise SnapshotError(f"{source}: input '{input_name}' has shape {input_shape}; the "
                             "evaluation feeds 1 x 3 x H x W colour images")
     writers = blob_writers(definition)
@@ -99,29 +114,33 @@ def describe_network(definition, output_blob: str | None = None, source: str = "
                                 f"(outputs: {', '.join(unconnected_outputs(definition))})")
         chosen = output_blob
     else:
-        chosen = next((b for b in PREFERRED_OUTPUT_BLOBS if b in writers), None)
+        chosen = next((b for b in rule.preferred if b in writers), None)
         if chosen is None:
             candidates = [b for b in unconnected_outputs(definition)
-                          if b in shapes and len(shapes[b]) == 4 and shapes[b][1] == 1]
+                          if b in shapes and len(shapes[b]) == 4
+                          and rule.channels in (None, shapes[b][1])]
             if len(candidates) != 1:
+                named = " or ".join(f"'{b}'" for b in rule.preferred) or "preferred blob"
                 raise SnapshotError(
-                    f"{source}: cannot tell which blob is the depth output (no 'depth-refine' "
-                    f"or 'depth', one-channel outputs: {', '.join(candidates) or 'none'}); "
+                    f"{source}: cannot tell which blob is the {rule.what} (no {named}, "
+                    f"candidate outputs: {', '.join(candidates) or 'none'}); "
                     "name it with --output-blob")
             chosen = candidates[0]
     shape = shapes.get(chosen)
-    if require_depth_output and shape is not None and (len(shape) != 4 or shape[1] != 1):
-        raise SnapshotError(f"{source}: output blob '{chosen}' has shape {shape}; a depth map "
-                            "needs N x 1 x h x w")
+    if rule.channels is not None and shape is not None and (
+            len(shape) != 4 or shape[1] != rule.channels):
+        raise SnapshotError(f"{source}: output blob '{chosen}' has shape {shape}; a "
+                            f"{rule.what} needs N x {rule.channels} x h x w")
     return NetworkInfo(input_name, tuple(input_shape), chosen, writers[chosen])
 
 
-class LoadedSnapshot:
+class Engine:
     """A deploy definition and its weights, read, hashed and checked against each other.
 
     The part every engine shares: input and output blobs found (:func:`describe_network`),
     sha256 of both files, and each parametrised layer's weight shapes checked against the
-    definition.  Engines subclass it and add ``forward``.
+    definition; the output decoded in the task's units (:meth:`decode`).  Engines subclass it,
+    load the network in ``__init__`` and add ``forward``.
 
     Parameters
     ----------
@@ -129,8 +148,10 @@ class LoadedSnapshot:
         The deploy definition and the trained weights.
     output_blob : str, optional
         Overrides the output blob detection of :func:`describe_network`.
-    require_depth_output : bool
-        As in :func:`describe_network`.
+    rule : OutputRule
+        What the task reads (:func:`describe_network`); the thesis' depth output by default.
+    log_encoded : bool
+        The output is log-encoded depth (``--log``): :meth:`decode` undoes it.
 
     Attributes
     ----------
@@ -143,16 +164,34 @@ class LoadedSnapshot:
     """
 
     engine = ""
+    # Devices the engine can run on (--device).
+    devices: tuple[str, ...] = ("cpu",)
     # Forward passes that may run at once on this object (OpenCV's Net is not thread-safe).
     concurrent_forwards = 1
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
-                 require_depth_output: bool = True):
+                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False):
         self.prototxt, self.caffemodel = Path(prototxt), Path(caffemodel)
+        self.log_encoded = log_encoded
         self.definition = caffe_proto.read_prototxt(self.prototxt)
-        self.info = describe_network(self.definition, output_blob, str(self.prototxt),
-                                     require_depth_output)
+        self.info = describe_network(self.definition, output_blob, str(self.prototxt), rule)
         self.prototxt_sha256 = sha256_of(self.prototxt.read_bytes())
+        self.caffemodel_sha256 = ""
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Run N x 3 x H x W float32 inputs; returns the output blob, N x C x h x w."""
+        raise NotImplementedError
+
+    def decode(self, output: np.ndarray) -> np.ndarray:
+        """One image's output blob (1 x C x h x w) as maps in the task's units.
+
+        A one-channel output becomes an h x w map (depth / 10), more channels C x h x w.  With
+        ``log_encoded`` the thesis' log encoding is undone, ``exp((o - 1) / 0.179581)``.
+        """
+        maps = output.reshape(output.shape[-3:]) if output.ndim >= 3 else output
+        if self.log_encoded:
+            maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
+        return maps[0] if maps.ndim == 3 and maps.shape[0] == 1 else maps
 
     def hash_weights(self) -> str:
         """sha256 of the caffemodel, read in chunks (no copy of the file in memory)."""
@@ -180,7 +219,7 @@ class LoadedSnapshot:
         caffe_proto.upgrade_v1(weights)
         try:
             caffe_shapes.check_weights(self.definition, weights)
-        except caffe_shapes.ShapeError as error:
+        except ShapeError as error:
             raise SnapshotError(f"{self.caffemodel}: does not match {self.prototxt.name}: "
                                 f"{error}") from None
         return weights
@@ -202,58 +241,8 @@ class LoadedSnapshot:
         return self.info.output_blob
 
 
-class OpenCVNetwork(LoadedSnapshot):
-    """A snapshot loaded into OpenCV's dnn module (the reference engine).
-
-    Parameters are those of :class:`LoadedSnapshot`.
-    """
-
-    engine = "opencv"
-
-    def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
-                 require_depth_output: bool = True):
-        super().__init__(prototxt, caffemodel, output_blob, require_depth_output)
-        self.read_weights()  # checks them; OpenCV reads the weights from the file itself
-        try:
-            # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
-            self._net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
-        except cv2.error as error:
-            raise SnapshotError(f"{self.caffemodel}: OpenCV cannot load it: "
-                                f"{_cv_message(error)}") from None
-        self._output_layer = opencv_layer_for_blob(self._net, self.info, str(self.prototxt))
-        self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-
-    def forward(self, blob: np.ndarray) -> np.ndarray:
-        """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x 1 x h x w."""
-        self._net.setInput(blob, self.info.input_name)
-        try:
-            return np.array(self._net.forward(self._output_layer), copy=True)
-        except cv2.error as error:
-            raise SnapshotError(f"forward pass failed: {_cv_message(error)}") from None
-
-
-def opencv_layer_for_blob(net, info: NetworkInfo, source: str) -> str:
-    """The OpenCV layer whose output is ``info.output_blob``.
-
-    OpenCV 4.x names most layers by their prototxt name, but a Convolution layer by its top
-    (``conv5-grad`` writing ``gradient`` becomes ``gradient``), so both names are tried.
-    """
-    names = set(net.getLayerNames())
-    for candidate in (info.output_layer, info.output_blob):
-        if candidate in names:
-            return candidate
-    raise SnapshotError(f"{source}: OpenCV has no layer writing blob '{info.output_blob}'")
-
-
 def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
         raise SnapshotError(f"{path}: cannot read ({error.strerror})") from None
-
-
-def _cv_message(error: cv2.error) -> str:
-    """The useful last line of an OpenCV exception."""
-    text = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
-    return text.split(") ", 1)[-1] if text.startswith("OpenCV(") else text

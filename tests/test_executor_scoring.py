@@ -6,11 +6,14 @@ import time
 import numpy as np
 import pytest
 
-from depth_eval.metrics import THESIS_METRIC_TITLES
-from depth_eval.net import SnapshotError
 from scipy.ndimage import zoom
 
-from depth_eval.pipeline import ImageError, ScoringOptions, score_image, stream, upsample
+from depth_eval.errors import ImageError, SnapshotError
+from depth_eval.executor import stream
+from depth_eval.metric_keys import MetricKey
+from depth_eval.metrics import THESIS_METRIC_TITLES
+from depth_eval.scoring import ScoringSettings, score_image
+from depth_eval.upsample import upsample
 
 
 def run(items, batch_size=1, forward_workers=1, jobs=3, fail=(), forward_error=None):
@@ -65,13 +68,20 @@ def test_score_keys_per_metric_set_and_alignment():
     gt = np.linspace(1.0, 9.0, 400).reshape(20, 20)
     prediction = gt * 1.5
     plain = score_image(prediction, gt)
-    assert list(plain) == list(THESIS_METRIC_TITLES)
-    scores = score_image(prediction, gt, ScoringOptions(("thesis", "standard"),
-                                                        ("none", "median", "mvn")))
+    assert [str(key) for key in plain] == list(THESIS_METRIC_TITLES)
+    settings = ScoringSettings(("thesis", "standard"), ("none", "median", "mvn"))
+    scores = {str(key): value for key, value in score_image(prediction, gt, settings).items()}
+    assert list(scores) == [str(key) for key in settings.metric_keys()]
     assert scores["median/scale"] == pytest.approx(1 / 1.5)
     assert scores["median/rmse"] == pytest.approx(0.0, abs=1e-9)  # scale recovered exactly
     assert scores["mvn/RMSE"] == pytest.approx(0.0, abs=1e-9)
-    assert scores["RMSE"] == plain["RMSE"] and scores["rmse"] > 0
+    assert scores["RMSE"] == plain[MetricKey("none", "RMSE")] and scores["rmse"] > 0
+
+
+def test_metric_key_text_round_trip():
+    for text in ("RMSE", "Threshold 1.25^2", "median/rmse", "mvn/Threshold 1.25", "lsq/scale"):
+        assert str(MetricKey.parse(text)) == text
+    assert MetricKey.parse("median/rmse") == MetricKey("median", "rmse")
 
 
 @pytest.mark.parametrize("shape", [(54, 74), (27, 37), (25, 35)])

@@ -4,7 +4,8 @@ import pytest
 from google.protobuf import text_format
 
 from depth_eval import caffe_proto, caffe_shapes
-from depth_eval.net import SnapshotError, blob_writers, describe_network, unconnected_outputs
+from depth_eval.engines.base import ANY_OUTPUT, blob_writers, describe_network, unconnected_outputs
+from depth_eval.errors import SnapshotError
 
 INPUT = 'layer { name: "data" type: "Input" top: "X" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 10 } } }\n'
 
@@ -50,7 +51,7 @@ def test_ambiguous_or_multichannel_output_needs_output_blob():
     grads = net(INPUT + conv("g", "X", "gradient", 2))
     with pytest.raises(SnapshotError, match="N x 1 x h x w"):
         describe_network(grads, "gradient")
-    assert describe_network(grads, "gradient", require_depth_output=False).output_blob == "gradient"
+    assert describe_network(grads, "gradient", rule=ANY_OUTPUT).output_blob == "gradient"
 
 
 def test_net_level_input_dim_and_channel_check():

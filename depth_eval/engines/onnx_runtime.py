@@ -2,9 +2,9 @@
 
 Gives the same numbers as the OpenCV dnn engine (within float32 rounding) and runs several
 images per call.  onnxruntime and onnx are optional dependencies (``pip install
-'depth_eval[fast]'``); they are imported only when an :class:`OnnxRuntimeNetwork` is built.
+'depth_eval[fast]'``); they are imported only when an :class:`OnnxRuntimeEngine` is built.
 
-Public API: :class:`OnnxRuntimeNetwork`, :class:`EngineUnavailableError`, :func:`cache_key`.
+Public API: :class:`OnnxRuntimeEngine`, :func:`cache_key`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .net import LoadedSnapshot
-from .outputs import write_atomic
+from ..errors import EngineUnavailableError
+from ..files import write_atomic
+from .base import DEPTH_OUTPUT, Engine, OutputRule
 
-__all__ = ["OnnxRuntimeNetwork", "EngineUnavailableError", "cache_key"]
+__all__ = ["OnnxRuntimeEngine", "cache_key"]
 
 _INSTALL_HINT = "pip install 'depth_eval[fast]'"
-
-
-class EngineUnavailableError(ImportError):
-    """The onnxruntime engine cannot run here (package missing, or no such device)."""
 
 
 def _import_onnxruntime():
@@ -37,7 +34,7 @@ def _import_onnxruntime():
 
 def _import_translator():
     try:
-        from . import onnx_translate
+        from .. import onnx_translate
     except ImportError as error:
         if getattr(error, "name", None) and error.name.split(".")[0] == "onnx":
             raise EngineUnavailableError(f"onnx is not installed: {_INSTALL_HINT}") from None
@@ -56,7 +53,7 @@ def cache_key(prototxt_sha256: str, caffemodel_sha256: str, output_blob: str,
     return digest.hexdigest()
 
 
-class OnnxRuntimeNetwork(LoadedSnapshot):
+class OnnxRuntimeEngine(Engine):
     """A Caffe deploy network + snapshot run by onnxruntime, producing one output blob.
 
     Parameters
@@ -65,22 +62,22 @@ class OnnxRuntimeNetwork(LoadedSnapshot):
         The deploy definition and the trained weights.
     output_blob : str, optional
         Caffe blob name to compute (for a blob rewritten in place, the final value); by
-        default the depth output :func:`depth_eval.net.describe_network` finds.
+        default the output :func:`depth_eval.engines.base.describe_network` finds.
     threads : int, optional
-        Intra-op threads; default ``os.cpu_count()``.
+        Intra-op threads; default 1 on the CPU (one pass per core runs concurrently), else
+        ``os.cpu_count()``.
     device : {"cpu", "cuda"}
         ``"cuda"`` runs on onnxruntime's CUDAExecutionProvider (CPU fallback for any node it
         cannot take) and needs an onnxruntime build that has it.
     cache_dir : Path, optional
         Where to keep translated models (``<sha256>.onnx``), reused on later runs.
-    require_depth_output : bool
-        Check the input takes colour images and the output is one channel (the evaluator
-        asks for it); any blob of any network otherwise.
+    rule, log_encoded
+        As :class:`depth_eval.engines.base.Engine`.
 
     Attributes
     ----------
     info, input_name, input_shape, output_blob, prototxt_sha256, caffemodel_sha256
-        As :class:`depth_eval.net.LoadedSnapshot`; ``forward`` accepts any batch size N.
+        As :class:`depth_eval.engines.base.Engine`; ``forward`` accepts any batch size N.
     model_path : Path or None
         The cached ``.onnx`` file, when ``cache_dir`` is given.
     loaded_from_cache : bool
@@ -98,10 +95,12 @@ class OnnxRuntimeNetwork(LoadedSnapshot):
     """
 
     engine = "onnxruntime"
+    devices = ("cpu", "cuda")
 
     def __init__(self, prototxt, caffemodel, output_blob: str | None = None,
+                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
                  threads: int | None = None, device: str = "cpu",
-                 cache_dir: Path | None = None, require_depth_output: bool = False):
+                 cache_dir: Path | None = None):
         ort = _import_onnxruntime()
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
@@ -118,7 +117,7 @@ class OnnxRuntimeNetwork(LoadedSnapshot):
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be positive, got {threads}")
 
-        super().__init__(prototxt, caffemodel, output_blob, require_depth_output)
+        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded)
         self.device = device
         self.model_path: Path | None = None
         self.loaded_from_cache = False
@@ -131,7 +130,8 @@ class OnnxRuntimeNetwork(LoadedSnapshot):
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # On the CPU, one thread per forward pass and one pass per core (executor.stream).
+        options.intra_op_num_threads = threads or (1 if device == "cpu" else os.cpu_count() or 1)
         # onnxruntime sessions may run concurrently; with one thread each, one run per core
         # keeps every core busy (2 cores: 1.9x one two-threaded run, measured).
         self.concurrent_forwards = (os.cpu_count() or 1) if (
@@ -182,5 +182,5 @@ class OnnxRuntimeNetwork(LoadedSnapshot):
         return result
 
     def __repr__(self) -> str:
-        return (f"OnnxRuntimeNetwork(input={self.input_name!r} {self.input_shape}, "
+        return (f"OnnxRuntimeEngine(input={self.input_name!r} {self.input_shape}, "
                 f"output={self.output_blob!r}, device={self.device!r})")

@@ -1,0 +1,86 @@
+"""Options shared by the commands that run snapshots (evaluate, predict, gradients)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import engines
+
+# PNG strategies (depth_eval.pictures.PNG_STRATEGIES); listed here so --help needs no OpenCV.
+PNG_STRATEGY_NAMES = ("default", "rle")
+
+
+def comma_list(allowed):
+    """argparse type: a comma list of values from ``allowed``, as a tuple without repeats."""
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+        wrong = [v for v in values if v not in allowed]
+        if wrong or not values:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected a comma list of {', '.join(allowed)}")
+        return values
+    return parse
+
+
+def add_snapshot_folders(parser: argparse.ArgumentParser, ground_truth: bool,
+                         out_help: str) -> None:
+    parser.add_argument("input_dir", type=Path, metavar="INPUT_DIR",
+                        help="colour inputs named <stem>_colors.<ext>" if ground_truth
+                        else "colour images, any names")
+    if ground_truth:
+        parser.add_argument("gt_dir", type=Path, metavar="GT_DIR",
+                            help="ground truths named <stem>_depth.<ext> (thesis 8-bit encoding)")
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help=out_help)
+    parser.add_argument("snapshots_dir", type=Path, metavar="SNAPSHOTS_DIR",
+                        help="every *.caffemodel here is a snapshot; its definition is the same "
+                             "stem with .prototxt")
+
+
+def add_engine_options(parser: argparse.ArgumentParser, log: bool = True) -> None:
+    if log:
+        parser.add_argument("--log", action="store_true",
+                            help="the networks output log-encoded depth (exp((o - 1) / 0.179581))")
+    parser.add_argument("--prototxt", type=Path, metavar="FILE",
+                        help="deploy definition for snapshots without a .prototxt of their own")
+    parser.add_argument("--output-blob", metavar="NAME",
+                        help="blob to read the output from (default: depth-refine, else depth, "
+                             "else the single one-channel output)")
+    parser.add_argument("--engine", choices=tuple(engines.ENGINES), default="opencv",
+                        help="inference engine: opencv (the reference, default) or onnxruntime "
+                             "(faster; pip install 'depth_eval[fast]')")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="onnxruntime device (cuda needs onnxruntime-gpu)")
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help="images per forward pass (default 1, as the original; larger "
+                             "batches can be faster, same numbers within float rounding)")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="worker threads for reading, upsampling, scoring and writing "
+                             "(default: the number of cores)")
+    parser.add_argument("--png-strategy", choices=PNG_STRATEGY_NAMES, default="rle",
+                        help="zlib strategy of the PNGs (compression level 8 either way): 'rle' "
+                             "(default) is 20x faster, 'default' writes the original's files "
+                             "byte for byte; the pixels are identical")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the results (no table, progress or warnings)")
+
+
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """--per-image, --figures and the CI gate: every scored task has them."""
+    extra = parser.add_argument_group("outputs")
+    extra.add_argument("--per-image", type=Path, metavar="FILE.csv",
+                       help="one row per snapshot x image with every metric")
+    extra.add_argument("--figures", action="store_true",
+                       help="OUT_DIR/figures/: per-image comparison figures and metric charts")
+    extra.add_argument("--figures-max", type=int, default=8, metavar="N",
+                       help="images that get a figure, chosen evenly (default 8)")
+    checks = parser.add_argument_group("CI gate")
+    checks.add_argument("--baseline", type=Path, metavar="RESULTS_JSON",
+                        help="compare this run to a previous results.json")
+    checks.add_argument("--fail-if", action="append", default=[], metavar="RULE",
+                        help="e.g. 'RMSE>+2%%' or 'Threshold 1.25<-0.01': exit 3 when a snapshot "
+                             "got worse than the baseline by more than that (repeatable)")
+    checks.add_argument("--best", metavar="METRIC",
+                        help="print the best snapshot's name alone on the last line")
+    checks.add_argument("--format", choices=("text", "markdown"), default="text",
+                        help="tables as plain text (default) or GitHub Markdown")

@@ -1,0 +1,127 @@
+"""One run over all snapshots: the work behind ``evaluate``, ``predict`` and every task.
+
+Finds the snapshots and the task's images, hands each snapshot to the executor as one unit,
+reports what was skipped and why, keeps results.json / results.csv up to date after every
+snapshot, then prints the rankings and applies the CI gate.  Returns the exit status.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from . import discover, engines, tasks
+from .errors import EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError
+from .executor import LocalExecutor, Unit
+from .progress import Progress
+from .tasks.base import SnapshotWork
+from .results import ResultsFiles, Tally, results_document, write_file
+
+
+def find_snapshots(inputs) -> list[discover.Snapshot]:
+    snapshots = discover.find_snapshots(inputs.snapshots_dir, inputs.prototxt)
+    if not snapshots:
+        raise UsageError(f"{inputs.snapshots_dir}: no *.caffemodel snapshot in SNAPSHOTS_DIR")
+    return snapshots
+
+
+def open_engine(engine_settings, rule, snapshot: discover.Snapshot):
+    """Load one snapshot into the chosen engine; raises SnapshotError when it cannot."""
+    if snapshot.prototxt is None:
+        raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
+                            "no --prototxt given; snapshot skipped")
+    try:
+        return engines.load_engine(engine_settings, snapshot.prototxt, snapshot.caffemodel, rule)
+    except OSError as error:
+        raise SnapshotError(f"{error.filename or snapshot.caffemodel}: "
+                            f"{error.strerror or error}") from None
+
+
+def snapshot_entry(snapshot: discover.Snapshot) -> dict:
+    return {"status": "skipped", "caffemodel": {"path": str(snapshot.caffemodel)},
+            "prototxt": {"path": str(snapshot.prototxt)} if snapshot.prototxt else None}
+
+
+def _describe(entry: dict, engine: dict) -> None:
+    """Record the loaded engine's facts in a snapshot's results.json entry."""
+    entry["prototxt"]["sha256"] = engine["prototxt_sha256"]
+    entry["caffemodel"]["sha256"] = engine["caffemodel_sha256"]
+    entry.update({k: v for k, v in engine.items() if not k.endswith("_sha256")})
+
+
+def run_snapshots(task, executor, snapshots, items, console, tally: Tally, on_snapshot=None):
+    """Each snapshot in turn over the items; an image that fails once is skipped afterwards."""
+    quiet = task.settings.outputs.quiet
+    for snapshot in snapshots:
+        entry = tally.entries[snapshot.name] = snapshot_entry(snapshot)
+        todo = tuple(item for item in items
+                     if executor_input_name(item) not in tally.bad_images)
+        progress = Progress(snapshot.name, len(todo), "off" if quiet else "auto")
+        try:
+            run = executor.run(Unit(snapshot, todo), progress.update)
+        except SnapshotError as error:
+            console.error(f"snapshot {snapshot.name} skipped: {error}")
+            entry["error"] = str(error)
+            continue
+        finally:
+            progress.close()
+        _describe(entry, run.engine)
+        for name, reason in run.skipped.items():
+            if name not in tally.bad_images:
+                console.error(f"image skipped: {reason}")
+        tally.bad_images.update(run.skipped)
+        if task.scored:
+            tally.record(snapshot.name, entry, run, task.summarise(run.results))
+        elif run.results:
+            entry["status"] = "evaluated"
+            console.result(f"{snapshot.name}: {len(run.results)} depth maps in "
+                           f"{task.settings.outputs.abs_dir / snapshot.name}")
+        if on_snapshot is not None:
+            on_snapshot()
+
+
+def executor_input_name(item) -> str:
+    return SnapshotWork.input_path(item).name
+
+
+def run(settings, console) -> int:
+    """Run the settings' task over every snapshot; the exit status."""
+    task = tasks.get(settings.task)(settings, console)
+    snapshots = find_snapshots(settings.inputs)
+    items = task.find_items(console)
+    executor = LocalExecutor(partial(open_engine, settings.engine, task.output_rule),
+                             task.start_snapshot, settings.outputs.jobs, settings.engine.batch)
+    tally = Tally()
+    if not task.scored:
+        run_snapshots(task, executor, snapshots, items, console, tally)
+        if not any(e["status"] == "evaluated" for e in tally.entries.values()):
+            console.error("nothing could be predicted")
+            return EXIT_NOTHING
+        everything = all(e["status"] == "evaluated" for e in tally.entries.values())
+        return EXIT_OK if everything and not tally.bad_images else EXIT_PARTIAL
+
+    files = ResultsFiles(settings.outputs.out_dir)
+
+    def save() -> dict:
+        document = results_document(settings, task, tally, len(items))
+        files.write(document)
+        return document
+
+    run_snapshots(task, executor, snapshots, items, console, tally, on_snapshot=save)
+    document = save()
+    problems = list(files.problems)
+    if settings.outputs.per_image is not None:
+        from .report import per_image_csv
+
+        problems += write_file(settings.outputs.per_image, per_image_csv(tally.entries))
+    problems += task.after_run(items, tally.kept, tally.means, console)
+    for problem in problems:
+        console.error(problem)
+    if not tally.means:
+        console.error("nothing could be evaluated")
+        return EXIT_NOTHING
+    from .summary import print_results
+
+    if print_results(settings, tally, document, console):
+        return EXIT_GATE
+    everything = all(e["status"] == "evaluated" for e in tally.entries.values())
+    return EXIT_OK if everything and not tally.bad_images and not problems else EXIT_PARTIAL

@@ -1,0 +1,202 @@
+"""One validated settings object per run, built once from the parsed command line.
+
+Every rule that involves the command line alone or its folders is checked here, before any
+work (:func:`RunSettings.from_args`); nothing below the command line sees an argparse
+Namespace.  The tree: inputs (folders, ground-truth encoding), engine (which, where, ``--log``,
+output blob, batch), scoring (metrics, alignments, bounds, crop), outputs (OUT_DIR and what
+goes into it), gate (baseline, rules, ``--best``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import engines, gate, tasks
+from .errors import UsageError
+from .ground_truth import GroundTruthSettings
+from .metric_keys import MetricKey, ranked
+from .scoring import ScoringSettings
+
+# Translated ONNX models, keyed by the snapshot's hashes, kept beside the results for reruns.
+ONNX_CACHE_DIR = ".depth_eval-cache"
+
+
+def abs_dir_of(out_dir: Path) -> Path:
+    """``OUT_DIR_abs`` beside OUT_DIR (a trailing slash on OUT_DIR does not move it inside)."""
+    resolved = Path(os.path.abspath(out_dir))
+    return resolved.with_name(resolved.name + "_abs")
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """The folders read: colour inputs, ground truths (None for predict), snapshots."""
+
+    input_dir: Path
+    snapshots_dir: Path
+    gt_dir: Path | None = None
+    prototxt: Path | None = None   # --prototxt: the definition of snapshots without their own
+    ground_truth: GroundTruthSettings = GroundTruthSettings()
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Which engine runs the snapshots, and how their output is read."""
+
+    name: str = "opencv"
+    device: str = "cpu"
+    log_encoded: bool = False          # --log: decoded by the engine (Engine.decode)
+    output_blob: str | None = None
+    batch: int = 1
+    cache_dir: Path | None = None      # where an engine may keep derived files
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """OUT_DIR and what is written there and printed."""
+
+    out_dir: Path
+    jobs: int = 1
+    png_strategy: str = "rle"
+    save_raw: bool = False
+    per_image: Path | None = None
+    figures: bool = False
+    figures_max: int = 8
+    colormap: str | None = None
+    table_format: str = "text"
+    quiet: bool = False
+
+    @property
+    def abs_dir(self) -> Path:
+        return abs_dir_of(self.out_dir)
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The CI gate: a baseline results.json, the --fail-if rules, --best."""
+
+    baseline_path: Path | None = None
+    baseline: dict | None = None
+    rules: tuple = ()
+    best: MetricKey | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything one run needs; see the module docstring."""
+
+    task: str
+    inputs: InputSettings
+    outputs: OutputSettings
+    engine: EngineSettings = EngineSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    gate: GateSettings = field(default_factory=GateSettings)
+
+    @classmethod
+    def from_args(cls, args, task: str) -> "RunSettings":
+        """Build and check the settings of an ``evaluate`` / ``predict`` / task command."""
+        task_class = tasks.get(task)
+        inputs = InputSettings(
+            input_dir=Path(args.input_dir), snapshots_dir=Path(args.snapshots_dir),
+            gt_dir=Path(args.gt_dir) if getattr(args, "gt_dir", None) is not None else None,
+            prototxt=args.prototxt,
+            ground_truth=GroundTruthSettings(getattr(args, "gt_encoding", "auto"),
+                                             getattr(args, "depth_scale", None)))
+        out_dir = Path(args.out_dir)
+        engine = EngineSettings(name=args.engine, device=args.device, log_encoded=args.log,
+                                output_blob=args.output_blob, batch=args.batch,
+                                cache_dir=out_dir / ONNX_CACHE_DIR)
+        scoring = ScoringSettings(
+            metric_sets=getattr(args, "metrics", ("thesis",)),
+            alignments=getattr(args, "align", ("none",)),
+            min_depth=getattr(args, "min_depth", ScoringSettings.min_depth),
+            max_depth=getattr(args, "max_depth", ScoringSettings.max_depth),
+            crop=getattr(args, "crop", "none"))
+        outputs = OutputSettings(
+            out_dir=out_dir, jobs=args.jobs or os.cpu_count() or 1,
+            png_strategy=args.png_strategy, save_raw=getattr(args, "save_raw", False),
+            per_image=getattr(args, "per_image", None), figures=getattr(args, "figures", False),
+            figures_max=getattr(args, "figures_max", 8), colormap=getattr(args, "colormap", None),
+            table_format=getattr(args, "format", "text"), quiet=args.quiet)
+        _check_inputs(inputs)
+        _check_engine(engine)
+        _check_scoring(scoring, inputs.ground_truth)
+        _check_outputs(outputs, args.jobs)
+        settings = cls(task, inputs, outputs, engine, scoring)
+        gate_settings = _gate(args, task_class(settings).metric_keys())
+        return cls(task, inputs, outputs, engine, scoring, gate_settings)
+
+
+def _check_inputs(inputs: InputSettings) -> None:
+    folders = {"INPUT_DIR": inputs.input_dir, "GT_DIR": inputs.gt_dir,
+               "SNAPSHOTS_DIR": inputs.snapshots_dir}
+    for label, path in folders.items():
+        if path is None:
+            continue
+        if not path.exists():
+            raise UsageError(f"{path}: {label} does not exist")
+        if not path.is_dir():
+            raise UsageError(f"{path}: {label} is not a folder")
+    if inputs.prototxt is not None and not inputs.prototxt.is_file():
+        raise UsageError(f"{inputs.prototxt}: --prototxt file does not exist")
+
+
+def _check_engine(engine: EngineSettings) -> None:
+    if engine.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {engine.batch}")
+    devices = engines.devices(engine.name)
+    if engine.device not in devices:
+        needs = [name for name in engines.ENGINES if engine.device in engines.devices(name)]
+        raise UsageError(f"--device {engine.device} needs --engine {' or '.join(needs)}")
+
+
+def _check_scoring(scoring: ScoringSettings, ground_truth: GroundTruthSettings) -> None:
+    low, high = scoring.min_depth, scoring.max_depth
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+        raise UsageError(f"--min-depth {low} and --max-depth {high}: need 0 < min < max")
+    scale = ground_truth.depth_scale
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"--depth-scale must be positive, got {scale}")
+
+
+def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if outputs.figures_max < 0:
+        raise UsageError(f"--figures-max must be 0 or more, got {outputs.figures_max}")
+    for path in (outputs.out_dir, outputs.abs_dir):
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{path}: exists and is not a folder (OUT_DIR and OUT_DIR_abs "
+                             "must be folders)")
+    if outputs.colormap:
+        from .figures import check_colormap
+
+        try:
+            check_colormap(outputs.colormap)
+        except ValueError as error:
+            raise UsageError(f"--colormap: {error}") from None
+
+
+def _gate(args, keys: list[MetricKey]) -> GateSettings:
+    """The baseline and --fail-if rules, checked before any work is done."""
+    fail_if, baseline_path = getattr(args, "fail_if", []), getattr(args, "baseline", None)
+    best = getattr(args, "best", None)
+    directions = {str(key): lower for key, lower in ranked(keys).items()}
+    if fail_if and baseline_path is None:
+        raise UsageError("--fail-if needs --baseline RESULTS_JSON")
+    best_key = None
+    if best:
+        if best not in directions:
+            raise UsageError(f"--best {best!r}: not a metric of this run "
+                             f"({', '.join(directions)})")
+        best_key = MetricKey.parse(best)
+    if baseline_path is None:
+        return GateSettings(best=best_key)
+    try:
+        baseline = gate.load_results(baseline_path)
+        rules = tuple(gate.parse_rule(text, directions) for text in fail_if)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return GateSettings(baseline_path, baseline, rules, best_key)

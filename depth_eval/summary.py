@@ -1,0 +1,34 @@
+"""What a run prints at the end: the rankings, the table, the gate's comparison and --best."""
+
+from __future__ import annotations
+
+from . import gate, report
+from .metric_keys import lower_is_better
+from .results import RESULTS_CSV, RESULTS_JSON
+
+
+def print_results(settings, tally, document: dict, console) -> list:
+    """Rankings, table, the gate's comparison and --best on stdout; returns the violations."""
+    outputs, gate_settings = settings.outputs, settings.gate
+    markdown = outputs.table_format == "markdown"
+    console.result(report.format_rankings(tally.means))
+    console.info()
+    console.info(report.format_table(tally.means, tally.images, markdown=markdown))
+    console.info(f"\nresults: {outputs.out_dir / RESULTS_JSON}, {outputs.out_dir / RESULTS_CSV}")
+    violations = []
+    if gate_settings.baseline is not None:
+        rules = gate_settings.rules
+        violations = gate.compare(document, gate_settings.baseline, rules)
+        shown = (list(dict.fromkeys(r.metric for r in rules))
+                 or [str(k) for k in next(iter(tally.means.values()))])
+        console.info()
+        console.info(gate.comparison_table(document, gate_settings.baseline, shown,
+                                           markdown=markdown,
+                                           violations=violations if rules else None))
+        for violation in violations:
+            console.error(f"gate: snapshot {violation.snapshot} broke '{violation.rule_text}': "
+                          f"{violation.reason}")
+    if gate_settings.best is not None:
+        best = gate_settings.best
+        console.result(gate.best_snapshot(tally.entries, str(best), lower_is_better(best)))
+    return violations

@@ -1,0 +1,22 @@
+"""Evaluation tasks, by name: what a run reads, scores and draws (see :mod:`.base`).
+
+Adding a task is one module with a :class:`~depth_eval.tasks.base.Task` subclass and one line
+in ``TASKS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+# task name -> "module:class"
+TASKS = {
+    "depth": "depth_eval.tasks.depth:DepthTask",
+    "predict": "depth_eval.tasks.predict:PredictTask",
+}
+
+
+def get(name: str):
+    """The Task subclass registered as ``name``."""
+    module_name, _, class_name = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)

@@ -1,0 +1,92 @@
+"""What a task is: what an evaluation reads, scores and draws, per image of a snapshot.
+
+A task (``depth``, ``predict``, ...) plugs into the one run (:mod:`depth_eval.run`):
+
+- ``Task(settings)`` once per run; :meth:`Task.find_items` lists the images (pairs or inputs);
+- :meth:`Task.start_snapshot` claims the snapshot's output names and returns its
+  :class:`SnapshotWork`, whose ``prepare`` (read, preprocess: worker threads) and ``finish``
+  (the decoded network output -> metrics and pictures: worker threads) the executor calls;
+- :meth:`Task.summarise` turns the per-image metrics into the snapshot's values;
+- :meth:`Task.after_run` draws what needs every snapshot (figures).
+
+Adding a task is one module with a Task subclass plus one line in :mod:`depth_eval.tasks`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..engines.base import OutputRule
+from ..metric_keys import MetricKey
+
+
+@dataclass
+class ImageResult:
+    """One image's outcome: its metrics, and what the task keeps for drawing after the run."""
+
+    stem: str
+    metrics: dict[MetricKey, float]
+    kept: object = None
+
+
+@dataclass
+class Prepared:
+    """One image read and preprocessed: the network input and whatever the task needs later."""
+
+    item: object
+    blob: np.ndarray                        # 1 x 3 x H x W network input
+    extra: dict = field(default_factory=dict)
+
+
+class SnapshotWork:
+    """The task's work on one snapshot (its output folders claimed)."""
+
+    def prepare(self, item, input_hw: tuple[int, int]) -> Prepared:
+        raise NotImplementedError
+
+    def finish(self, prepared: Prepared, maps: np.ndarray) -> ImageResult:
+        raise NotImplementedError
+
+    @staticmethod
+    def input_path(item) -> Path:
+        """The input file an item stands for (messages, progress)."""
+        return getattr(item, "color_path", item)
+
+
+class Task:
+    """Base of the tasks; see the module docstring."""
+
+    name: ClassVar[str] = ""
+    # The network output the task reads (engines find the blob with it).
+    output_rule: ClassVar[OutputRule]
+    # True: items are (colour, ground truth) pairs and the task reports metrics.
+    scored: ClassVar[bool] = True
+
+    def __init__(self, settings, console=None):
+        self.settings = settings
+        self.console = console
+
+    def metric_keys(self) -> list[MetricKey]:
+        """Every per-image key the task reports with these settings (checked before any work)."""
+        return []
+
+    def find_items(self, console) -> list:
+        raise NotImplementedError
+
+    def start_snapshot(self, snapshot_name: str, items: list) -> SnapshotWork:
+        raise NotImplementedError
+
+    def summarise(self, results: list[ImageResult]) -> dict[MetricKey, float]:
+        return {}
+
+    def document_fields(self) -> dict:
+        """Task-specific fields of results.json."""
+        return {}
+
+    def after_run(self, items: list, kept: dict, means: dict, console) -> list[str]:
+        """Drawing that needs every snapshot; returns problems (one line each)."""
+        return []

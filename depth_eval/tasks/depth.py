@@ -1,0 +1,247 @@
+"""The thesis' depth evaluation (``test_depth.py``): per image, read the pair, upsample the
+depth output to 320 x 420, score it, and write the original's three pictures into OUT_DIR (MVN
+fitted) and OUT_DIR_abs (raw)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .. import discover, gt_encoding, io, metrics, pictures, scoring
+from ..engines.base import DEPTH_OUTPUT
+from ..errors import ImageError, SnapshotError, UsageError
+from ..files import OutputFolder
+from ..ground_truth import load_ground_truth, resize_ground_truth
+from ..upsample import upsample
+from .base import ImageResult, Prepared, SnapshotWork, Task
+
+# A ground truth whose width/height differs from its input's by more than this is a mismatched pair.
+ASPECT_TOLERANCE = 0.02
+# Suffix of the visualised ground truth written beside each prediction (test_depth.py: X_gt.png).
+GT_VISUAL_SUFFIX = "_gt"
+
+
+def output_names(stem: str) -> tuple[str, str, str]:
+    """The three PNG names the original wrote for input ``<X>_colors``: colours, depth, ground truth."""
+    base = _base(stem)
+    return f"{stem}.png", f"{base}{discover.GROUND_TRUTH_SUFFIX}.png", f"{base}{GT_VISUAL_SUFFIX}.png"
+
+
+def prediction_names(stem: str) -> tuple[str, str, str]:
+    """Raw depth files for input ``stem``: visualisation, metres (.npy), millimetres (PNG)."""
+    depth = f"{_base(stem)}{discover.GROUND_TRUTH_SUFFIX}"
+    return f"{depth}.png", f"{depth}.npy", f"{depth}_mm.png"
+
+
+def colormap_names(stem: str, colormap: str | None) -> tuple[str, ...]:
+    """Colour-mapped picture names (``--colormap``): depth and ground truth."""
+    if not colormap:
+        return ()
+    _, depth_name, gt_name = output_names(stem)
+    return tuple(name.replace(".png", f"_{colormap}.png") for name in (depth_name, gt_name))
+
+
+def _base(stem: str) -> str:
+    suffix = discover.INPUT_SUFFIX
+    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
+
+
+def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
+                  gt_settings=None) -> Prepared:
+    """Read and preprocess one pair; raises ImageError naming the file and the cause.
+
+    ``extra`` holds the ground truth at 320 x 420 (depth / 10) and the encoding it was read as.
+    """
+    color = io.read_image(pair.color_path)
+    depth, encoding = (load_ground_truth(pair.depth_path) if gt_settings is None
+                       else load_ground_truth(pair.depth_path, gt_settings))
+    color_aspect = color.shape[1] / color.shape[0]
+    depth_aspect = depth.shape[1] / depth.shape[0]
+    if abs(depth_aspect / color_aspect - 1.0) > ASPECT_TOLERANCE:
+        raise ImageError(
+            f"{pair.depth_path}: ground truth is {depth.shape[1]}x{depth.shape[0]} but input "
+            f"{pair.color_path.name} is {color.shape[1]}x{color.shape[0]} (aspect ratios differ "
+            f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)")
+    rgb = io.resize_bilinear(io.as_rgb(io.to_unit_float(color)), input_hw)
+    return Prepared(pair, io.to_network_blob(rgb),
+                    {"ground_truth": resize_ground_truth(depth, encoding), "encoding": encoding})
+
+
+def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
+    """The upsampled prediction in metres: float32 ``.npy`` and 16-bit millimetre PNG."""
+    _, metres_name, mm_name = prediction_names(stem)
+    depth_m = (depth_unit * metrics.DEPTH_RANGE_M).astype(np.float32)
+    folder.write(metres_name, pictures.encode_npy(depth_m))
+    folder.write(mm_name, gt_encoding.encode_depth_mm_png(depth_m))
+
+
+def claim_all(claims: dict[OutputFolder, list[str]]) -> dict[str, Path]:
+    """Claim every output name at once (one manifest write per folder); name -> path of each
+    one that exists and is not the tool's."""
+    conflicts = {}
+    for folder, names in claims.items():
+        conflicts.update({f"{folder.path}/{name}": folder.path / name
+                          for name in folder.claim(names)})
+    return conflicts
+
+
+def output_folder(path: Path) -> OutputFolder:
+    try:
+        return OutputFolder(path)
+    except (NotADirectoryError, FileExistsError) as error:
+        raise SnapshotError(f"{path}: exists and is not a folder") from error
+
+
+class DepthWork(SnapshotWork):
+    """One snapshot's depth evaluation: OUT_DIR/S gets the MVN-fitted pictures, OUT_DIR_abs/S
+    the raw ones (and ``--save-raw`` maps)."""
+
+    def __init__(self, task: "DepthTask", fitted_dir: OutputFolder, raw_dir: OutputFolder,
+                 pairs: list):
+        self.task, self.fitted_dir, self.raw_dir = task, fitted_dir, raw_dir
+        self.outputs = task.settings.outputs
+        wanted = {fitted_dir: [], raw_dir: []}
+        for pair in pairs:
+            for folder, names in self.names_of(pair.stem).items():
+                wanted[folder] += names
+        self.conflicts = claim_all(wanted)
+
+    def names_of(self, stem: str) -> dict[OutputFolder, list[str]]:
+        both = list(output_names(stem)) + list(colormap_names(stem, self.outputs.colormap))
+        extra = list(prediction_names(stem)[1:]) if self.outputs.save_raw else []
+        return {self.fitted_dir: both, self.raw_dir: both + extra}
+
+    def prepare(self, item, input_hw):
+        taken = [self.conflicts[f"{folder.path}/{name}"]
+                 for folder, names in self.names_of(item.stem).items() for name in names
+                 if f"{folder.path}/{name}" in self.conflicts]
+        if taken:
+            raise ImageError(f"{taken[0]}: exists and was not written by depth_eval; "
+                             f"left untouched, {item.color_path.name} not evaluated")
+        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth)
+        self.task.note_encoding(item.depth_path.name, prepared.extra["encoding"])
+        return prepared
+
+    def finish(self, prepared, maps):
+        stem = prepared.item.stem
+        prediction = upsample(maps)
+        gt = prepared.extra["ground_truth"]
+        image_metrics = scoring.score_image(prediction * metrics.DEPTH_RANGE_M,
+                                            gt * metrics.DEPTH_RANGE_M, self.task.settings.scoring)
+        fitted = metrics.mvn_fit(prediction, gt)
+        self.write_pictures(stem, prepared.blob, gt, prediction, fitted)
+        if self.outputs.colormap:
+            self.write_colormapped(stem, prediction, fitted, gt)
+        if self.outputs.save_raw:
+            write_raw_maps(self.raw_dir, stem, prediction)
+        kept = prediction if stem in self.task.kept_stems else None
+        return ImageResult(stem, image_metrics, kept)
+
+    def write_pictures(self, stem, blob, gt, prediction, fitted) -> None:
+        """Colours and ground truth into both folders; the fitted depth into OUT_DIR, the raw
+        into OUT_DIR_abs (the original's pictures)."""
+        strategy = self.outputs.png_strategy
+        color_name, depth_name, gt_name = output_names(stem)
+        color_png = pictures.encode_png(pictures.input_visual(blob), strategy)
+        gt_png = pictures.encode_png(pictures.depth_visual(gt), strategy)
+        for folder, depth in ((self.fitted_dir, fitted), (self.raw_dir, prediction)):
+            folder.write(color_name, color_png)
+            folder.write(depth_name, pictures.encode_png(pictures.depth_visual(depth), strategy))
+            folder.write(gt_name, gt_png)
+
+    def write_colormapped(self, stem, prediction, fitted, gt) -> None:
+        """Depth pictures through a matplotlib colour map, on one fixed 0-10 m scale."""
+        from ..figures import colormap_png
+
+        colormap, strategy = self.outputs.colormap, self.outputs.png_strategy
+        depth_name, gt_name = colormap_names(stem, colormap)
+        scale = metrics.DEPTH_RANGE_M
+
+        def png(depth_unit):
+            return pictures.encode_png(colormap_png(depth_unit * scale, colormap, 0.0, scale),
+                                       strategy)
+
+        gt_png = png(gt)
+        for folder, depth in ((self.fitted_dir, fitted), (self.raw_dir, prediction)):
+            folder.write(depth_name, png(depth))
+            folder.write(gt_name, gt_png)
+
+
+class DepthTask(Task):
+    """Thesis (and optionally standard) metrics of depth networks on colour / depth pairs."""
+
+    name = "depth"
+    output_rule = DEPTH_OUTPUT
+
+    def __init__(self, settings, console=None):
+        super().__init__(settings, console)
+        self.encodings: set[str] = set()
+        self.kept_stems: frozenset = frozenset()
+        self.left_out: list[str] = []
+        self._lock = threading.Lock()
+
+    def metric_keys(self):
+        return self.settings.scoring.metric_keys()
+
+    def find_items(self, console) -> list:
+        pairs, self.left_out = find_pairs(self.settings.inputs.input_dir,
+                                          self.settings.inputs.gt_dir, console)
+        if self.settings.outputs.figures:
+            self.kept_stems = frozenset(figure_stems(pairs, self.settings.outputs.figures_max))
+        return pairs
+
+    def start_snapshot(self, snapshot_name, items):
+        outputs = self.settings.outputs
+        return DepthWork(self, output_folder(outputs.out_dir / snapshot_name),
+                         output_folder(outputs.abs_dir / snapshot_name), items)
+
+    def note_encoding(self, name: str, encoding: str) -> None:
+        """Say once per encoding what a ground truth was read as (when it was guessed)."""
+        with self._lock:
+            if encoding in self.encodings:
+                return
+            self.encodings.add(encoding)
+        if self.console is not None and self.settings.inputs.ground_truth.encoding == "auto":
+            self.console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
+                              "--gt-encoding to choose")
+
+    def summarise(self, results):
+        return scoring.summarise([result.metrics for result in results])
+
+    def document_fields(self) -> dict:
+        return {"ground_truth_encodings": sorted(self.encodings),
+                "files_not_evaluated": self.left_out}
+
+    def after_run(self, items, kept, means, console):
+        if not (self.settings.outputs.figures and means):
+            return []
+        from .depth_figures import write_figures
+
+        return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
+                             self.settings.inputs.ground_truth)
+
+
+def find_pairs(input_dir: Path, gt_dir: Path, console) -> tuple[list[discover.ImagePair], list[str]]:
+    """The image pairs and the files left out (after one warning listing them); no pair is a
+    usage error."""
+    search = discover.find_pairs(input_dir, gt_dir)
+    left_out = ([f"{n} (no ground truth in {gt_dir})" for n in search.without_ground_truth]
+                + [f"{n} (not an image named *_colors)" for n in search.not_inputs]
+                + [f"{n} (another file has the same stem)" for n in search.duplicates])
+    if left_out:
+        console.warn(f"{len(left_out)} file(s) in INPUT_DIR/GT_DIR not evaluated: "
+                     + "; ".join(left_out))
+    if not search.pairs:
+        raise UsageError(f"{input_dir}: no <stem>_colors image with a <stem>_depth ground "
+                         f"truth in {gt_dir}")
+    return search.pairs, left_out
+
+
+def figure_stems(pairs, count: int) -> list[str]:
+    """``count`` image stems spread evenly over the pairs (first and last included)."""
+    if count <= 0 or not pairs:
+        return []
+    picks = np.unique(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).round().astype(int))
+    return [pairs[i].stem for i in picks]

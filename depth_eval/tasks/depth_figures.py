@@ -1,0 +1,48 @@
+"""The depth task's figures (``--figures``): per-image comparisons and the metric charts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import io, metrics
+from ..files import OutputFolder
+from ..ground_truth import load_ground_truth, resize_ground_truth
+from ..metric_keys import ranked
+
+
+def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings) -> list[str]:
+    """Per-image comparison figures and the metric charts into OUT_DIR/figures/.
+
+    ``kept``: stem -> snapshot -> upsampled raw prediction (depth / 10); ``means``: snapshot ->
+    MetricKey -> value.  Returns the problems, one line each.
+    """
+    from .. import figures
+
+    folder = OutputFolder(folder_path)
+    by_stem = {pair.stem: pair for pair in pairs}
+    names = [f"{stem}.png" for stem in kept] + ["metrics.png", "metrics_curve.png"]
+    taken = set(folder.claim(names))
+    problems = [f"{folder.path / name}: exists and was not written by depth_eval; left untouched"
+                for name in sorted(taken)]
+    for stem, predictions in kept.items():
+        if not predictions or f"{stem}.png" in taken:
+            continue
+        pair = by_stem[stem]
+        try:
+            rgb = io.as_rgb(io.read_image(pair.color_path))
+            gt_unit, encoding = load_ground_truth(pair.depth_path, gt_settings)
+        except Exception as error:  # an image that failed is already reported
+            problems.append(f"figure for {stem} not drawn: {error}")
+            continue
+        gt_m = resize_ground_truth(gt_unit, encoding) * metrics.DEPTH_RANGE_M
+        panels = {name: (raw * metrics.DEPTH_RANGE_M,
+                         metrics.mvn_fit(raw, gt_m / metrics.DEPTH_RANGE_M) * metrics.DEPTH_RANGE_M)
+                  for name, raw in predictions.items()}
+        figures.image_figure(folder.path / f"{stem}.png", rgb, gt_m, panels,
+                             title=pair.color_path.name)
+    if "metrics.png" not in taken:
+        directions = {str(k): lower for k, lower in ranked(next(iter(means.values()))).items()}
+        charted = {name: {str(k): v for k, v in values.items() if str(k) in directions}
+                   for name, values in means.items()}
+        figures.metrics_figure(folder.path / "metrics.png", charted, directions)
+    return problems

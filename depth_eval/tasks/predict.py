@@ -1,0 +1,58 @@
+"""Depth maps without ground truth (the thesis' ``get_depth.py``): pictures and raw maps only.
+
+Each image gets, at the thesis' evaluation size 320 x 420, in ``OUT_DIR_abs/<snapshot>/``: the
+log visualisation (``X_depth.png``), the depth in metres as float32 (``X_depth.npy``) and as a
+16-bit millimetre PNG (``X_depth_mm.png``).
+"""
+
+from __future__ import annotations
+
+from .. import discover, io, pictures
+from ..engines.base import DEPTH_OUTPUT
+from ..errors import ImageError, UsageError
+from ..upsample import upsample
+from .base import ImageResult, Prepared, SnapshotWork, Task
+from .depth import output_folder, prediction_names, write_raw_maps
+
+
+class PredictWork(SnapshotWork):
+    def __init__(self, raw_dir, paths: list, png_strategy: str):
+        self.raw_dir, self.png_strategy = raw_dir, png_strategy
+        self.conflicts = set(raw_dir.claim([n for p in paths for n in prediction_names(p.stem)]))
+
+    def prepare(self, item, input_hw):
+        taken = [n for n in prediction_names(item.stem) if n in self.conflicts]
+        if taken:
+            raise ImageError(f"{self.raw_dir.path / taken[0]}: exists and was not written by "
+                             f"depth_eval; left untouched, {item.name} not predicted")
+        return Prepared(item, io.to_network_blob(io.load_color_input(item, input_hw)))
+
+    def finish(self, prepared, maps):
+        path = prepared.item
+        depth = upsample(maps)
+        self.raw_dir.write(prediction_names(path.stem)[0],
+                           pictures.encode_png(pictures.depth_visual(depth), self.png_strategy))
+        write_raw_maps(self.raw_dir, path.stem, depth)
+        return ImageResult(path.stem, {})
+
+
+class PredictTask(Task):
+    """Every image of INPUT_DIR (any name) through every snapshot; no metrics."""
+
+    name = "predict"
+    output_rule = DEPTH_OUTPUT
+    scored = False
+
+    def find_items(self, console) -> list:
+        folder = self.settings.inputs.input_dir
+        images = sorted((p for p in folder.iterdir()
+                         if p.is_file() and discover.is_image(p) and not p.name.startswith(".")),
+                        key=lambda p: p.name)
+        if not images:
+            raise UsageError(f"{folder}: no image in INPUT_DIR")
+        return images
+
+    def start_snapshot(self, snapshot_name, items):
+        outputs = self.settings.outputs
+        return PredictWork(output_folder(outputs.abs_dir / snapshot_name), items,
+                           outputs.png_strategy)
