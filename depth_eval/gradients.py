@@ -5,7 +5,7 @@ that turns a ground truth into its two gradient maps, the cubic zoom of the netw
 2 x h x w ``gradient`` blob to the filtered size, RMSE and MVN per channel, their mean over
 images and channels, and the four grey pictures.  Everything is float32, as the original
 computed it; loading files and running the network belong to the caller (``depth_eval.io``,
-``depth_eval.pipeline``, the engines).
+``depth_eval.upsample``, the engines).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .pipeline import upsample
+from .upsample import upsample
 
 # test_grad.py resizes every ground truth to (GT_HEIGHT + 2, GT_WIDTH + 2) for the filter net.
 GT_SHAPE = (320, 420)
@@ -46,7 +46,7 @@ def ground_truth_gradients(gt_unit: np.ndarray) -> np.ndarray:
         H x W ground truth in the thesis' [0, 1] units (depth / 10; no x10, SPEC-grad.md
         section 3).  The evaluation passes :data:`GT_SHAPE` (320 x 420), the map made by
         ``io.read_image``, ``io.to_unit_float``, ``io.as_gray`` and ``io.resize_bilinear``
-        (or ``pipeline.prepare_image``'s ``ground_truth``); any H, W >= 3 works.  Cast to
+        (or the depth task's prepared ``ground_truth``); any H, W >= 3 works.  Cast to
         float32 first, as Caffe's input blob.
 
     Returns
@@ -108,7 +108,7 @@ def upsample_gradients(output: np.ndarray, shape: tuple[int, int] = FILTERED_SHA
     -------
     ndarray
         float32, 2 x H x W: per channel ``scipy.ndimage.zoom(o[c], (H / h, W / w), order=3)``
-        (cubic spline, ``mode='constant'``), computed by ``pipeline.upsample``'s separable zoom
+        (cubic spline, ``mode='constant'``), computed by ``upsample.upsample``'s separable zoom
         matrices (bit-identical to SciPy on the golden blobs).
     """
     channels = _as_channels(output, "gradient output").astype(np.float32, copy=False)

@@ -21,10 +21,12 @@ import pytest
 from scipy.ndimage import zoom
 
 from caffemodel_factory import write_random_caffemodel
-from conftest import GOLDEN, GOLDEN_E2E, GOLDEN_NETS, relative_range_error
-from depth_eval import gradients, io, outputs, pipeline
+from helpers import GOLDEN, GOLDEN_E2E, GOLDEN_NETS, relative_range_error
+from depth_eval import gradients, io, pictures
+from depth_eval.engines.base import GRADIENT_OUTPUT
+from depth_eval.tasks.depth import prepare_image
 from depth_eval.discover import ImagePair
-from depth_eval.net import OpenCVNetwork
+from depth_eval.engines.opencv import OpenCVEngine
 
 GOLDEN_GRAD = GOLDEN / "grad"
 PROTOTXT_DIR = GOLDEN.parents[2] / "prototxt"
@@ -69,18 +71,17 @@ def _caffe_blob(snapshot, stem):
 def _prepared(stem):
     pair = ImagePair(f"{stem}_colors", GOLDEN_E2E / "colors" / f"{stem}_colors.png",
                      _depth_path(stem))
-    return pipeline.prepare_image(pair, (218, 298))
+    return prepare_image(pair, (218, 298))
 
 
 def _network(engine, snapshot, tmp_path):
     prototxt = SNAPSHOT_DIRS[snapshot] / f"{snapshot}.prototxt"
     caffemodel = SNAPSHOT_DIRS[snapshot] / f"{snapshot}.caffemodel"
     if engine == "onnxruntime":
-        from depth_eval.engine_onnx import OnnxRuntimeNetwork
+        from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine
 
-        return OnnxRuntimeNetwork(prototxt, caffemodel, output_blob="gradient",
-                                  require_depth_output=False, cache_dir=tmp_path)
-    return OpenCVNetwork(prototxt, caffemodel, output_blob="gradient", require_depth_output=False)
+        return OnnxRuntimeEngine(prototxt, caffemodel, rule=GRADIENT_OUTPUT, cache_dir=tmp_path)
+    return OpenCVEngine(prototxt, caffemodel, rule=GRADIENT_OUTPUT)
 
 
 def _golden_png(path):
@@ -136,7 +137,7 @@ def test_filtered_gt_matches_caffe():
         assert big.shape == (2, 318, 418) and big.dtype == np.float32
         assert np.abs(big - caffe["big00000"]).max() <= 1e-5
         # The depth task's prepared ground truth is the same map.
-        prepared = gradients.ground_truth_gradients(_prepared("big00000").ground_truth)
+        prepared = gradients.ground_truth_gradients(_prepared("big00000").extra["ground_truth"])
         np.testing.assert_array_equal(prepared, big)
 
 
@@ -221,7 +222,7 @@ def test_pictures_match_caffe(snapshot):
 def test_colour_picture_is_the_depth_tasks():
     golden = _golden_png(GOLDEN_E2E / "expected" / "out" / "png"
                          / "tiny_global_context_network_abs" / "00000_colors.png")
-    np.testing.assert_array_equal(outputs.input_visual(_prepared("00000").blob), golden)
+    np.testing.assert_array_equal(pictures.input_visual(_prepared("00000").blob), golden)
 
 
 def test_pictures_leave_their_inputs_alone():
@@ -293,7 +294,7 @@ def test_engines_reproduce_caffe_gradients(engine, snapshot, tmp_path):
         assert output.shape == (1, 2, 25, 35)
         assert relative_range_error(output[0], caffe) < BLOB_TOLERANCE, stem  # measured 1.3e-6
         prediction = gradients.upsample_gradients(output)
-        target = gradients.ground_truth_gradients(prepared.ground_truth)
+        target = gradients.ground_truth_gradients(prepared.extra["ground_truth"])
         _assert_metrics_close(gradients.gradient_metrics(prediction, target),
                               expected[f"{stem}_colors.png"])
         if stem == "00000":
@@ -321,7 +322,7 @@ def test_thesis_networks_give_two_channel_gradients(network, tmp_path):
     prototxt = PROTOTXT_DIR / f"{network}.prototxt"
     caffemodel = tmp_path / "random.caffemodel"
     write_random_caffemodel(prototxt, caffemodel, seed=7, period=1 << 18)
-    net = OpenCVNetwork(prototxt, caffemodel, output_blob="gradient", require_depth_output=False)
+    net = OpenCVEngine(prototxt, caffemodel, rule=GRADIENT_OUTPUT)
     assert net._output_layer == ("gradient" if network.startswith("joint") else "power")
     output = net.forward(_prepared("00000").blob)
     assert output.shape == (1, 2, 25, 35)

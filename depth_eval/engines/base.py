@@ -38,6 +38,8 @@ class OutputRule:
 # The thesis' depth networks: the refining network's final output, else the global-context /
 # joint networks' coarse depth (test_depth.py hard-coded one of the two per family).
 DEPTH_OUTPUT = OutputRule(("depth-refine", "depth"), channels=1, what="depth map")
+# The thesis' gradient and joint networks: vertical and horizontal depth gradients (test_grad.py).
+GRADIENT_OUTPUT = OutputRule(("gradient",), channels=2, what="gradient map")
 # Any blob of any network (diagnostics and tests of the engines).
 ANY_OUTPUT = OutputRule((), channels=None, color_input=False)
 
