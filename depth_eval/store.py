@@ -24,6 +24,8 @@ created, run_id, seconds)``
 ``run_units(run_id, snapshot, image, key, position, reused)``
     The units each run reported (computed or reused), in the run's image order, so a run's
     summary (and ``depth-eval history``) can be rebuilt from the store alone.
+``unit_files(path, key)``
+    Which unit's numbers each picture on disk shows (absolute path; the last writer's key).
 ``file_hashes(path, size, mtime_ns, ctime_ns, inode, sha256, hashed)``
     Content hashes of files, reused while the file's size, times and inode are unchanged.
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -317,12 +320,15 @@ class ResultsStore:
 
     def put(self, key: str, snapshot: SnapshotRef, image: str, metrics: Mapping[str, float], *,
             task: str, run_id: int | None = None, position: int | None = None,
-            seconds: float | None = None, replace: bool = False) -> bool:
+            seconds: float | None = None, replace: bool = False,
+            files: Iterable = ()) -> bool:
         """Store one unit's metrics and commit at once; True if this call stored them.
 
         An existing unit of the same key is kept (same key, same inputs: same numbers) unless
         ``replace`` (``--recompute``).  With ``run_id``, the unit is also recorded as computed
-        by that run at ``position`` (its image's place in the run's order).
+        by that run at ``position`` (its image's place in the run's order).  ``files`` are the
+        pictures written for the unit (already on disk), recorded as made by this key in the
+        same transaction (see :meth:`keys_with_files`).
         """
         if run_id is not None and position is None:
             raise ValueError("put: a unit recorded for a run needs its position")
@@ -343,7 +349,35 @@ class ResultsStore:
             if run_id is not None:
                 db.execute("INSERT OR REPLACE INTO run_units VALUES (?, ?, ?, ?, ?, 0)",
                            (run_id, snapshot.name, image, key, position))
+            self._record_files(db, key, files)
         return stored
+
+    def record_files(self, key: str, files: Iterable) -> None:
+        """Record files (pictures) as written for the unit ``key``, replacing earlier owners."""
+        with self._write() as db:
+            self._record_files(db, key, files)
+
+    @staticmethod
+    def _record_files(db: sqlite3.Connection, key: str, files: Iterable) -> None:
+        db.executemany("INSERT OR REPLACE INTO unit_files VALUES (?, ?)",
+                       [(os.path.abspath(path), key) for path in files])
+
+    def keys_with_files(self, expected: Mapping[str, Iterable]) -> set[str]:
+        """The keys whose every expected file exists and was last recorded for that key.
+
+        A picture written by a run with other options (another key) under the same name, or
+        one that is missing, makes its unit count as not on disk: the run computes it again.
+        """
+        wanted = {key: [os.path.abspath(path) for path in paths]
+                  for key, paths in expected.items()}
+        paths = [path for group in wanted.values() for path in group]
+        owner: dict[str, str] = {}
+        for start in range(0, len(paths), _CHUNK):
+            chunk = paths[start:start + _CHUNK]
+            owner.update(self._read("SELECT path, key FROM unit_files WHERE path IN "
+                                    f"({','.join('?' * len(chunk))})", chunk))
+        return {key for key, group in wanted.items()
+                if all(owner.get(path) == key and os.path.isfile(path) for path in group)}
 
     def record_reused(self, run_id: int, snapshot: SnapshotRef,
                       units: Iterable[tuple[int, str, str]]) -> None:
@@ -385,9 +419,13 @@ class ResultsStore:
 
     def metric_names(self, task: str | None = None) -> list[str]:
         """Every summary name ``history`` can show (scales as ``_median`` / ``_std``), sorted."""
+        where, parameters = ("WHERE u.task = ?", (task,)) if task is not None else ("", ())
         names: set[str] = set()
-        for images in self._run_images(task).values():
-            names.update(summarise(images[:1]))
+        # One image per (run, snapshot): the images of one snapshot in one run share names.
+        for (text,) in self._read("SELECT u.metrics FROM run_units r JOIN units u "
+                                  f"ON u.key = r.key {where} GROUP BY r.run_id, r.snapshot",
+                                  parameters):
+            names.update(summarise([decode_metrics(text)]))
         return sorted(names)
 
     def history(self, metric: str, task: str | None = None) -> list[HistoryRow]:

@@ -48,6 +48,7 @@ TABLES = (
         key TEXT NOT NULL, position INTEGER NOT NULL, reused INTEGER NOT NULL,
         PRIMARY KEY (run_id, snapshot, image))""",
     "CREATE INDEX run_units_by_key ON run_units (key)",
+    "CREATE TABLE unit_files (path TEXT PRIMARY KEY, key TEXT NOT NULL)",
     """CREATE TABLE file_hashes (
         path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
         ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 TEXT NOT NULL,

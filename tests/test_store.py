@@ -362,3 +362,26 @@ def test_file_hashes_read_once_per_run_and_reused_while_unchanged(tmp_path):
         assert careful.files_read == 1
     with pytest.raises(FileNotFoundError):
         FileHasher()(tmp_path / "missing")
+
+
+def test_pictures_count_only_while_on_disk_and_made_by_the_same_key(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    pictures = {i: [out / f"img{i}.png", out / f"img{i}_gt.png"] for i in range(3)}
+    for group in pictures.values():
+        for path in group:
+            path.write_bytes(b"png")
+    with ResultsStore.open(tmp_path / "r.sqlite") as store:
+        for i in range(3):
+            store.put(key_of(i), SNAP, f"img{i}", metrics_of(i), task="evaluate",
+                      files=pictures[i])
+        expected = {key_of(i): pictures[i] for i in range(3)}
+        assert store.keys_with_files(expected) == {key_of(0), key_of(1), key_of(2)}
+        pictures[1][1].unlink()  # a picture removed: that unit is computed again
+        # A run with other options rewrote img2.png: its pictures no longer show key_of(2).
+        store.record_files(key_of(2, {**OPTIONS, "log": True}), [pictures[2][0]])
+        assert store.keys_with_files(expected) == {key_of(0)}
+        # Relative and absolute spellings of a path are the same file.
+        monkeypatch.chdir(tmp_path)
+        assert store.keys_with_files({key_of(0): [Path("out/img0.png")]}) == {key_of(0)}
+        assert store.keys_with_files({key_of(3): pictures[0]}) == set()
