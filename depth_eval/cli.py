@@ -29,9 +29,9 @@ def _command_parser(name: str, prog: str | None = None,
                     subparsers=None) -> argparse.ArgumentParser:
     module = commands.load(name)
     if subparsers is None:
-        parser = argparse.ArgumentParser(prog=prog, description=module.DESCRIPTION)
+        parser = argparse.ArgumentParser(prog=prog, description=getattr(module, "DESCRIPTION", module.HELP))
     else:
-        parser = subparsers.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
+        parser = subparsers.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
     module.add_arguments(parser)
     parser.add_argument("--version", action="version", version=f"depth_eval {__version__}")
     parser.set_defaults(command=name)

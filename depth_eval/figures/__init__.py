@@ -29,16 +29,16 @@ _EXPORTS = {
     "comparison": ("DEFAULT_DEPTH_COLORMAP", "ERROR_COLORMAP", "build_image_figure",
                    "depth_scale", "error_scale", "image_figure"),
     "charts": ("BAR_COLOR", "BEST_BAR_COLOR", "best_snapshots", "build_curve_figure",
-               "build_metrics_figure", "curve_path", "metrics_figure", "snapshot_iteration",
-               "training_runs"),
+               "build_metrics_figure", "curve_path", "iteration_text", "metrics_figure",
+               "snapshot_iteration", "training_runs"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
 
 if TYPE_CHECKING:
     from .charts import (BAR_COLOR, BEST_BAR_COLOR, best_snapshots, build_curve_figure,
-                         build_metrics_figure, curve_path, metrics_figure, snapshot_iteration,
-                         training_runs)
+                         build_metrics_figure, curve_path, iteration_text, metrics_figure,
+                         snapshot_iteration, training_runs)
     from .colormaps import EXAMPLE_COLORMAPS, check_colormap, colormap_png
     from .comparison import (DEFAULT_DEPTH_COLORMAP, ERROR_COLORMAP, build_image_figure,
                              depth_scale, error_scale, image_figure)

@@ -167,7 +167,7 @@ def training_runs(names) -> dict[str, list[tuple[int, str]]] | None:
     return {run: sorted(points) for run, points in runs.items()}
 
 
-def _iteration_text(iteration: float, _position=None) -> str:
+def iteration_text(iteration: float, _position=None) -> str:
     """Tick label for an iteration count: 500, 10k, 1.5M."""
     if abs(iteration) >= 1_000_000:
         return f"{iteration / 1_000_000:g}M"
@@ -230,7 +230,7 @@ def _draw_metric_curves(axes, metric: str, means, runs, lower_is_better) -> None
     axes.set_title(_metric_heading(metric, lower_is_better), fontsize=TITLE_FONT_SIZE)
     axes.tick_params(labelsize=TICK_FONT_SIZE)
     axes.xaxis.set_major_locator(MaxNLocator(4, integer=True))
-    axes.xaxis.set_major_formatter(FuncFormatter(_iteration_text))
+    axes.xaxis.set_major_formatter(FuncFormatter(iteration_text))
     axes.yaxis.set_major_locator(MaxNLocator(5))
     axes.grid(color="#dddddd", linewidth=0.6)
 
