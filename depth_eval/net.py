@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import caffe_proto, caffe_shapes
-from .caffe_proto import CaffeFormatError
+from .caffe import proto as caffe_proto, shapes as caffe_shapes
+from .errors import CaffeFormatError, ShapeError
 
 # Output blobs of the thesis networks, in order of preference: the refining network's final
 # output, then the global-context / joint networks' coarse depth.
@@ -91,7 +91,7 @@ def describe_network(definition, output_blob: str | None = None, source: str = "
     writers = blob_writers(definition)
     try:
         shapes = caffe_shapes.infer_shapes(definition, strict=False)
-    except caffe_shapes.ShapeError as error:
+    except ShapeError as error:
         raise SnapshotError(f"{source}: {error}") from None
     if output_blob is not None:
         if output_blob not in writers:
@@ -180,7 +180,7 @@ class LoadedSnapshot:
         caffe_proto.upgrade_v1(weights)
         try:
             caffe_shapes.check_weights(self.definition, weights)
-        except caffe_shapes.ShapeError as error:
+        except ShapeError as error:
             raise SnapshotError(f"{self.caffemodel}: does not match {self.prototxt.name}: "
                                 f"{error}") from None
         return weights

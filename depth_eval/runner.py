@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 import scipy
 
-from . import __version__, caffe_proto, discover, gate, gt_encoding, outputs, report, standard_metrics
+from . import __version__, discover, gate, gt_encoding, outputs, report, standard_metrics
 from . import io as io_module
+from .errors import CaffeFormatError
 from .net import OpenCVNetwork, SnapshotError
 from .pipeline import (EvaluationOptions, GroundTruthOptions, ScoringOptions, evaluate_snapshot,
                        predict_snapshot)
@@ -108,7 +109,7 @@ def open_network(snapshot: discover.Snapshot, args):
                                       cache_dir=Path(args.out_dir) / ONNX_CACHE_DIR)
         except EngineUnavailableError as error:
             raise UsageError(str(error)) from None
-        except (SnapshotError, caffe_proto.CaffeFormatError):
+        except (SnapshotError, CaffeFormatError):
             raise
         except ValueError as error:  # a layer or weights the translation cannot take
             raise SnapshotError(f"{snapshot.caffemodel}: {error}") from None
@@ -126,7 +127,7 @@ def loaded_networks(snapshots, args, console: Console, entries: dict):
         entry = entries[snapshot.name] = snapshot_entry(snapshot)
         try:
             network = open_network(snapshot, args)
-        except (SnapshotError, caffe_proto.CaffeFormatError, OSError) as error:
+        except (SnapshotError, CaffeFormatError, OSError) as error:
             message = str(error) if not isinstance(error, OSError) else \
                 f"{error.filename or snapshot.caffemodel}: {error.strerror or error}"
             console.error(f"snapshot {snapshot.name} skipped: {message}")

@@ -14,6 +14,8 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
 
+from ..errors import CaffeFormatError
+
 _PACKAGE = "caffe"
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -303,10 +305,6 @@ NetParameter = _CLASSES["NetParameter"]
 LayerParameter = _CLASSES["LayerParameter"]
 BlobProto = _CLASSES["BlobProto"]
 BlobShape = _CLASSES["BlobShape"]
-
-
-class CaffeFormatError(ValueError):
-    """A prototxt or caffemodel that cannot be read as a Caffe network."""
 
 
 def read_prototxt(path: str | Path) -> "NetParameter":
