@@ -15,8 +15,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from depth_eval.caffe_proto import BlobProto, NetParameter, read_prototxt, write_caffemodel
-from depth_eval.caffe_shapes import Shape, infer_shapes, weight_shapes  # noqa: F401 (re-exported)
+from depth_eval.caffe.proto import BlobProto, NetParameter, read_prototxt, write_caffemodel
+from depth_eval.caffe.shapes import Shape, infer_shapes, weight_shapes  # noqa: F401 (re-exported)
 
 
 # Floats are copied into the protobuf repeated field in slices: one big ``tolist()`` of a

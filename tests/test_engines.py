@@ -3,9 +3,9 @@
 import pytest
 from google.protobuf import text_format
 
-from depth_eval import caffe_proto, caffe_shapes
+from depth_eval.caffe import proto as caffe_proto, shapes as caffe_shapes
 from depth_eval.engines.base import ANY_OUTPUT, blob_writers, describe_network, unconnected_outputs
-from depth_eval.errors import SnapshotError
+from depth_eval.errors import ShapeError, SnapshotError
 
 INPUT = 'layer { name: "data" type: "Input" top: "X" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 10 } } }\n'
 
@@ -72,9 +72,9 @@ def test_check_weights_names_the_layer_and_both_shapes():
         blob.shape.dim.extend(shape)
     caffe_shapes.check_weights(definition, weights)
     layer.blobs[0].shape.dim[1] = 1
-    with pytest.raises(caffe_shapes.ShapeError, match=r"'c1' weights are 2x1x3x3 \+ 2, the "
+    with pytest.raises(ShapeError, match=r"'c1' weights are 2x1x3x3 \+ 2, the "
                                                        r"prototxt needs 2x3x3x3 \+ 2"):
         caffe_shapes.check_weights(definition, weights)
     del weights.layer[:]
-    with pytest.raises(caffe_shapes.ShapeError, match="'c1' has no weights"):
+    with pytest.raises(ShapeError, match="'c1' has no weights"):
         caffe_shapes.check_weights(definition, weights)

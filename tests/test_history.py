@@ -13,7 +13,7 @@ import pytest
 from depth_eval.commands import history as command
 from depth_eval.console import Console
 from depth_eval.errors import UsageError
-from depth_eval.history import history_table, shown_runs
+from depth_eval.history import shown_runs
 from depth_eval.store import ResultsStore, SnapshotRef, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,13 +20,13 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from depth_eval import onnx_translate  # noqa: E402
-from depth_eval.caffe_proto import (NetParameter, read_caffemodel, read_prototxt,  # noqa: E402
+from depth_eval.caffe import onnx as onnx_translate  # noqa: E402
+from depth_eval.caffe.onnx import caffe_to_onnx  # noqa: E402
+from depth_eval.caffe.proto import (NetParameter, read_caffemodel, read_prototxt,  # noqa: E402
                                     write_caffemodel)
 from depth_eval.engines.base import ANY_OUTPUT  # noqa: E402
 from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine  # noqa: E402
-from depth_eval.errors import DepthEvalError, EngineUnavailableError  # noqa: E402
-from depth_eval.onnx_translate import UnsupportedLayerError, caffe_to_onnx  # noqa: E402
+from depth_eval.errors import DepthEvalError, EngineUnavailableError, UnsupportedLayerError  # noqa: E402
 
 
 def any_output_engine(*args, **options):
@@ -304,7 +305,7 @@ def _zoo(directory):
         layer("sum", "Eltwise", ["s1", "t2", "ab"], "e1",
               "eltwise_param { operation: SUM coeff: 0.5 coeff: -2 coeff: 1 }"),
         layer("prod", "Eltwise", ["s1", "t2"], "e2", "eltwise_param { operation: PROD }"),
-        # MAX spelled by number: caffe_proto names the value MAX_OP, OpenCV only knows MAX.
+        # MAX spelled by number: depth_eval.caffe.proto names the value MAX_OP, OpenCV only knows MAX.
         layer("max", "Eltwise", ["e1", "e2"], "e3", "eltwise_param { operation: 2 }"),
         layer("concat", "Concat", ["e3", "b"], "c", "concat_param { concat_dim: 1 }"),
         layer("drop", "Dropout", "c", "c", "dropout_param { dropout_ratio: 0.3 }"),
@@ -545,6 +546,25 @@ def test_missing_onnxruntime(monkeypatch):
         any_output_engine(snapshot.with_suffix(".prototxt"),
                            snapshot.with_suffix(".caffemodel"), "depth")
     assert issubclass(EngineUnavailableError, DepthEvalError)
+
+
+def test_opencv_path_never_imports_onnx():
+    """Only depth_eval.caffe.onnx imports onnx: loading and checking a snapshot for OpenCV
+    (proto, geometry, shapes) must not."""
+    snapshot = SNAPSHOTS[1]
+    code = (
+        "import sys\n"
+        "from depth_eval.engines.opencv import OpenCVEngine\n"
+        "import depth_eval.run\n"
+        f"net = OpenCVEngine({str(snapshot.with_suffix('.prototxt'))!r}, "
+        f"{str(snapshot.with_suffix('.caffemodel'))!r})\n"
+        "net.read_weights()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'onnx'))\n"
+        "import depth_eval.caffe.onnx\n"
+        "print('onnx' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]
 
 
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(),

@@ -17,7 +17,7 @@ from google.protobuf import text_format
 
 from caffemodel_factory import (infer_shapes, weight_shapes, write_caffemodel_weights,
                                 write_random_caffemodel)
-from depth_eval.caffe_proto import NetParameter, blob_shape, read_caffemodel, read_prototxt
+from depth_eval.caffe.proto import NetParameter, blob_shape, read_caffemodel, read_prototxt
 
 PROTOTXT_DIR = Path(__file__).resolve().parents[1] / "prototxt"
 PERIOD = 1 << 18

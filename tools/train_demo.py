@@ -5,7 +5,7 @@ The network is a scaled-down ``refining_network/norm_abs_global_only`` of the th
 ``ARCHITECTURES.md``): the same layer names, types, wiring and kernel geometry, fewer channels.
 It is trained on synthetic scenes from ``tools/synth_scenes.py`` to predict depth / 10 at
 54 x 74 (blob ``depth-refine``), with the thesis evaluator's preprocessing, and exported as a
-hand-written deploy ``.prototxt`` plus a binary ``.caffemodel`` (``depth_eval.caffe_proto``).
+hand-written deploy ``.prototxt`` plus a binary ``.caffemodel`` (``depth_eval.caffe.proto``).
 After export every snapshot is loaded with ``cv2.dnn.readNetFromCaffe`` and its output compared
 with PyTorch's.
 
@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
-from depth_eval import caffe_proto  # noqa: E402
+from depth_eval.caffe import proto as caffe_proto  # noqa: E402
 from synth_scenes import encode_depth, render_scene  # noqa: E402
 
 INPUT_HW = (218, 298)

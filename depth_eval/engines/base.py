@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import caffe_proto, caffe_shapes
+from ..caffe import proto as caffe_proto, shapes as caffe_shapes
 from ..errors import CaffeFormatError, ShapeError, SnapshotError
 from ..metrics import LOG_ENCODING_SLOPE
 
@@ -108,7 +108,7 @@ def describe_network(definition, output_blob: str | None = None, source: str = "
     writers = blob_writers(definition)
     try:
         shapes = caffe_shapes.infer_shapes(definition, strict=False)
-    except caffe_shapes.ShapeError as error:
+    except ShapeError as error:
         raise SnapshotError(f"{source}: {error}") from None
     if output_blob is not None:
         if output_blob not in writers:

@@ -34,7 +34,7 @@ def _import_onnxruntime():
 
 def _import_translator():
     try:
-        from .. import onnx_translate
+        from ..caffe import onnx as onnx_translate
     except ImportError as error:
         if getattr(error, "name", None) and error.name.split(".")[0] == "onnx":
             raise EngineUnavailableError(f"onnx is not installed: {_INSTALL_HINT}") from None
@@ -88,7 +88,7 @@ class OnnxRuntimeEngine(Engine):
     EngineUnavailableError
         onnxruntime (or onnx, needed to translate) is not installed, or CUDA was asked for
         and is not available.
-    depth_eval.onnx_translate.UnsupportedLayerError
+    depth_eval.errors.UnsupportedLayerError
         The network uses a layer the translation does not implement.
     ValueError
         Missing or mis-shaped weights, unknown output blob, unknown device.

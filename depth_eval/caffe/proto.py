@@ -9,12 +9,12 @@ training prototxt or a snapshot written by a newer Caffe still loads.
 
 from __future__ import annotations
 
-from .errors import CaffeFormatError  # noqa: F401 (raised here, caught by callers)
-
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
+
+from ..errors import CaffeFormatError
 
 _PACKAGE = "caffe"
 _F = descriptor_pb2.FieldDescriptorProto

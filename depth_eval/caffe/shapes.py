@@ -1,6 +1,7 @@
 """Blob shapes of a Caffe network and the weight shapes its layers expect.
 
-Caffe's own shape rules for the layer types deploy networks of the thesis era use.  OpenCV's
+Caffe's own shape rules for the layer types deploy networks of the thesis era use (convolution
+and pooling windows: :mod:`depth_eval.caffe.geometry`).  OpenCV's
 Caffe importer does not check every weight shape against the definition (a grouped convolution
 given ungrouped weights runs and returns garbage), so the evaluator checks a snapshot with
 :func:`check_weights` before handing it to OpenCV; the tests use the same rules to write
@@ -9,13 +10,14 @@ caffemodels with random weights.
 
 from __future__ import annotations
 
-from .errors import ShapeError  # noqa: F401 (raised here, caught by callers)
-
 import math
 from pathlib import Path
 from typing import Sequence
 
-from .caffe_proto import NetParameter, blob_shape, read_prototxt
+from ..errors import ShapeError
+from . import geometry
+from .geometry import canonical_axis
+from .proto import NetParameter, blob_shape, read_prototxt
 
 Shape = tuple[int, ...]
 
@@ -43,84 +45,24 @@ def _net(net_or_path) -> NetParameter:
     return net_or_path
 
 
-def _pair(repeated, single_h, single_w, default):
-    """Caffe's (h, w) of a kernel/stride/pad spec: explicit _h/_w, else 1 or 2 repeated values."""
-    if single_h is not None and single_w is not None:
-        return int(single_h), int(single_w)
-    values = list(repeated)
-    if not values:
-        return default, default
-    if len(values) == 1:
-        return int(values[0]), int(values[0])
-    if len(values) == 2:
-        return int(values[0]), int(values[1])
-    raise ShapeError(f"only 2-D spatial parameters are supported, got {values}")
-
-
-def _conv_geometry(param):
-    has = param.HasField
-    kernel = _pair(param.kernel_size, param.kernel_h if has("kernel_h") else None,
-                   param.kernel_w if has("kernel_w") else None, None)
-    if kernel[0] is None:
-        raise ShapeError("convolution without kernel size")
-    stride = _pair(param.stride, param.stride_h if has("stride_h") else None,
-                   param.stride_w if has("stride_w") else None, 1)
-    pad = _pair(param.pad, param.pad_h if has("pad_h") or has("pad_w") else None,
-                param.pad_w if has("pad_h") or has("pad_w") else None, 0)
-    dilation = _pair(param.dilation, None, None, 1)
-    return kernel, stride, pad, dilation
-
-
-def _axis(axis: int, ndim: int) -> int:
-    if not -ndim <= axis < ndim:
-        raise ShapeError(f"axis {axis} out of range for {ndim} dimensions")
-    return axis % ndim
-
-
-def _convolution(layer, bottom: Shape, deconv: bool) -> Shape:
-    param = layer.convolution_param
-    if _axis(param.axis, len(bottom)) != 1 or len(bottom) != 4:
+def _convolution(layer, bottom: Shape) -> Shape:
+    if canonical_axis(layer, layer.convolution_param.axis, len(bottom)) != 1 or len(bottom) != 4:
         raise ShapeError(f"{layer.name}: only NCHW convolution along axis 1 is supported")
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _conv_geometry(param)
     n, c, h, w = bottom
-    if c % param.group or param.num_output % param.group:
-        raise ShapeError(f"{layer.name}: channels {c} / num_output {param.num_output} "
-                         f"not divisible by group {param.group}")
-    ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    if deconv:
-        oh, ow = sh * (h - 1) + ekh - 2 * ph, sw * (w - 1) + ekw - 2 * pw
-    else:
-        oh, ow = (h + 2 * ph - ekh) // sh + 1, (w + 2 * pw - ekw) // sw + 1
-    if oh <= 0 or ow <= 0:
-        raise ShapeError(f"{layer.name}: output {oh}x{ow} from input {h}x{w}")
-    return (n, int(param.num_output), oh, ow)
+    _, (oh, ow) = geometry.convolution(layer, c, h, w)
+    return (n, int(layer.convolution_param.num_output), oh, ow)
 
 
 def _pooling(layer, bottom: Shape) -> Shape:
-    param = layer.pooling_param
+    if len(bottom) != 4:
+        raise ShapeError(f"{layer.name}: only N x C x H x W pooling is supported")
     n, c, h, w = bottom
-    if param.global_pooling:
-        return (n, c, 1, 1)
-    has = param.HasField
-    kh, kw = ((param.kernel_h, param.kernel_w) if has("kernel_h") else
-              (param.kernel_size, param.kernel_size))
-    sh, sw = ((param.stride_h, param.stride_w) if has("stride_h") else
-              (param.stride, param.stride))
-    ph, pw = ((param.pad_h, param.pad_w) if has("pad_h") or has("pad_w") else
-              (param.pad, param.pad))
-    rounding = math.floor if param.round_mode == 1 else math.ceil  # 1 = FLOOR, default CEIL
-
-    def pooled(size, k, s, p):
-        out = int(rounding((size + 2 * p - k) / s)) + 1
-        if p and (out - 1) * s >= size + p:  # Caffe: the last window must start inside the image
-            out -= 1
-        return out
-
-    return (n, c, pooled(h, kh, sh, ph), pooled(w, kw, sw, pw))
+    _, (oh, ow) = geometry.pooling(layer, h, w)
+    return (n, c, oh, ow)
 
 
 def _inner_product(layer, bottom: Shape) -> Shape:
-    axis = _axis(layer.inner_product_param.axis, len(bottom))
+    axis = canonical_axis(layer, layer.inner_product_param.axis, len(bottom))
     return bottom[:axis] + (int(layer.inner_product_param.num_output),)
 
 
@@ -157,7 +99,7 @@ def _reshape(layer, bottom: Shape) -> Shape:
 def _concat(layer, bottoms: Sequence[Shape]) -> Shape:
     param = layer.concat_param
     axis = param.concat_dim if param.HasField("concat_dim") else param.axis
-    axis = _axis(axis, len(bottoms[0]))
+    axis = canonical_axis(layer, axis, len(bottoms[0]))
     for shape in bottoms[1:]:
         if len(shape) != len(bottoms[0]) or any(
                 a != b for i, (a, b) in enumerate(zip(shape, bottoms[0])) if i != axis):
@@ -190,9 +132,9 @@ def infer_shapes(net, strict: bool = True) -> dict[str, Shape]:
 
     Raises
     ------
-    ValueError
+    ShapeError
         For a layer type this helper does not model, an unknown bottom blob or inconsistent
-        parameters.
+        parameters (window parameters: :mod:`depth_eval.caffe.geometry`).
     """
     net = _net(net)
     shapes = dict(network_inputs(net))
@@ -206,10 +148,8 @@ def infer_shapes(net, strict: bool = True) -> dict[str, Shape]:
         if missing:
             raise ShapeError(f"{layer.name}: unknown bottom blob(s) {missing}")
         bottoms = [shapes[b] for b in layer.bottom]
-        if kind == "Convolution":
-            out = _convolution(layer, bottoms[0], deconv=False)
-        elif kind == "Deconvolution":
-            out = _convolution(layer, bottoms[0], deconv=True)
+        if kind in ("Convolution", "Deconvolution"):
+            out = _convolution(layer, bottoms[0])
         elif kind == "Pooling":
             out = _pooling(layer, bottoms[0])
         elif kind == "InnerProduct":
@@ -219,8 +159,8 @@ def infer_shapes(net, strict: bool = True) -> dict[str, Shape]:
         elif kind == "Concat":
             out = _concat(layer, bottoms)
         elif kind == "Flatten":
-            axis = _axis(layer.flatten_param.axis, len(bottoms[0]))
-            end = _axis(layer.flatten_param.end_axis, len(bottoms[0]))
+            axis = canonical_axis(layer, layer.flatten_param.axis, len(bottoms[0]))
+            end = canonical_axis(layer, layer.flatten_param.end_axis, len(bottoms[0]))
             out = bottoms[0][:axis] + (math.prod(bottoms[0][axis:end + 1]),) + bottoms[0][end + 1:]
         elif kind == "Eltwise":
             out = bottoms[0]
@@ -235,13 +175,38 @@ def infer_shapes(net, strict: bool = True) -> dict[str, Shape]:
     return shapes
 
 
-def weight_shapes(net, strict: bool = True) -> dict[str, list[Shape]]:
-    """Shapes of the learned blobs of each parametrised layer, in Caffe's storage order.
+def layer_weight_shapes(layer, bottom: Shape) -> list[Shape]:
+    """Shapes of one layer's learned blobs, in Caffe's storage order, for its bottom's shape.
 
     Convolution: weights (num_output, C_in / group, kh, kw) then bias (num_output,);
     Deconvolution: weights (C_in, num_output / group, kh, kw) then bias (num_output,);
-    InnerProduct: weights (num_output, K) (or (K, num_output) if transposed) then bias.
-    Biases only where ``bias_term`` is true.  Layers without weights are left out.
+    InnerProduct: weights (num_output, K) (or (K, num_output) if transposed) then bias, K the
+    product of the bottom's dimensions from ``axis`` on.  Biases only where ``bias_term`` is
+    true; an empty list for a layer type without weights.
+    """
+    if layer.type in ("Convolution", "Deconvolution"):
+        param = layer.convolution_param
+        kh, kw = geometry.conv_window(layer).kernel
+        c_in, n_out, group = bottom[1], int(param.num_output), int(param.group)
+        if layer.type == "Convolution":
+            blobs = [(n_out, c_in // group, kh, kw)]
+        else:
+            blobs = [(c_in, n_out // group, kh, kw)]
+    elif layer.type == "InnerProduct":
+        param = layer.inner_product_param
+        k = math.prod(bottom[canonical_axis(layer, param.axis, len(bottom)):])
+        n_out = int(param.num_output)
+        blobs = [(k, n_out) if param.transpose else (n_out, k)]
+    else:
+        return []
+    return blobs + ([(n_out,)] if param.bias_term else [])
+
+
+def weight_shapes(net, strict: bool = True) -> dict[str, list[Shape]]:
+    """Shapes of the learned blobs of each parametrised layer (:func:`layer_weight_shapes`).
+
+    Layers without weights are left out, and with ``strict=False`` those after a layer type
+    the rules do not model.
     """
     net = _net(net)
     shapes = infer_shapes(net, strict)
@@ -249,28 +214,9 @@ def weight_shapes(net, strict: bool = True) -> dict[str, list[Shape]]:
     for layer in net.layer:
         if layer.bottom and layer.bottom[0] not in shapes:
             continue  # after a layer type the rules do not model (strict=False)
-        if layer.type in ("Convolution", "Deconvolution"):
-            param = layer.convolution_param
-            (kh, kw), _, _, _ = _conv_geometry(param)
-            c_in = shapes[layer.bottom[0]][1]
-            n_out, group = int(param.num_output), int(param.group)
-            if layer.type == "Convolution":
-                blobs = [(n_out, c_in // group, kh, kw)]
-            else:
-                blobs = [(c_in, n_out // group, kh, kw)]
-            if param.bias_term:
-                blobs.append((n_out,))
-        elif layer.type == "InnerProduct":
-            param = layer.inner_product_param
-            bottom = shapes[layer.bottom[0]]
-            k = math.prod(bottom[_axis(param.axis, len(bottom)):])
-            n_out = int(param.num_output)
-            blobs = [(k, n_out) if param.transpose else (n_out, k)]
-            if param.bias_term:
-                blobs.append((n_out,))
-        else:
-            continue
-        out[layer.name] = blobs
+        blobs = layer_weight_shapes(layer, shapes[layer.bottom[0]]) if layer.bottom else []
+        if blobs:
+            out[layer.name] = blobs
     return out
 
 
