@@ -262,6 +262,27 @@ def test_chunked_compressed_file(tmp_path):
     assert np.array_equal(mm, np.trunc(depth[2] * np.float32(1000)))
 
 
+def test_reads_one_image_at_a_time(tmp_path):
+    """A 2000-image .mat (4 GB as arrays, a few kB on disk: unwritten chunks) costs a few MB."""
+    import tracemalloc
+
+    labeled = tmp_path / "big.mat"
+    with h5py.File(labeled, "w") as f:
+        f.create_dataset("images", (2000, 3, 640, 480), np.uint8, chunks=(1, 3, 640, 480),
+                         fillvalue=90)
+        f.create_dataset("depths", (2000, 640, 480), np.float32, chunks=(1, 640, 480),
+                         fillvalue=2.5)
+    splits = write_splits_mat(tmp_path / "s.mat", list(range(4, 2001)), [1, 2, 3])
+    tracemalloc.start()
+    try:
+        status, _ = prepare(labeled, splits, tmp_path / "out", "--full-frame")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert status == errors.EXIT_OK and peak < 64e6
+    assert (read_png(tmp_path / "out" / "depths" / "00002_depth.png")[0] == 2500).all()
+
+
 def test_a_depth_without_millimetres_skips_that_image(tmp_path):
     depth = np.full((2, 480, 640), 1.5, np.float32)
     depth[1, 5, 7] = np.nan
@@ -286,6 +307,7 @@ def test_never_overwrites_a_file_it_did_not_write(tmp_path):
         prepare(labeled, splits, tmp_path / "out")
     assert mine.read_bytes() == b"the user's own file"
     assert [p.name for p in (tmp_path / "out").rglob("*.png")] == ["00001_depth.png"]
+    assert not list((tmp_path / "out").rglob(outputs.MANIFEST_NAME))  # nothing claimed either
 
 
 def test_rerun_rewrites_its_own_files(tmp_path):
