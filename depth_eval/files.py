@@ -50,6 +50,11 @@ class OutputFolder:
         self._written.discard("")
         self._lock = threading.Lock()  # worker threads claim names concurrently
 
+    def conflicts(self, names) -> list[str]:
+        """Those of ``names`` that exist and are not the tool's, claiming nothing (a dry run)."""
+        with self._lock:
+            return [n for n in names if n not in self._written and (self.path / n).exists()]
+
     def claim(self, names) -> list[str]:
         """Reserve ``names`` for writing; return those that exist and are not the tool's."""
         with self._lock:
