@@ -16,7 +16,7 @@ import png
 import pytest
 from PIL import Image
 
-from depth_eval import errors, nyu, outputs
+from depth_eval import errors, files, nyu
 from depth_eval.commands import prepare_nyu
 from depth_eval.console import Console
 from nyu_factory import smooth_scene, write_labeled_mat, write_splits_mat
@@ -307,7 +307,7 @@ def test_never_overwrites_a_file_it_did_not_write(tmp_path):
         prepare(labeled, splits, tmp_path / "out")
     assert mine.read_bytes() == b"the user's own file"
     assert [p.name for p in (tmp_path / "out").rglob("*.png")] == ["00001_depth.png"]
-    assert not list((tmp_path / "out").rglob(outputs.MANIFEST_NAME))  # nothing claimed either
+    assert not list((tmp_path / "out").rglob(files.MANIFEST_NAME))  # nothing claimed either
 
 
 def test_rerun_rewrites_its_own_files(tmp_path):
@@ -319,7 +319,7 @@ def test_rerun_rewrites_its_own_files(tmp_path):
     small_mat(labeled, depth=4.0)
     assert prepare(labeled, splits, tmp_path / "out")[0] == errors.EXIT_OK
     assert (read_png(target)[0] == 102).all()
-    manifest = (tmp_path / "out" / "depths" / outputs.MANIFEST_NAME).read_text().split()
+    manifest = (tmp_path / "out" / "depths" / files.MANIFEST_NAME).read_text().split()
     assert manifest == ["00000_depth.png", "00001_depth.png"]
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
 

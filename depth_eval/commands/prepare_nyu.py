@@ -15,7 +15,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import nyu, outputs
+from .. import nyu
+from ..files import OutputFolder
+from ..pictures import encode_png
 from ..console import Console
 from ..errors import (EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, ImageError, OutputError,
                       UsageError)
@@ -135,7 +137,7 @@ def run(settings: PrepareNyuSettings, console: Console) -> int:
 def _claim_outputs(out_dir: Path, indices: list[int]):
     """The two output folders with every name claimed; refuses before writing if one is taken."""
     try:
-        folders = [outputs.OutputFolder(out_dir / name) for name in (COLORS_FOLDER, DEPTHS_FOLDER)]
+        folders = [OutputFolder(out_dir / name) for name in (COLORS_FOLDER, DEPTHS_FOLDER)]
     except (NotADirectoryError, FileExistsError) as error:
         raise UsageError(str(error)) from None
     except OSError as error:
@@ -155,8 +157,8 @@ def _claim_outputs(out_dir: Path, indices: list[int]):
     return folders
 
 
-def _write_images(labeled: nyu.LabeledMat, indices: list[int], colors: outputs.OutputFolder,
-                  depths: outputs.OutputFolder, settings: PrepareNyuSettings, console: Console,
+def _write_images(labeled: nyu.LabeledMat, indices: list[int], colors: OutputFolder,
+                  depths: OutputFolder, settings: PrepareNyuSettings, console: Console,
                   on_image) -> tuple[int, int, tuple[int, int]]:
     """Read each image in order here, convert and write it on worker threads.
 
@@ -203,8 +205,8 @@ def _read(labeled: nyu.LabeledMat, index: int):
                          "download?") from None
 
 
-def _write_one(index: int, image, depth, full_frame: bool, colors: outputs.OutputFolder,
-               depths: outputs.OutputFolder, labeled: nyu.LabeledMat) -> int:
+def _write_one(index: int, image, depth, full_frame: bool, colors: OutputFolder,
+               depths: OutputFolder, labeled: nyu.LabeledMat) -> int:
     """Convert and write one image; return the pixels saturated at 255."""
     try:
         frame = nyu.prepare_frame(image, depth, full_frame)
@@ -214,7 +216,7 @@ def _write_one(index: int, image, depth, full_frame: bool, colors: outputs.Outpu
     for folder, name, pixels in ((colors, color_name, frame.colors_bgr),
                                  (depths, depth_name, frame.depth)):
         try:
-            folder.write(name, outputs.encode_png(pixels))
+            folder.write(name, encode_png(pixels))
         except OSError as error:
             raise OutputError(f"{folder.path / name}: cannot write "
                               f"({error.strerror or error})") from None
