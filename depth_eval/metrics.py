@@ -110,9 +110,9 @@ def thesis_metrics(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, float]:
         "SIMSE": float(mean_sq_log - log_diff.sum() ** 2 / n**2),
         "Log10": float(np.abs(log_pred - log_gt).sum() / n / np.log(10.0)),
         "MVN": mvn,
-        "Threshold 1.25": np.count_nonzero(worst_ratio < THRESHOLDS[0]) / n,
-        "Threshold 1.25^2": np.count_nonzero(worst_ratio < THRESHOLDS[1]) / n,
-        "Threshold 1.25^3": np.count_nonzero(worst_ratio < THRESHOLDS[2]) / n,
+        "Threshold 1.25": float(np.count_nonzero(worst_ratio < THRESHOLDS[0]) / n),
+        "Threshold 1.25^2": float(np.count_nonzero(worst_ratio < THRESHOLDS[1]) / n),
+        "Threshold 1.25^3": float(np.count_nonzero(worst_ratio < THRESHOLDS[2]) / n),
     }
 
 

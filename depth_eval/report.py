@@ -8,6 +8,8 @@ import json
 import math
 from typing import Mapping
 
+import numpy as np
+
 from .metrics import THESIS_METRICS
 from .standard_metrics import STANDARD_METRICS
 
@@ -97,9 +99,33 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
                      + [line(row) for row in rows])
 
 
+def plain(value):
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists, recursively
+    through dicts, lists and tuples (what json and the CSV cells need)."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return plain(value.tolist()) if isinstance(value, np.ndarray) else value.item()
+    return value
+
+
+def number_cell(value) -> str:
+    """A number as CSV text: ``repr(float(x))``, the shortest decimal that reads back as the same
+    float (``nan``, ``inf`` for those); integers as digits; ``""`` for None."""
+    value = plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
 def results_json(document: Mapping) -> bytes:
-    """results.json bytes (UTF-8, indented, trailing newline)."""
-    return (json.dumps(document, indent=2, sort_keys=False, allow_nan=True) + "\n").encode("utf-8")
+    """results.json bytes (UTF-8, indented, trailing newline); numbers as plain JSON numbers."""
+    return (json.dumps(plain(document), indent=2, sort_keys=False, allow_nan=True)
+            + "\n").encode("utf-8")
 
 
 _CSV_FIRST = ("snapshot", "status", "images_evaluated", "images_skipped")
@@ -122,14 +148,14 @@ def results_csv(snapshots: Mapping[str, Mapping]) -> bytes:
     writer.writeheader()
     for name, entry in snapshots.items():
         row = {"snapshot": name, "status": entry["status"],
-               "images_evaluated": entry.get("images_evaluated", 0),
+               "images_evaluated": number_cell(entry.get("images_evaluated", 0)),
                "images_skipped": len(entry.get("images_skipped", {})),
                "output_blob": entry.get("output_blob", ""), "engine": entry.get("engine", ""),
                "prototxt": (entry.get("prototxt") or {}).get("path", ""),
                "caffemodel": entry["caffemodel"]["path"],
                "caffemodel_sha256": entry["caffemodel"].get("sha256", ""),
                "error": entry.get("error", "")}
-        row.update({k: repr(v) for k, v in entry.get("metrics", {}).items()})
+        row.update({k: number_cell(v) for k, v in entry.get("metrics", {}).items()})
         writer.writerow(row)
     return buffer.getvalue().encode("utf-8")
 
@@ -143,5 +169,5 @@ def per_image_csv(snapshots: Mapping[str, Mapping]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["snapshot", "image", *keys])
     for name, image, values in rows:
-        writer.writerow([name, image, *(repr(values[k]) if k in values else "" for k in keys)])
+        writer.writerow([name, image, *(number_cell(values.get(k)) for k in keys)])
     return buffer.getvalue().encode("utf-8")

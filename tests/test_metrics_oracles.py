@@ -254,3 +254,8 @@ def test_thesis_mvn_of_a_near_perfect_prediction():
     g = np.linspace(0.5, 9.5, THESIS_SHAPE[0] * THESIS_SHAPE[1])
     o = g * 1.1 + 1e-5 * np.sin(np.arange(g.size))
     assert metrics.thesis_metrics(o, g)["MVN"] == pytest.approx(oracles.thesis_mvn(o, g), rel=RTOL)
+
+
+def test_thesis_metrics_are_python_floats():
+    o, g, _ = thesis_images()
+    assert all(type(value) is float for value in metrics.thesis_metrics(o, g).values())
