@@ -15,8 +15,9 @@ from .standard_metrics import STANDARD_METRICS
 
 # test_depth.py printed the best 10 snapshots per metric.
 TOP_K = 10
-# Bumped whenever a field of results.json changes meaning or disappears.
-RESULTS_SCHEMA_VERSION = 1
+# Bumped whenever a field of results.json changes meaning or disappears.  2: ALIGN/scale_std is
+# monodepth2's relative spread std(scales / median(scales)) (1: std(scales)).
+RESULTS_SCHEMA_VERSION = 2
 
 
 def metric_directions(keys) -> dict[str, bool]:

@@ -340,6 +340,31 @@ def align_prediction(pred_m: np.ndarray, gt_m: np.ndarray, mask: np.ndarray,
     raise ValueError(f"unknown alignment {method!r}: expected one of {', '.join(ALIGNMENTS)}")
 
 
+def scale_summary(scales: np.ndarray) -> tuple[float, float]:
+    """Median and relative spread of per-image alignment scales, as monodepth2 reports them.
+
+    monodepth2 prints ``med = median(ratios)`` and ``std(ratios / med)`` after median scaling:
+    the spread relative to the typical scale (0.05 means the scales scatter by about 5 % of
+    it), comparable between models whatever their absolute scale.
+
+    Parameters
+    ----------
+    scales : array_like
+        One scale per image; NaN (no valid pixel, failed fit) is left out.
+
+    Returns
+    -------
+    median, relative_std : float
+        NaN, NaN when no image has a scale.
+    """
+    scales = np.asarray(scales, dtype=np.float64).ravel()
+    scales = scales[~np.isnan(scales)]
+    if scales.size == 0:
+        return math.nan, math.nan
+    median = float(np.median(scales))
+    return median, float(np.std(scales / median))
+
+
 def evaluate_standard(pred_m: np.ndarray, gt_m: np.ndarray, *,
                       min_depth: float = DEFAULT_MIN_DEPTH_M, max_depth: float = DEFAULT_MAX_DEPTH_M,
                       crop: str = "none", align: str = "none") -> tuple[dict[str, float], dict]:

@@ -259,3 +259,19 @@ def test_thesis_mvn_of_a_near_perfect_prediction():
 def test_thesis_metrics_are_python_floats():
     o, g, _ = thesis_images()
     assert all(type(value) is float for value in metrics.thesis_metrics(o, g).values())
+
+
+# --- scale summary (monodepth2's ratio report) ----------------------------------------------
+
+def test_scale_summary_is_monodepth2s_report():
+    ratios = np.array([0.8, 1.1, 1.3, 0.95, 2.4])
+    assert standard_metrics.scale_summary(ratios) == pytest.approx(
+        oracles.monodepth2_ratio_report(ratios), rel=1e-15)
+    # Images without a scale (NaN: no valid pixel) are left out.
+    assert standard_metrics.scale_summary(np.append(ratios, np.nan)) == pytest.approx(
+        oracles.monodepth2_ratio_report(ratios), rel=1e-15)
+
+
+def test_scale_summary_of_no_scale_is_nan():
+    median, spread = standard_metrics.scale_summary(np.array([np.nan, np.nan]))
+    assert math.isnan(median) and math.isnan(spread)
