@@ -245,6 +245,47 @@ def midas_scale_and_shift(prediction, target, mask):
     return float((a_11 * b_0 - a_01 * b_1) / det), float((-a_01 * b_0 + a_00 * b_1) / det)
 
 
+# --- thesis pipeline pieces (SPEC.md sections 3 and 6), for end-to-end references ---------
+
+def thesis_ground_truth(raw, shape=(320, 420)):
+    """A ground-truth image as the original loads it, in depth / 10 units (float32).
+
+    caffe.io.load_image (value / dtype range, grey replicated to 3 channels, alpha dropped),
+    then skimage's order-1 resize of the H x W x 3 image to ``shape + (1,)``: the single output
+    channel samples channel coordinate 1.0, i.e. the G channel.
+    """
+    from skimage.transform import resize
+
+    raw = np.asarray(raw)
+    image = raw.astype(np.float32) / np.float32(np.iinfo(raw.dtype).max)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    image = image[:, :, :3]
+    resized = resize(image, tuple(shape) + (1,), order=1, mode="constant", anti_aliasing=False,
+                     preserve_range=True)
+    return resized[:, :, 0].astype(np.float32)
+
+
+def thesis_zoom(output_map, shape):
+    """The network's h x w map zoomed to ``shape`` as the original did it: scipy's cubic
+    spline on the 1 x 1 x h x w blob, factors (1, 1, H / h, W / w), float32 kept."""
+    from scipy.ndimage import zoom
+
+    blob = np.asarray(output_map, np.float32)[None, None]
+    h, w = blob.shape[2:]
+    return zoom(blob, (1, 1, shape[0] / h, shape[1] / w), order=3)[0, 0]
+
+
+def standard_reference(output_map, gt_m, min_depth, max_depth, eigen_crop, align="none"):
+    """What ``--metrics standard`` must give for one image (issue 10 items 4 and 5): the
+    network's depth / 10 map zoomed to the ground truth's own size, times 10, aligned and
+    scored as BTS against the ground truth in metres as read (mm / 1000 exact, npy as stored).
+    Returns aligned_then_bts's ``(errors, scale, shift)``."""
+    gt_m = np.asarray(gt_m, np.float64)
+    pred_m = thesis_zoom(output_map, gt_m.shape).astype(np.float64) * 10.0
+    return aligned_then_bts(pred_m, gt_m, min_depth, max_depth, eigen_crop, align)
+
+
 # --- the protocols the tool's --align options claim to reproduce -------------------------
 
 # Project key -> BTS key, for comparing evaluate_standard with bts_evaluate.

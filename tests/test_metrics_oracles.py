@@ -192,6 +192,34 @@ def test_ground_truth_kept_exact_in_metres_is_bounded_as_in_bts():
     assert valid_mask(round_trip, max_depth=6.4).sum() == 5  # 6400 mm sneaks in: pipeline's job
 
 
+def test_standard_reference_scores_the_zoomed_map_at_native_resolution():
+    # The end-to-end reference of items 4-5 (for pipeline tests): a 54 x 74 output zoomed to
+    # the 480 x 640 ground truth; at the function level the tool's metrics equal it.
+    rng = np.random.default_rng(5)
+    millimetres = rng.integers(300, 12000, NYU_SHAPE)
+    millimetres[rng.random(NYU_SHAPE) < 0.1] = 0
+    gt = millimetres / 1000.0
+    output = rng.uniform(0.05, 0.95, (54, 74)).astype(np.float32)
+    pred_m = oracles.thesis_zoom(output, NYU_SHAPE).astype(np.float64) * 10.0
+    assert pred_m.shape == NYU_SHAPE
+    for align in ALIGNMENTS:
+        reference, _, _ = oracles.standard_reference(output, gt, 1e-3, 10.0, True, align)
+        ours, _ = evaluate_standard(pred_m, gt, crop="eigen", align=align)
+        assert_agree(ours, reference, oracles.BTS_KEYS)
+
+
+def test_thesis_ground_truth_reads_the_green_channel():
+    # SPEC.md section 3 (issue 10 item 7): an RGB ground truth is scored on its G channel.
+    rng = np.random.default_rng(6)
+    rgb = rng.integers(0, 256, (320, 420, 3)).astype(np.uint8)
+    green = rgb[:, :, 1].astype(np.float32) / np.float32(255)
+    assert np.array_equal(oracles.thesis_ground_truth(rgb), green)
+    grey = oracles.thesis_ground_truth(rgb[:, :, 1])
+    assert np.array_equal(grey, green)
+    large = rng.integers(0, 256, (480, 640, 3)).astype(np.uint8)
+    assert np.array_equal(oracles.thesis_ground_truth(large), oracles.thesis_ground_truth(large[:, :, 1]))
+
+
 # --- thesis metrics: eval_depth.py (SPEC.md section 7) ----------------------------------------
 
 def thesis_images(seed=0):
