@@ -18,7 +18,12 @@ from .console import one_line
 from .tables import render
 
 # The results.json layout this module reads (report.RESULTS_SCHEMA_VERSION when written).
-SUPPORTED_SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSION = 2
+# Older layouts load_results converts: 1 stored ALIGN/scale_std as std(scales), not relative.
+READABLE_SCHEMA_VERSIONS = (1, SUPPORTED_SCHEMA_VERSION)
+# Per-image scale summaries (pipeline: "median/scale" -> "median/scale_median", ".._std").
+_SCALE_STD_SUFFIX = "/scale_std"
+_SCALE_MEDIAN_SUFFIX = "/scale_median"
 # Digits of metric values in comparison_table (report.format_table prints 4 as well).
 VALUE_DECIMALS = 4
 # Digits of the relative change (percent) in comparison_table.
@@ -132,13 +137,16 @@ def relative_change_percent(baseline_value: float, current_value: float) -> floa
 
 
 def load_results(path: str | Path) -> dict:
-    """Read a results.json and check its layout.
+    """Read a results.json, check its layout and bring it to the current schema version.
+
+    A version-1 document (ALIGN/scale_std then held ``std(scales)``) is returned as version 2
+    (see :func:`upgrade_results`), so a baseline from an older run compares like with like.
 
     Raises
     ------
     ValueError
-        One line naming the file: unreadable, not JSON, no ``snapshots`` object, or another
-        ``schema_version``.
+        One line naming the file: unreadable, not JSON, no ``snapshots`` object, or a
+        ``schema_version`` this gate cannot read.
     """
     path = Path(path)
     try:
@@ -148,16 +156,46 @@ def load_results(path: str | Path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not a JSON file ({error})") from None
     _check_results(document, str(path))
-    return document
+    return upgrade_results(document)
+
+
+def upgrade_results(document: Mapping) -> dict:
+    """A version-1 results.json document as version 2; other versions unchanged.
+
+    Version 1 stored ``ALIGN/scale_std = std(scales)``; version 2 stores monodepth2's
+    ``std(scales / median(scales))``, which is the old value over ``abs(ALIGN/scale_median)``
+    (NaN where that median is 0 or missing).
+    """
+    if document.get("schema_version", 1) != 1:
+        return dict(document)
+    snapshots = {}
+    for name, entry in document["snapshots"].items():
+        metrics = (entry or {}).get("metrics")
+        if isinstance(metrics, Mapping):
+            entry = dict(entry, metrics={key: _relative_scale_std(metrics, key, value)
+                                         for key, value in metrics.items()})
+        snapshots[name] = entry
+    return dict(document, schema_version=SUPPORTED_SCHEMA_VERSION, snapshots=snapshots)
+
+
+def _relative_scale_std(metrics: Mapping, key: str, value):
+    if not key.endswith(_SCALE_STD_SUFFIX):
+        return value
+    median = metrics.get(key[: -len(_SCALE_STD_SUFFIX)] + _SCALE_MEDIAN_SUFFIX)
+    try:
+        median, value = abs(float(median)), float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value / median if median > 0 else math.nan
 
 
 def _check_results(document, name: str) -> Mapping[str, Mapping]:
     if not isinstance(document, Mapping) or not isinstance(document.get("snapshots"), Mapping):
         raise ValueError(f"{name}: not a depth_eval results.json (no 'snapshots' object)")
-    version = document.get("schema_version", SUPPORTED_SCHEMA_VERSION)
-    if version != SUPPORTED_SCHEMA_VERSION:
+    version = document.get("schema_version", 1)
+    if version not in READABLE_SCHEMA_VERSIONS:
         raise ValueError(f"{name}: results.json schema_version {version!r}; this gate reads "
-                         f"version {SUPPORTED_SCHEMA_VERSION}")
+                         f"versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
     return document["snapshots"]
 
 
@@ -201,7 +239,7 @@ def compare(current: Mapping, baseline: Mapping, rules: Iterable[Rule]) -> list[
     Parameters
     ----------
     current, baseline : mapping
-        Parsed results.json documents (``{"schema_version": 1, "snapshots": {...}}``).
+        Parsed results.json documents (``{"schema_version": 2, "snapshots": {...}}``).
     rules : iterable of Rule
 
     Returns

@@ -17,6 +17,8 @@ DEPTH_FLOOR = 1.0 / 255.0
 LOG_ENCODING_SLOPE = 0.179581
 # Thesis depth range in metres (ground truth and [0, 1] predictions are depth / 10).
 DEPTH_RANGE_M = 10.0
+# Ratio bounds of the Threshold metrics (test_depth.py: 1.25, 1.25^2, 1.25^3; exact in float32).
+THRESHOLDS = (1.25, 1.25**2, 1.25**3)
 
 
 class Metric(NamedTuple):
@@ -60,58 +62,90 @@ def mvn_fit(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def thesis_metrics(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, float]:
-    """The ten thesis metrics of one image.
+    """The ten thesis metrics of one image, as ``eval_depth.py`` computes them.
+
+    Continuous metrics are computed in float64.  As in the original, AbsRelDiff and SqrRelDiff
+    use the floored ground truth ``g' = max(g, 1/255)`` in the numerator too, and MVN compares
+    the standardised maps directly.  The thresholds compare ``max(o'/g', g'/o')`` with ``t``
+    where ``o' = max(o, 1/255)``, ``g' = max(g, 1/255)`` and the ratios are computed in float32,
+    the original's array type (a ratio that rounds to exactly 1.25 is outside).
 
     Parameters
     ----------
     pred_m, gt_m : ndarray
-        Predicted and true depth in metres, same shape.
+        Predicted and true depth in metres, same shape (the pipeline's are float32; other
+        types are rounded to float32 for the threshold ratios only).
 
     Returns
     -------
     dict
-        Title -> value, in the order of ``THESIS_METRIC_TITLES``.
+        Title -> Python float, in the order of ``THESIS_METRIC_TITLES``.
     """
-    pred_m = np.asarray(pred_m, dtype=np.float64).ravel()
-    gt_m = np.asarray(gt_m, dtype=np.float64).ravel()
+    pred_m = np.asarray(pred_m).ravel()
+    gt_m = np.asarray(gt_m).ravel()
     if pred_m.shape != gt_m.shape:
         raise ValueError(f"prediction shape {np.shape(pred_m)} != ground truth shape "
                          f"{np.shape(gt_m)}")
     n = pred_m.size
-    diff = pred_m - gt_m
-    squared = diff * diff
-    inv_gt = 1.0 / np.maximum(gt_m, DEPTH_FLOOR)
-    # One natural log per map serves Log10, the thresholds and the scaled log L:
-    # max(o'/g', g'/o') < t  <=>  |ln o' - ln g'| < ln t; and L(o) - L(g) is
+    pred = pred_m.astype(np.float64)
+    gt = gt_m.astype(np.float64)
+    floored_gt = np.maximum(gt, DEPTH_FLOOR)
+    diff = pred - gt
+    floored_diff = pred - floored_gt
+    relative = floored_diff / floored_gt
+    # One natural log per map serves Log10 and the scaled log L: L(o) - L(g) is
     # 10 * 0.179581 * (max(ln o', ln(10/255)) - max(ln g', ln(10/255))) as ln is monotonic.
-    log_pred = np.log(np.maximum(pred_m, DEPTH_FLOOR))
-    log_gt = -np.log(inv_gt)
-    abs_log_ratio = np.abs(log_pred - log_gt)
+    log_pred = np.log(np.maximum(pred, DEPTH_FLOOR))
+    log_gt = np.log(floored_gt)
     log_diff = _SCALED_LOG_GAIN * (np.maximum(log_pred, _LN_SCALED_FLOOR)
                                    - np.maximum(log_gt, _LN_SCALED_FLOOR))
-    # Plain products and sums: np.dot would call a multithreaded BLAS, 7x slower here.
-    mean_sq_log = (log_diff * log_diff).sum() / n
-    with np.errstate(invalid="ignore", divide="ignore"):  # constant map: NaN, as the original
-        # mean((z(o) - z(g))^2) = 2 - 2 * Pearson correlation (population moments).
-        centred_pred, centred_gt = pred_m - pred_m.mean(), gt_m - gt_m.mean()
-        correlation = (centred_pred * centred_gt).sum() / np.sqrt(
-            (centred_pred * centred_pred).sum() * (centred_gt * centred_gt).sum())
-        mvn = np.sqrt(max(2.0 - 2.0 * correlation, 0.0)) if np.isfinite(correlation) else np.nan
+    mean_sq_log = _dot(log_diff, log_diff) / n
+    worst_ratio = _float32_worst_ratio(pred_m, gt_m)
+    mvn = _mvn_distance(pred, gt)  # last: it overwrites pred and gt
     return {
-        "AbsRelDiff": float((np.abs(diff) * inv_gt).sum() / n),
-        "SqrRelDiff": float((squared * inv_gt).sum() / n),
-        "RMSE": float(np.sqrt(squared.sum() / n)),
+        "AbsRelDiff": float(np.abs(relative).sum() / n),
+        "SqrRelDiff": _dot(relative, floored_diff) / n,
+        "RMSE": float(np.sqrt(_dot(diff, diff) / n)),
         "RMSELog": float(np.sqrt(mean_sq_log)),
         "SIMSE": float(mean_sq_log - log_diff.sum() ** 2 / n**2),
-        "Log10": float(abs_log_ratio.sum() / n / np.log(10.0)),
-        "MVN": float(mvn),
-        "Threshold 1.25": np.count_nonzero(abs_log_ratio < _LN_THRESHOLDS[0]) / n,
-        "Threshold 1.25^2": np.count_nonzero(abs_log_ratio < _LN_THRESHOLDS[1]) / n,
-        "Threshold 1.25^3": np.count_nonzero(abs_log_ratio < _LN_THRESHOLDS[2]) / n,
+        "Log10": float(np.abs(log_pred - log_gt).sum() / n / np.log(10.0)),
+        "MVN": mvn,
+        "Threshold 1.25": float(np.count_nonzero(worst_ratio < THRESHOLDS[0]) / n),
+        "Threshold 1.25^2": float(np.count_nonzero(worst_ratio < THRESHOLDS[1]) / n),
+        "Threshold 1.25^3": float(np.count_nonzero(worst_ratio < THRESHOLDS[2]) / n),
     }
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) of 1-D float64 arrays without a temporary and without a BLAS call (np.dot
+    goes multithreaded and is several times slower on maps of this size)."""
+    return float(np.einsum("i,i->", a, b))
+
+
+def _mvn_distance(pred: np.ndarray, gt: np.ndarray) -> float:
+    """sqrt(mean((z(o) - z(g))^2)) on 1-D float64 copies (overwritten); NaN for a constant map.
+
+    Computed on the standardised maps as the original does: the equivalent 2 - 2 * correlation
+    cancels catastrophically for a near-perfect prediction.
+    """
+    n = pred.size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pred -= pred.sum() / n
+        gt -= gt.sum() / n
+        pred /= np.sqrt(_dot(pred, pred) / n)
+        gt /= np.sqrt(_dot(gt, gt) / n)
+        pred -= gt
+        return float(np.sqrt(_dot(pred, pred) / n))
+
+
+def _float32_worst_ratio(pred_m: np.ndarray, gt_m: np.ndarray) -> np.ndarray:
+    """max(o'/g', g'/o') in float32, o' and g' floored at 1/255, as the original's arrays."""
+    floor = np.float32(DEPTH_FLOOR)
+    pred = np.maximum(pred_m.astype(np.float32, copy=False), floor)
+    gt = np.maximum(gt_m.astype(np.float32, copy=False), floor)
+    return np.maximum(pred / gt, gt / pred)
 
 
 # ln(10/255): the scaled log's floor (d / 10 >= 1/255) on ln d.
 _LN_SCALED_FLOOR = float(np.log(DEPTH_RANGE_M * DEPTH_FLOOR))
 _SCALED_LOG_GAIN = DEPTH_RANGE_M * LOG_ENCODING_SLOPE
-_LN_THRESHOLDS = tuple(float(np.log(1.25**k)) for k in (1, 2, 3))

@@ -8,14 +8,17 @@ import json
 import math
 from typing import Mapping
 
+import numpy as np
+
 from .console import one_line
 from .metric_keys import NO_ALIGNMENT, MetricKey, ranked
 from .tables import render
 
 # test_depth.py printed the best 10 snapshots per metric.
 TOP_K = 10
-# Bumped whenever a field of results.json changes meaning or disappears.
-RESULTS_SCHEMA_VERSION = 1
+# Bumped whenever a field of results.json changes meaning or disappears.  2: ALIGN/scale_std is
+# monodepth2's relative spread std(scales / median(scales)) (1: std(scales)).
+RESULTS_SCHEMA_VERSION = 2
 
 
 def ranking(means: Mapping[str, Mapping[MetricKey, float]], key: MetricKey,
@@ -75,9 +78,33 @@ def format_table(means: Mapping[str, Mapping[MetricKey, float]], images: Mapping
     return "\n\n".join(tables)
 
 
+def plain(value):
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists, recursively
+    through dicts, lists and tuples (what json and the CSV cells need)."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return plain(value.tolist()) if isinstance(value, np.ndarray) else value.item()
+    return value
+
+
+def number_cell(value) -> str:
+    """A number as CSV text: ``repr(float(x))``, the shortest decimal that reads back as the same
+    float (``nan``, ``inf`` for those); integers as digits; ``""`` for None."""
+    value = plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
 def results_json(document: Mapping) -> bytes:
-    """results.json bytes (UTF-8, indented, trailing newline)."""
-    return (json.dumps(document, indent=2, sort_keys=False, allow_nan=True) + "\n").encode("utf-8")
+    """results.json bytes (UTF-8, indented, trailing newline); numbers as plain JSON numbers."""
+    return (json.dumps(plain(document), indent=2, sort_keys=False, allow_nan=True)
+            + "\n").encode("utf-8")
 
 
 _CSV_FIRST = ("snapshot", "status", "images_evaluated", "images_skipped")
@@ -100,14 +127,14 @@ def results_csv(snapshots: Mapping[str, Mapping]) -> bytes:
     writer.writeheader()
     for name, entry in snapshots.items():
         row = {"snapshot": name, "status": entry["status"],
-               "images_evaluated": entry.get("images_evaluated", 0),
+               "images_evaluated": number_cell(entry.get("images_evaluated", 0)),
                "images_skipped": len(entry.get("images_skipped", {})),
                "output_blob": entry.get("output_blob", ""), "engine": entry.get("engine", ""),
                "prototxt": (entry.get("prototxt") or {}).get("path", ""),
                "caffemodel": entry["caffemodel"]["path"],
                "caffemodel_sha256": entry["caffemodel"].get("sha256", ""),
                "error": entry.get("error", "")}
-        row.update({k: repr(v) for k, v in entry.get("metrics", {}).items()})
+        row.update({k: number_cell(v) for k, v in entry.get("metrics", {}).items()})
         writer.writerow(row)
     return buffer.getvalue().encode("utf-8")
 
@@ -121,5 +148,5 @@ def per_image_csv(snapshots: Mapping[str, Mapping]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["snapshot", "image", *keys])
     for name, image, values in rows:
-        writer.writerow([name, image, *(repr(values[k]) if k in values else "" for k in keys)])
+        writer.writerow([name, image, *(number_cell(values.get(k)) for k in keys)])
     return buffer.getvalue().encode("utf-8")

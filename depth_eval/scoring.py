@@ -121,12 +121,9 @@ def summarise(per_image: list[dict[MetricKey, float]]) -> dict[MetricKey, float]
     for key in per_image[0] if per_image else ():
         values = np.array([values[key] for values in per_image], dtype=np.float64)
         if key.name == SCALE_NAME:
-            median = float(np.nanmedian(values)) if not np.isnan(values).all() else math.nan
+            median, spread = standard_metrics.scale_summary(values)
             summary[MetricKey(key.align, f"{SCALE_NAME}_median")] = median
-            with np.errstate(invalid="ignore", divide="ignore"):
-                summary[MetricKey(key.align, f"{SCALE_NAME}_std")] = (
-                    float(np.nanstd(values / median)) if median and not math.isnan(median)
-                    else math.nan)
+            summary[MetricKey(key.align, f"{SCALE_NAME}_std")] = spread
         elif (key.align == NO_ALIGNMENT and key.name in metrics.THESIS_METRIC_TITLES) \
                 or np.isnan(values).all():
             summary[key] = float(np.mean(values))

@@ -60,10 +60,13 @@ ALIGNMENTS = ("none", "median", "lsq", "mvn")
 def eigen_crop_mask(shape: tuple[int, int]) -> np.ndarray:
     """The Eigen NYU evaluation crop as a boolean mask of the given size.
 
-    On a 480 x 640 image the crop is rows 45..470 and columns 41..600 (inclusive).  For any other
-    size each bound is scaled by ``H / 480`` (rows) or ``W / 640`` (columns) and rounded to the
-    nearest integer, halves rounded up; the bounds stay half-open.  For the thesis' 320 x 420
-    ground truth this gives rows 30..313 and columns 27..393.
+    At 480 x 640 it is BTS's ``[45:471, 41:601]`` exactly (rows 45..470, columns 41..600).  For
+    any other ``H x W`` grid a pixel is inside when the 480 x 640 pixel that a nearest-neighbour
+    resize of the frame to ``H x W`` samples for it (OpenCV ``INTER_NEAREST``: row
+    ``floor(i * 480 / H)``, column ``floor(j * 640 / W)``) is inside that crop.  The bounds stay
+    half-open and each is ``ceil(bound * H / 480)`` (rows) or ``ceil(bound * W / 640)``
+    (columns), computed in integers: rows 30:314 and columns 27:395 at 320 x 420, 23:236 and
+    21:301 at 240 x 320, the frame's crop doubled at 960 x 1280.
 
     Parameters
     ----------
@@ -79,15 +82,15 @@ def eigen_crop_mask(shape: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"eigen_crop_mask needs an (H, W) shape, got {tuple(shape)}")
     height, width = (int(n) for n in shape)
     ref_height, ref_width = EIGEN_CROP_IMAGE_SHAPE
-    top, bottom = (_round_half_up(b * height / ref_height) for b in EIGEN_CROP_ROWS)
-    left, right = (_round_half_up(b * width / ref_width) for b in EIGEN_CROP_COLS)
+    top, bottom = (_ceil_ratio(b * height, ref_height) for b in EIGEN_CROP_ROWS)
+    left, right = (_ceil_ratio(b * width, ref_width) for b in EIGEN_CROP_COLS)
     mask = np.zeros((height, width), dtype=bool)
     mask[top:bottom, left:right] = True
     return mask
 
 
-def _round_half_up(value: float) -> int:
-    return int(math.floor(value + 0.5))
+def _ceil_ratio(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
 
 
 def valid_mask(gt_m: np.ndarray, min_depth: float = DEFAULT_MIN_DEPTH_M,
@@ -338,6 +341,31 @@ def align_prediction(pred_m: np.ndarray, gt_m: np.ndarray, mask: np.ndarray,
             raise ValueError("cannot MVN-fit: the prediction is constant on valid pixels")
         return pred * scale + shift, scale, shift
     raise ValueError(f"unknown alignment {method!r}: expected one of {', '.join(ALIGNMENTS)}")
+
+
+def scale_summary(scales: np.ndarray) -> tuple[float, float]:
+    """Median and relative spread of per-image alignment scales, as monodepth2 reports them.
+
+    monodepth2 prints ``med = median(ratios)`` and ``std(ratios / med)`` after median scaling:
+    the spread relative to the typical scale (0.05 means the scales scatter by about 5 % of
+    it), comparable between models whatever their absolute scale.
+
+    Parameters
+    ----------
+    scales : array_like
+        One scale per image; NaN (no valid pixel, failed fit) is left out.
+
+    Returns
+    -------
+    median, relative_std : float
+        NaN, NaN when no image has a scale.
+    """
+    scales = np.asarray(scales, dtype=np.float64).ravel()
+    scales = scales[~np.isnan(scales)]
+    if scales.size == 0:
+        return math.nan, math.nan
+    median = float(np.median(scales))
+    return median, float(np.std(scales / median))
 
 
 def evaluate_standard(pred_m: np.ndarray, gt_m: np.ndarray, *,

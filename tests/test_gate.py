@@ -3,10 +3,12 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
-from depth_eval.gate import (Rule, Unmatched, best_snapshot, compare, comparison_table, load_results,
-                             parse_rule, unmatched)
+from depth_eval import report
+from depth_eval.gate import (SUPPORTED_SCHEMA_VERSION, Rule, Unmatched, best_snapshot, compare,
+                             comparison_table, load_results, parse_rule, unmatched)
 from depth_eval.metrics import THESIS_METRICS
 from depth_eval.standard_metrics import STANDARD_METRICS
 
@@ -158,8 +160,38 @@ def test_unmatched_snapshots_are_reported_not_compared():
 def test_documents_are_checked():
     with pytest.raises(ValueError, match="current results: not a depth_eval results.json"):
         compare({"metrics": {}}, BASELINE, [])
-    with pytest.raises(ValueError, match="baseline results: results.json schema_version 2"):
-        unmatched(BASELINE, {"schema_version": 2, "snapshots": {}})
+    with pytest.raises(ValueError, match="baseline results: results.json schema_version 3"):
+        unmatched(BASELINE, {"schema_version": 3, "snapshots": {}})
+    assert unmatched(BASELINE, {"schema_version": 2, "snapshots": {}}) == Unmatched(["a", "b"], [])
+
+
+def test_the_gate_reads_what_the_tool_writes():
+    assert SUPPORTED_SCHEMA_VERSION == report.RESULTS_SCHEMA_VERSION == 2
+
+
+def test_version_1_baseline_is_read_with_scale_std_made_relative(tmp_path):
+    # Version 1 stored std(ratios) as median/scale_std; version 2 stores monodepth2's
+    # std(ratios / median(ratios)) = std(ratios) / median(ratios): the gate converts.
+    ratios = [0.8, 1.1, 1.3, 0.95, 2.4]
+    median, spread = float(np.median(ratios)), float(np.std(ratios))
+    version_1 = {"schema_version": 1, "snapshots": {
+        "a": {"status": "evaluated", "metrics": {"RMSE": 0.5, "median/scale_median": median,
+                                                 "median/scale_std": spread,
+                                                 "lsq/scale_median": 2.0, "lsq/scale_std": 0.5}},
+        "b": {"status": "skipped", "error": "broken"}}}
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(version_1))
+    loaded = load_results(path)
+    assert loaded["schema_version"] == 2
+    metrics = loaded["snapshots"]["a"]["metrics"]
+    assert metrics["median/scale_std"] == pytest.approx(np.std(np.array(ratios) / median), rel=1e-15)
+    assert metrics["lsq/scale_std"] == 0.25
+    assert metrics["RMSE"] == 0.5 and metrics["median/scale_median"] == median
+    assert loaded["snapshots"]["b"] == version_1["snapshots"]["b"]
+    # Version 2 files are read as they are.
+    version_2 = dict(version_1, schema_version=2)
+    path.write_text(json.dumps(version_2))
+    assert load_results(path) == version_2
 
 
 def test_load_results(tmp_path):

@@ -46,9 +46,10 @@ def test_mvn_metric_compares_standardised_maps():
 
 
 def test_zero_depths_are_floored_at_one_grey_level():
+    # The floored ground truth is in the numerator too (eval_depth.py reassigns gt first).
     m = thesis_metrics(np.array([0.5]), np.array([0.0]))
-    assert m["AbsRelDiff"] == pytest.approx(0.5 * 255)
-    assert m["SqrRelDiff"] == pytest.approx(0.25 * 255)
+    assert m["AbsRelDiff"] == pytest.approx((0.5 - DEPTH_FLOOR) * 255)
+    assert m["SqrRelDiff"] == pytest.approx((0.5 - DEPTH_FLOOR) ** 2 * 255)
     assert m["Log10"] == pytest.approx(math.log10(0.5 * 255))
     assert scaled_log(np.array([0.0]))[0] == pytest.approx(
         10 * (LOG_ENCODING_SLOPE * math.log(DEPTH_FLOOR) + 1))

@@ -2,7 +2,10 @@
 
 import csv
 import io
+import json
 import math
+
+import numpy as np
 
 from depth_eval import report
 from depth_eval.metric_keys import MetricKey
@@ -65,3 +68,25 @@ def test_results_csv_and_per_image_csv():
     per_image = list(csv.reader(io.StringIO(report.per_image_csv(entries).decode())))
     assert per_image == [["snapshot", "image", "RMSE"], ["snap_a", "x_colors", "0.4"],
                          ["snap_a", "y_colors", "0.6"]]
+
+
+def test_every_numeric_cell_is_a_plain_round_trip_decimal():
+    # Metrics arrive as numpy scalars; the writers once printed "np.float64(0.334...)".
+    thesis = {"Threshold 1.25": np.float64(1 / 3), "RMSE": np.float32(0.1), "SIMSE": np.float64("nan")}
+    entries = {"snap_a": {"status": "evaluated", "images_evaluated": np.int64(2),
+                          "images_skipped": {}, "caffemodel": {"path": "a.caffemodel"},
+                          "metrics": dict(thesis), "per_image": {"x_colors": dict(thesis),
+                                                                 "y_colors": {"RMSE": 2.5}}}}
+    per_image = list(csv.reader(io.StringIO(report.per_image_csv(entries).decode())))
+    assert per_image[0] == ["snapshot", "image", "Threshold 1.25", "RMSE", "SIMSE"]
+    values = [[float(cell) if cell else None for cell in row[2:]] for row in per_image[1:]]
+    assert values[0][:2] == [1 / 3, float(np.float32(0.1))] and math.isnan(values[0][2])
+    assert values[1] == [None, 2.5, None]
+    assert per_image[1][2:4] == [repr(1 / 3), repr(float(np.float32(0.1)))]
+    row = next(csv.DictReader(io.StringIO(report.results_csv(entries).decode())))
+    assert row["images_evaluated"] == "2"
+    assert [float(row[k]) for k in ("Threshold 1.25", "RMSE")] == [1 / 3, float(np.float32(0.1))]
+    document = json.loads(report.results_json({"snapshots": entries}))
+    metrics = document["snapshots"]["snap_a"]["metrics"]
+    assert metrics["Threshold 1.25"] == 1 / 3 and metrics["RMSE"] == float(np.float32(0.1))
+    assert document["snapshots"]["snap_a"]["images_evaluated"] == 2

@@ -2,6 +2,7 @@
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -120,23 +121,33 @@ def test_eigen_crop_on_nyu_frames():
 
 
 def test_eigen_crop_scaled_to_thesis_ground_truth():
-    # 420 x 320 (W x H): rows 45*2/3 = 30 .. 471*2/3 = 314; cols 41*420/640 = 26.9 -> 27,
-    # 601*420/640 = 394.4 -> 394.
+    # 420 x 320 (W x H): rows ceil(45 * 2/3) = 30 .. ceil(471 * 2/3) = 314; cols
+    # ceil(41 * 420/640 = 26.9) = 27 .. ceil(601 * 420/640 = 394.4) = 395: column 394 samples
+    # column floor(394 * 640/420) = 600 of the frame, inside BTS's crop.
     mask = eigen_crop_mask((320, 420))
     expected = np.zeros((320, 420), bool)
-    expected[30:314, 27:394] = True
+    expected[30:314, 27:395] = True
     assert (mask == expected).all()
 
 
-def test_eigen_crop_rounds_halves_up():
-    # H = 32: 45 * 32 / 480 = 3.0, 471 * 32 / 480 = 31.4; W = 128: 41 / 5 = 8.2, 601 / 5 = 120.2.
-    mask = eigen_crop_mask((32, 128))
-    assert np.flatnonzero(mask.any(axis=1)).tolist() == list(range(3, 31))
-    # W = 1280: 82 .. 1202 exactly; H = 96: 9 .. 94.2 -> 94.
-    mask = eigen_crop_mask((96, 1280))
-    assert np.flatnonzero(mask.any(axis=0))[[0, -1]].tolist() == [82, 1201]
-    # 45 * 16 / 480 = 1.5 -> 2 (half up, not to even).
+@pytest.mark.parametrize("shape", [(320, 420), (240, 320), (120, 160), (256, 341), (32, 128),
+                                   (96, 1280), (960, 1280), (481, 641), (16, 64)])
+def test_eigen_crop_keeps_the_pixels_sampled_from_btss_crop(shape):
+    # The rule for other sizes: a pixel is inside when the 480 x 640 pixel that OpenCV's
+    # nearest-neighbour resize samples for it is inside rows 45:471, cols 41:601.
+    frame_rows, frame_cols = np.mgrid[0:480, 0:640].astype(np.float32)
+    size = shape[::-1]
+    rows = cv2.resize(frame_rows, size, interpolation=cv2.INTER_NEAREST).astype(int)
+    cols = cv2.resize(frame_cols, size, interpolation=cv2.INTER_NEAREST).astype(int)
+    sampled_inside = (rows >= 45) & (rows < 471) & (cols >= 41) & (cols < 601)
+    assert np.array_equal(eigen_crop_mask(shape), sampled_inside)
+
+
+def test_eigen_crop_bounds_are_exact_ceilings():
+    # 45 * 16 / 480 = 1.5 -> 2; 41 * 64 / 640 = 4.1 -> 5; 601 * 1280 / 640 = 1202 exactly.
     assert np.flatnonzero(eigen_crop_mask((16, 64)).any(axis=1))[0] == 2
+    assert np.flatnonzero(eigen_crop_mask((16, 64)).any(axis=0))[0] == 5
+    assert np.flatnonzero(eigen_crop_mask((96, 1280)).any(axis=0))[[0, -1]].tolist() == [82, 1201]
     with pytest.raises(ValueError):
         eigen_crop_mask((3, 4, 5))
 
