@@ -74,8 +74,10 @@ def main(argv: list[str] | None = None, prog: str | None = None,
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or (os.path.basename(sys.argv[0]) if only else "depth-eval")
     args = parse(argv, prog, only)
+    from . import timings
     from .console import Console
 
+    timings.start()
     console = Console(quiet=getattr(args, "quiet", False))
     module = commands.load(args.command)
     try:
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None, prog: str | None = None,
         console.error(f"unexpected {type(error).__name__}: {error} (set DEPTH_EVAL_DEBUG=1 for "
                       "the traceback, and please report it)")
         return EXIT_NOTHING
+    finally:
+        timings.report()
 
 
 def test_depth_main() -> int:

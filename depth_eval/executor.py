@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import timings
 from .errors import ImageError
 
 
@@ -84,10 +85,15 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
               on_item: Callable[[str], None] | None = None) -> UnitRun:
     """One loaded engine over ``items`` with the task's per-snapshot ``work``."""
     started = time.perf_counter()
+    first = [True]
 
     def forward(prepared: list) -> list[np.ndarray]:
         blobs = [p.blob for p in prepared]
+        began = time.perf_counter()
         output = engine.forward(blobs[0] if len(blobs) == 1 else np.concatenate(blobs))
+        if first[0]:  # allocates the network's buffers (DEPTH_EVAL_TIMINGS)
+            first[0] = False
+            timings.add("first forward", time.perf_counter() - began)
         return [engine.decode(output[i:i + 1]) for i in range(len(blobs))]
 
     outcomes = stream(list(items), lambda item: work.prepare(item, engine.input_hw), forward,
@@ -102,6 +108,7 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
         if on_item is not None:
             on_item(path.stem)
     run.seconds = time.perf_counter() - started
+    timings.add("image loop", run.seconds)
     return run
 
 

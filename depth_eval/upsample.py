@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
-from scipy.ndimage import zoom
 
 from .io import GT_SHAPE
 
@@ -25,6 +25,18 @@ def upsample(depth: np.ndarray, shape: tuple[int, int] = GT_SHAPE) -> np.ndarray
 @functools.lru_cache(maxsize=16)
 def _zoom_matrix(size: int, out_size: int) -> np.ndarray:
     """out_size x size matrix of scipy.ndimage.zoom(order=3) along one axis (factor out/size)."""
+    from scipy.ndimage import zoom  # only here: importing it costs ~0.1 s
+
     eye = np.eye(size)  # column j zoomed as a size x 1 map (the unit axis stays as it is)
     columns = [zoom(eye[:, j:j + 1], (out_size / size, 1), order=3)[:, 0] for j in range(size)]
     return np.stack(columns, axis=1)
+
+
+def warm_up() -> None:
+    """Import SciPy's ``ndimage`` on a background thread, so that the first image does not
+    wait for it: called when a run starts, it overlaps the model's loading."""
+    threading.Thread(target=_import_zoom, name="depth_eval-warm-up", daemon=True).start()
+
+
+def _import_zoom() -> None:
+    import scipy.ndimage  # noqa: F401

@@ -11,6 +11,7 @@ import inspect
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,7 @@ from depth_eval.caffe.onnx import caffe_to_onnx  # noqa: E402
 from depth_eval.caffe.proto import (NetParameter, read_caffemodel, read_prototxt,  # noqa: E402
                                     write_caffemodel)
 from depth_eval.engines.base import ANY_OUTPUT  # noqa: E402
+from depth_eval.engines.onnx_cache import ORPHAN_AGE_S, Entry, optimised_key  # noqa: E402
 from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine  # noqa: E402
 from depth_eval.errors import DepthEvalError, EngineUnavailableError, UnsupportedLayerError  # noqa: E402
 
@@ -508,35 +510,119 @@ def test_weight_errors_name_layer_and_shapes(tmp_path):
         caffe_to_onnx(read_prototxt(prototxt), read_caffemodel(caffemodel), ["nope"])
 
 
-def test_cache_reuses_translation(tmp_path, monkeypatch):
+def cache_files(folder: Path) -> list[str]:
+    """The cache's file names, with each weights file's random part as '*'."""
+    return sorted(p.name[:-8] + "*" if ".d" in p.name else p.name for p in folder.iterdir())
+
+
+def test_cache_reuses_translation_and_optimised_graph(tmp_path, monkeypatch):
     snapshot = SNAPSHOTS[0]
     args = (snapshot.with_suffix(".prototxt"), snapshot.with_suffix(".caffemodel"), "depth")
-    first = any_output_engine(*args, threads=THREADS, cache_dir=tmp_path / "cache")
-    assert not first.loaded_from_cache and first.model_path.is_file()
-    assert first.model_path.parent == tmp_path / "cache"
-    assert len(first.model_path.stem) == 64 and first.model_path.suffix == ".onnx"
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [first.model_path.name]
-    mtime = first.model_path.stat().st_mtime_ns
+    cache = tmp_path / "cache"
+    first = any_output_engine(*args, threads=THREADS, cache_dir=cache)
+    assert not first.loaded_from_cache and not first.optimised_from_cache
+    assert first.model_path.parent == first.optimised_path.parent == cache
+    key, optimised = first.model_path.stem, first.optimised_path.stem
+    assert len(key) == len(optimised) == 64 and key != optimised
+    assert optimised == optimised_key(key, ort.__version__) != optimised_key(key, "0.0")
+    # Each entry: the graph and its weights (external data); no temporary file is left.
+    assert cache_files(cache) == sorted([f"{key}.onnx", f"{key}.d*", f"{optimised}.onnx",
+                                         f"{optimised}.d*"])
+    assert first.model_path.stat().st_size < 100_000  # the weights are not in the graph
+    mtime = first.optimised_path.stat().st_mtime_ns
 
     def no_translation(*_, **__):
         raise AssertionError("translated again despite the cache")
 
     monkeypatch.setattr(onnx_translate, "caffe_to_onnx", no_translation)
-    second = any_output_engine(*args, threads=THREADS, cache_dir=tmp_path / "cache")
-    assert second.loaded_from_cache and second.model_path == first.model_path
-    assert first.model_path.stat().st_mtime_ns == mtime
-    x = random_input((1, 3, 218, 298))
+    second = any_output_engine(*args, threads=THREADS, cache_dir=cache)
+    assert second.loaded_from_cache and second.optimised_from_cache
+    assert second.optimised_path == first.optimised_path
+    assert first.optimised_path.stat().st_mtime_ns >= mtime  # touched, not rewritten
+    assert cache_files(cache) == sorted([f"{key}.onnx", f"{key}.d*", f"{optimised}.onnx",
+                                         f"{optimised}.d*"])
+    x = random_input((2, 3, 218, 298))
     np.testing.assert_array_equal(first.forward(x), second.forward(x))
     # Another output blob is another cache entry.
     with pytest.raises(AssertionError, match="translated again"):
-        any_output_engine(*args[:2], "fc-depth", cache_dir=tmp_path / "cache")
-    # A damaged entry is translated again and replaced.
+        any_output_engine(*args[:2], "fc-depth", cache_dir=cache)
+
+
+def test_cache_damaged_entries_are_rebuilt(tmp_path, monkeypatch):
+    snapshot = SNAPSHOTS[1]
+    args = (snapshot.with_suffix(".prototxt"), snapshot.with_suffix(".caffemodel"), "depth")
+    cache = tmp_path / "cache"
+    reference = any_output_engine(*args, threads=THREADS, cache_dir=cache)
+    x = random_input((1, 3, 218, 298))
+    expected = reference.forward(x)
+    translation, optimised = reference.model_path, reference.optimised_path
+
+    def weights_of(graph: Path) -> Path:
+        """The weights file the graph names (a rebuilt entry leaves the old one an orphan)."""
+        (path,) = [p for p in cache.glob(f"{graph.stem}.d*")
+                   if p.name.encode() in graph.read_bytes()]
+        return path
+
+    # The optimised graph damaged: made again from the cached translation.
+    optimised.write_bytes(b"not an onnx model")
+    monkeypatch.setattr(onnx_translate, "caffe_to_onnx", None)  # translating would fail
+    engine = any_output_engine(*args, threads=THREADS, cache_dir=cache)
+    assert engine.loaded_from_cache and not engine.optimised_from_cache
+    np.testing.assert_array_equal(engine.forward(x), expected)
+    assert any_output_engine(*args, cache_dir=cache).optimised_from_cache
+    # Its weights cut short: the same.
+    data = weights_of(optimised)
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    engine = any_output_engine(*args, threads=THREADS, cache_dir=cache)
+    assert engine.loaded_from_cache and not engine.optimised_from_cache
+    np.testing.assert_array_equal(engine.forward(x), expected)
     monkeypatch.undo()
-    first.model_path.write_bytes(b"not an onnx model")
-    third = any_output_engine(*args, threads=THREADS, cache_dir=tmp_path / "cache")
-    assert not third.loaded_from_cache
-    np.testing.assert_array_equal(third.forward(x), second.forward(x))
-    assert any_output_engine(*args, cache_dir=tmp_path / "cache").loaded_from_cache
+    # The translation's weights gone and the optimised graph too: translated again.
+    weights_of(translation).unlink()
+    optimised.unlink()
+    engine = any_output_engine(*args, threads=THREADS, cache_dir=cache)
+    assert not engine.loaded_from_cache and engine.optimised_path == optimised
+    np.testing.assert_array_equal(engine.forward(x), expected)
+    assert sorted(p.name for p in cache.glob("*.onnx")) == sorted([translation.name,
+                                                                   optimised.name])
+
+
+def test_cache_entry_removes_old_orphaned_weights(tmp_path):
+    key = "ab" * 32
+    entry = Entry(tmp_path, key)
+    old, young = tmp_path / f"{key}.d00000000", tmp_path / f"{key}.d11111111"
+    other = tmp_path / f"{'cd' * 32}.d22222222"
+    for path in (old, young, other):
+        path.write_bytes(b"w")
+    hours_ago = time.time() - 2 * ORPHAN_AGE_S
+    os.utime(old, (hours_ago, hours_ago))
+    os.utime(other, (hours_ago, hours_ago))
+    with entry.writing() as (temp, weights):
+        temp.write_bytes(b"graph")
+        weights.write_bytes(b"weights")
+    assert entry.graph.read_bytes() == b"graph"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [entry.graph.name, weights.name, young.name, other.name])
+    # A failed write leaves nothing behind and the entry as it was.
+    with pytest.raises(RuntimeError), entry.writing() as (temp, weights):
+        temp.write_bytes(b"half")
+        weights.write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert entry.graph.read_bytes() == b"graph" and not temp.exists() and not weights.exists()
+
+
+def test_unwritable_cache_translates_in_memory(tmp_path):
+    snapshot = SNAPSHOTS[0]
+    (tmp_path / "file").write_text("not a folder")
+    engine = any_output_engine(snapshot.with_suffix(".prototxt"),
+                               snapshot.with_suffix(".caffemodel"), "depth", threads=THREADS,
+                               cache_dir=tmp_path / "file" / "cache")
+    assert engine.model_path is None and not engine.loaded_from_cache
+    reference = any_output_engine(snapshot.with_suffix(".prototxt"),
+                                  snapshot.with_suffix(".caffemodel"), "depth", threads=THREADS,
+                                  cache_dir=tmp_path / "cache")
+    x = random_input((1, 3, 218, 298))
+    assert rel_err(engine.forward(x), reference.forward(x)) <= TOLERANCE
 
 
 def test_missing_onnxruntime(monkeypatch):
@@ -560,7 +646,7 @@ def test_opencv_path_never_imports_onnx():
         f"{str(snapshot.with_suffix('.caffemodel'))!r})\n"
         "net.read_weights()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'onnx'))\n"
-        "import depth_eval.caffe.onnx\n"
+        "from depth_eval.caffe.onnx import caffe_to_onnx\n"
         "print('onnx' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)

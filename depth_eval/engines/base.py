@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import timings
 from ..caffe import proto as caffe_proto, shapes as caffe_shapes
-from ..errors import CaffeFormatError, ShapeError, SnapshotError
+from ..caffe.weights import CaffeWeights
+from ..errors import ShapeError, SnapshotError
 from ..metrics import LOG_ENCODING_SLOPE
 
 
@@ -175,9 +177,10 @@ class Engine:
                  rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False):
         self.prototxt, self.caffemodel = Path(prototxt), Path(caffemodel)
         self.log_encoded = log_encoded
-        self.definition = caffe_proto.read_prototxt(self.prototxt)
-        self.info = describe_network(self.definition, output_blob, str(self.prototxt), rule)
-        self.prototxt_sha256 = sha256_of(self.prototxt.read_bytes())
+        with timings.phase("model read"):
+            self.definition = caffe_proto.read_prototxt(self.prototxt)
+            self.info = describe_network(self.definition, output_blob, str(self.prototxt), rule)
+            self.prototxt_sha256 = sha256_of(self.prototxt.read_bytes())
         self.caffemodel_sha256 = ""
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
@@ -208,19 +211,22 @@ class Engine:
         return self.caffemodel_sha256
 
     def read_weights(self):
-        """Parse and check the caffemodel (and hash it); returns the parsed NetParameter."""
-        model_bytes = _read_bytes(self.caffemodel)
-        self.caffemodel_sha256 = sha256_of(model_bytes)
-        weights = caffe_proto.NetParameter()
+        """Map and check the caffemodel (and hash it, unless :meth:`hash_weights` did).
+
+        Returns
+        -------
+        depth_eval.caffe.weights.CaffeWeights
+            The file's messages and its blobs' values as views of the mapped file: no copy of
+            the weights is made here.
+        """
         try:
-            weights.ParseFromString(model_bytes)
-        except Exception:  # protobuf's DecodeError, or a RuntimeError from some builds
-            raise CaffeFormatError(f"{self.caffemodel}: caffemodel is corrupt or truncated "
-                                   "(protobuf cannot parse it)") from None
-        del model_bytes
-        caffe_proto.upgrade_v1(weights)
+            weights = CaffeWeights(self.caffemodel)
+        except OSError as error:
+            raise SnapshotError(f"{self.caffemodel}: cannot read ({error.strerror})") from None
+        if not self.caffemodel_sha256:
+            self.caffemodel_sha256 = weights.sha256()
         try:
-            caffe_shapes.check_weights(self.definition, weights)
+            caffe_shapes.check_weights(self.definition, weights.net)
         except ShapeError as error:
             raise SnapshotError(f"{self.caffemodel}: does not match {self.prototxt.name}: "
                                 f"{error}") from None
@@ -241,10 +247,3 @@ class Engine:
     @property
     def output_blob(self) -> str:
         return self.info.output_blob
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise SnapshotError(f"{path}: cannot read ({error.strerror})") from None

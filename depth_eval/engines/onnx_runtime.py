@@ -9,15 +9,16 @@ Public API: :class:`OnnxRuntimeEngine`, :func:`cache_key`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
+from .. import timings
+from ..caffe.onnx.version import TRANSLATOR_VERSION
 from ..errors import EngineUnavailableError
-from ..files import write_atomic
 from .base import DEPTH_OUTPUT, Engine, OutputRule
+from .onnx_cache import Entry, cache_key, optimised_key
 
 __all__ = ["OnnxRuntimeEngine", "cache_key"]
 
@@ -34,23 +35,12 @@ def _import_onnxruntime():
 
 def _import_translator():
     try:
-        from ..caffe import onnx as onnx_translate
+        from ..caffe.onnx import caffe_to_onnx
     except ImportError as error:
         if getattr(error, "name", None) and error.name.split(".")[0] == "onnx":
             raise EngineUnavailableError(f"onnx is not installed: {_INSTALL_HINT}") from None
         raise
-    return onnx_translate
-
-
-def cache_key(prototxt_sha256: str, caffemodel_sha256: str, output_blob: str,
-              translator_version: str) -> str:
-    """SHA-256 (hex) identifying one translation: definition, weights, output, translator."""
-    digest = hashlib.sha256()
-    for part in (prototxt_sha256.encode(), caffemodel_sha256.encode(), output_blob.encode("utf-8"),
-                 translator_version.encode("utf-8")):
-        digest.update(len(part).to_bytes(8, "little"))  # unambiguous concatenation
-        digest.update(part)
-    return digest.hexdigest()
+    return caffe_to_onnx
 
 
 class OnnxRuntimeEngine(Engine):
@@ -70,7 +60,10 @@ class OnnxRuntimeEngine(Engine):
         ``"cuda"`` runs on onnxruntime's CUDAExecutionProvider (CPU fallback for any node it
         cannot take) and needs an onnxruntime build that has it.
     cache_dir : Path, optional
-        Where to keep translated models (``<sha256>.onnx``), reused on later runs.
+        Where to keep the translation and, on the CPU, onnxruntime's optimised graph of it
+        (:mod:`depth_eval.engines.onnx_cache`), reused on later runs: the session is then
+        built from the optimised graph with its weights mapped from the file.  Without it the
+        translation is made in memory every time.
     rule, log_encoded
         As :class:`depth_eval.engines.base.Engine`.
 
@@ -79,9 +72,13 @@ class OnnxRuntimeEngine(Engine):
     info, input_name, input_shape, output_blob, prototxt_sha256, caffemodel_sha256
         As :class:`depth_eval.engines.base.Engine`; ``forward`` accepts any batch size N.
     model_path : Path or None
-        The cached ``.onnx`` file, when ``cache_dir`` is given.
+        The translation's graph in the cache, when ``cache_dir`` is given.
+    optimised_path : Path or None
+        The optimised graph in the cache, once there is one (CPU only).
     loaded_from_cache : bool
         True when the translation was skipped because the cache had it.
+    optimised_from_cache : bool
+        True when the session was built from the cached optimised graph.
 
     Raises
     ------
@@ -118,52 +115,134 @@ class OnnxRuntimeEngine(Engine):
             raise ValueError(f"threads must be positive, got {threads}")
 
         super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded)
-        self.device = device
-        self.model_path: Path | None = None
-        self.loaded_from_cache = False
-        translator = _import_translator()
-        if cache_dir is not None:
-            # A cached translation was checked when it was made: only the hash is needed.
-            key = cache_key(self.prototxt_sha256, self.hash_weights(), self.output_blob,
-                            translator.TRANSLATOR_VERSION)
-            self.model_path = Path(cache_dir) / f"{key}.onnx"
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.device, self._ort, self._providers = device, ort, providers
         # On the CPU, one thread per forward pass and one pass per core (executor.stream).
-        options.intra_op_num_threads = threads or (1 if device == "cpu" else os.cpu_count() or 1)
+        self._threads = threads or (1 if device == "cpu" else os.cpu_count() or 1)
         # onnxruntime sessions may run concurrently; with one thread each, one run per core
         # keeps every core busy (2 cores: 1.9x one two-threaded run, measured).
         self.concurrent_forwards = (os.cpu_count() or 1) if (
-            device == "cpu" and options.intra_op_num_threads == 1) else 1
+            device == "cpu" and self._threads == 1) else 1
+        self.model_path: Path | None = None
+        self.optimised_path: Path | None = None
+        self.loaded_from_cache = False
+        self.optimised_from_cache = False
+        if cache_dir is not None:
+            with timings.phase("hash"):
+                key = cache_key(self.prototxt_sha256, self.hash_weights(), self.output_blob,
+                                TRANSLATOR_VERSION)
+            self._session = self._cached_session(Path(cache_dir), key)
+        else:
+            self._session = self._session_in_memory()
+        names = [i.name for i in self._session.get_inputs()]
+        self._ort_input = self.input_name if self.input_name in names else names[0]
+
+    def _options(self, optimise: bool):
+        """Session options: full graph optimisation, or none (an optimised graph)."""
+        ort = self._ort
+        options = ort.SessionOptions()
+        options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise
+                                            else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+        options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle intra-op threads sleep instead of spinning: the evaluator's reading, scoring and
         # writing threads need those cores between forward passes.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.device == "cpu":
+            # Prepacking copies the weights (the inner products': nearly all of them) into
+            # anonymous memory, 190 MB at its peak above the mapped file, and gained nothing
+            # measurable here at one image per pass (107 vs 108 ms of CPU).  The one session
+            # serves every concurrent pass, so there is one copy of the weights either way.
+            options.add_session_config_entry("session.disable_prepacking", "1")
+        return options
 
-        self._session = None
-        if self.model_path is not None and self.model_path.is_file():
-            try:
-                self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
-                                                     providers=providers)
+    def _open(self, path: Path, options):
+        return self._ort.InferenceSession(str(path), sess_options=options,
+                                          providers=self._providers)
+
+    def _cached_session(self, folder: Path, key: str):
+        """The session from the cache: the optimised graph, else the translation (optimised
+        and saved now), else a new translation; an entry that does not load is made again."""
+        translation = Entry(folder, key)
+        optimised = Entry(folder, optimised_key(key, self._ort.__version__)) \
+            if self.device == "cpu" else None
+        self.model_path = translation.graph
+        if optimised is not None and optimised.exists():
+            with timings.phase("session"):
+                session = _try(self._open, optimised.graph, self._options(optimise=False))
+            if session is not None:
+                optimised.touch()
+                self.optimised_path, self.loaded_from_cache = optimised.graph, True
+                self.optimised_from_cache = True
+                return session
+        if translation.exists():
+            session = self._optimise(translation, optimised)
+            if session is not None:
+                translation.touch()
                 self.loaded_from_cache = True
-            except Exception:  # unreadable cache entry (e.g. another onnxruntime): rebuild it
-                self._session = None
-        if self._session is None:
-            weights = self.read_weights()  # parses, hashes and checks the caffemodel
-            model = translator.caffe_to_onnx(self.definition, weights, [self.output_blob],
-                                             batch=None)
+                return session
+        try:
+            with timings.phase("translate"):
+                self._translate(translation)
+        except OSError:  # the cache cannot be written: translate in memory, cache nothing
+            self.model_path = None
+            return self._session_in_memory()
+        session = self._optimise(translation, optimised)
+        if session is None:  # the new translation does not load: say why
+            session = self._open(translation.graph, self._options(optimise=True))
+        return session
+
+    def _optimise(self, translation: Entry, optimised: Entry | None):
+        """A session of the translation, fully optimised, the optimised graph saved as the
+        ``optimised`` entry on the way; None if the translation does not load."""
+        if optimised is not None:
+            try:
+                with timings.phase("optimise"), optimised.writing() as (temp, weights):
+                    options = self._options(optimise=True)
+                    options.optimized_model_filepath = str(temp)
+                    # Errors only: saving says the graph is specific to this CPU (it is keyed so).
+                    options.log_severity_level = 3
+                    for name, value in (
+                            ("session.save_model_format", "ONNX"),
+                            ("session.optimized_model_external_initializers_file_name",
+                             weights.name),
+                            ("session.optimized_model_external_initializers_min_size_in_bytes",
+                             "1024")):
+                        options.add_session_config_entry(name, value)
+                    session = self._open(translation.graph, options)
+                self.optimised_path = optimised.graph
+                return session
+            except Exception:  # translation unreadable, or the optimised graph unwritable
+                pass
+        with timings.phase("session"):
+            return _try(self._open, translation.graph, self._options(optimise=True))
+
+    def _translate(self, entry: Entry) -> None:
+        """Translate the snapshot into the cache entry, its weights written straight from the
+        mapped caffemodel (no copy of them is held)."""
+        from ..caffe.onnx.external import ExternalData
+
+        caffe_to_onnx = _import_translator()
+        weights = self.read_weights()  # maps, hashes and checks the caffemodel
+        with entry.writing() as (temp, weights_path):
+            with open(weights_path, "wb") as stream:
+                model = caffe_to_onnx(self.definition, weights, [self.output_blob], batch=None,
+                                      external=ExternalData(stream, weights_path.name))
+            del weights
+            temp.write_bytes(model.SerializeToString())
+
+    def _session_in_memory(self):
+        """Translate into memory and build the session from the bytes (no cache folder)."""
+        caffe_to_onnx = _import_translator()
+        with timings.phase("translate"):
+            weights = self.read_weights()
+            model = caffe_to_onnx(self.definition, weights, [self.output_blob], batch=None)
             del weights
             model_bytes = model.SerializeToString()
             del model
-            if self.model_path is not None:
-                self.model_path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(self.model_path, model_bytes)
-            self._session = ort.InferenceSession(model_bytes, sess_options=options,
-                                                 providers=providers)
-        names = [i.name for i in self._session.get_inputs()]
-        self._ort_input = self.input_name if self.input_name in names else names[0]
+        with timings.phase("session"):
+            return self._ort.InferenceSession(model_bytes, sess_options=self._options(True),
+                                              providers=self._providers)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Run preprocessed images (N x C x H x W float32) and return the output blob.
@@ -184,3 +263,11 @@ class OnnxRuntimeEngine(Engine):
     def __repr__(self) -> str:
         return (f"OnnxRuntimeEngine(input={self.input_name!r} {self.input_shape}, "
                 f"output={self.output_blob!r}, device={self.device!r})")
+
+
+def _try(open_session, path: Path, options):
+    """``open_session(path, options)``, or None when onnxruntime cannot load the file."""
+    try:
+        return open_session(path, options)
+    except Exception:  # onnxruntime's own exceptions: a damaged or foreign file
+        return None

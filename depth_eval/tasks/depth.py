@@ -14,7 +14,7 @@ from ..engines.base import DEPTH_OUTPUT
 from ..errors import ImageError, SnapshotError, UsageError
 from ..files import OutputFolder
 from ..ground_truth import load_ground_truth, resize_ground_truth
-from ..upsample import upsample
+from ..upsample import upsample, warm_up
 from .base import ImageResult, Prepared, SnapshotWork, Task
 
 # A ground truth whose width/height differs from its input's by more than this is a mismatched pair.
@@ -186,6 +186,7 @@ class DepthTask(Task):
         return self.settings.scoring.metric_keys()
 
     def find_items(self, console) -> list:
+        warm_up()  # SciPy's import overlaps the first model's loading
         pairs, self.left_out = find_pairs(self.settings.inputs.input_dir,
                                           self.settings.inputs.gt_dir, console)
         if self.settings.outputs.figures:

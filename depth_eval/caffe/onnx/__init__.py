@@ -6,7 +6,9 @@ ONNX defaults (pooling: :mod:`.pool`; MVN and LRN: :mod:`.normalize`).  The batc
 may stay symbolic (``batch=None``) so one session can run several images per call; every other
 dimension is fixed from the definition.
 
-Importing this package imports ``onnx``; the OpenCV engine never does.
+Importing this package does not import ``onnx``; :func:`caffe_to_onnx` (and the modules
+below) do, on first use.  The OpenCV engine never does, nor does the onnxruntime engine when
+its cached translation is reused.
 
 Layout: :mod:`.graph` (the graph builder, tracked shapes, the layer registry),
 :mod:`.translator` (phase rules, inputs, weights, dispatch, the model), and one module per
@@ -18,7 +20,14 @@ Public API: :func:`caffe_to_onnx`, :class:`UnsupportedLayerError`, :data:`TRANSL
 """
 
 from ...errors import UnsupportedLayerError
-from .graph import BATCH_DIM, OPSET, TRANSLATOR_VERSION
-from .translator import caffe_to_onnx
+from .version import BATCH_DIM, OPSET, TRANSLATOR_VERSION
 
 __all__ = ["caffe_to_onnx", "UnsupportedLayerError", "TRANSLATOR_VERSION", "OPSET", "BATCH_DIM"]
+
+
+def __getattr__(name: str):
+    if name == "caffe_to_onnx":  # imports onnx: only when a translation is made
+        from .translator import caffe_to_onnx
+
+        return caffe_to_onnx
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

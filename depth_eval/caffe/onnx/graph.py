@@ -16,16 +16,8 @@ import numpy as np
 from onnx import helper
 
 from ...errors import UnsupportedLayerError
+from .version import BATCH_DIM, IR_VERSION, OPSET, TRANSLATOR_VERSION  # noqa: F401
 
-#: Bumped whenever the generated graph for the same inputs may change (cache key component).
-TRANSLATOR_VERSION = "2"
-#: ONNX opset of the generated graphs (ReduceMean still takes ``axes`` as an attribute).
-OPSET = 17
-#: IR version written into the model; 8 is what opset 17 was released with, so older
-#: onnxruntime builds (>= 1.16) load the file too.
-IR_VERSION = 8
-#: Name of the symbolic batch dimension when ``batch=None``.
-BATCH_DIM = "N"
 
 # A tracked blob shape: ints, with ``None`` standing for the symbolic batch size N (at most
 # one ``None`` per shape, i.e. every blob holds N times a fixed number of values).

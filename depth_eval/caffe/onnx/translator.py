@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..proto import blob_shape
+from ..weights import CaffeWeights
 from . import conv, elementwise, normalize, pool, reshape  # noqa: F401 (fill LAYERS)
 from .graph import (BATCH_DIM, IR_VERSION, LAYERS, OPSET, TRANSLATOR_VERSION, Graph, Shape,
                     fmt, unsupported)
@@ -61,11 +62,15 @@ def _included_layers(net) -> list:
 class Translator:
     """One translation: the graph, the Caffe blob -> ONNX value map, the graph inputs."""
 
-    def __init__(self, net, weights, batch: int | None):
+    def __init__(self, net, weights, batch: int | None, external=None):
         self.net = net
         self.g = Graph(batch=batch)
-        self.weights = {layer.name: layer for layer in weights.layer} if weights is not None \
-            else {}
+        self.external = external
+        # Mapped weights keep their values apart from the messages (views of the file).
+        self.values = weights.values if isinstance(weights, CaffeWeights) else None
+        layers = [] if weights is None else (
+            weights.net.layer if isinstance(weights, CaffeWeights) else weights.layer)
+        self.weights = {layer.name: layer for layer in layers}
         self.blobs: dict[str, str] = {}       # Caffe blob name -> current ONNX value
         self.inputs: list = []                # graph inputs (ValueInfoProto)
         self.input_names: list[str] = []
@@ -99,6 +104,7 @@ class Translator:
                              f"weight blob(s) of shape {shapes}, found {len(source.blobs)}: "
                              f"{found}")
         arrays = []
+        values = self.values(layer.name) if self.values is not None else None
         for i, (blob, want) in enumerate(zip(source.blobs, expected)):
             have = blob_shape(blob)
             if blob.HasField("shape"):
@@ -108,8 +114,11 @@ class Translator:
             if not ok:
                 raise ValueError(f"layer '{layer.name}' ({layer.type}): weight blob {i} has "
                                  f"shape {fmt(have)}, expected {fmt(want)}")
-            data = np.asarray(blob.double_data if len(blob.double_data) else blob.data,
-                              dtype=np.float32)
+            if values is not None:
+                data = values[i] if values[i] is not None else np.zeros(0, np.float32)
+            else:
+                data = np.asarray(blob.double_data if len(blob.double_data) else blob.data,
+                                  dtype=np.float32)
             if data.size != math.prod(want):
                 raise ValueError(f"layer '{layer.name}' ({layer.type}): weight blob {i} holds "
                                  f"{data.size} values, its shape {fmt(want)} needs "
@@ -206,8 +215,9 @@ class Translator:
                 tensor.name = name
                 tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
                 tensor.dims.extend(array.shape)
-                tensor.raw_data = np.ascontiguousarray(array, array.dtype.newbyteorder("<")) \
-                    .tobytes()
+                if self.external is None or not self.external.store(tensor, array):
+                    tensor.raw_data = np.ascontiguousarray(
+                        array, array.dtype.newbyteorder("<")).tobytes()
         model = helper.make_model(graph, producer_name="depth_eval",
                                   producer_version=TRANSLATOR_VERSION,
                                   opset_imports=[helper.make_opsetid("", OPSET)])
@@ -216,7 +226,8 @@ class Translator:
         return model
 
 
-def caffe_to_onnx(net, weights, outputs: list[str], batch: int | None = None) -> onnx.ModelProto:
+def caffe_to_onnx(net, weights, outputs: list[str], batch: int | None = None,
+                  external=None) -> onnx.ModelProto:
     """Translate a Caffe deploy network and its trained weights into an ONNX model.
 
     Parameters
@@ -224,14 +235,17 @@ def caffe_to_onnx(net, weights, outputs: list[str], batch: int | None = None) ->
     net : NetParameter
         The deploy definition (``read_prototxt``).  Layers excluded from the TEST phase by
         ``include``/``exclude`` rules are dropped, as Caffe does.
-    weights : NetParameter
-        The trained weights (``read_caffemodel``), bound to ``net``'s layers by layer name.
+    weights : NetParameter or CaffeWeights
+        The trained weights (``read_caffemodel``, or mapped: :class:`~depth_eval.caffe.weights.
+        CaffeWeights`), bound to ``net``'s layers by layer name.
     outputs : list of str
         Caffe blob names to expose as graph outputs (same names in the ONNX model); for a blob
         rewritten by in-place layers, the value after the last of them.  Empty: the blobs no
         layer consumes (Caffe's network outputs).
     batch : int or None
         Fixed batch size, or ``None`` for a symbolic batch dimension (named ``"N"``).
+    external : depth_eval.caffe.onnx.external.ExternalData, optional
+        Where to write the initializers (ONNX external data) instead of embedding them.
 
     Returns
     -------
@@ -251,4 +265,4 @@ def caffe_to_onnx(net, weights, outputs: list[str], batch: int | None = None) ->
     """
     if batch is not None and (int(batch) != batch or batch < 1):
         raise ValueError(f"batch must be a positive integer or None, got {batch!r}")
-    return Translator(net, weights, None if batch is None else int(batch)).run(outputs)
+    return Translator(net, weights, None if batch is None else int(batch), external).run(outputs)

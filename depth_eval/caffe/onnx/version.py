@@ -1,0 +1,13 @@
+"""The translation's version and format constants (no ``onnx`` import: the engine keys its
+cache with them before it knows whether it must translate)."""
+
+#: Bumped whenever the generated files for the same inputs may change (cache key component).
+#: 3: initializers stored as external data beside the graph.
+TRANSLATOR_VERSION = "3"
+#: ONNX opset of the generated graphs (ReduceMean still takes ``axes`` as an attribute).
+OPSET = 17
+#: IR version written into the model; 8 is what opset 17 was released with, so older
+#: onnxruntime builds (>= 1.16) load the file too.
+IR_VERSION = 8
+#: Name of the symbolic batch dimension when ``batch=None``.
+BATCH_DIM = "N"
