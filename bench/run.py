@@ -64,11 +64,13 @@ def make_workload(work: Path, images: int, snapshots: int) -> tuple[Path, Path, 
 
 
 def open_network(engine: str, model: Path):
-    """The engine as the CLI configures it (onnxruntime: one thread per run, a run per core)."""
+    """The engine as the CLI configures it (onnxruntime: one thread per run, a run per core,
+    its translation and optimised graph cached beside the model)."""
     if engine == "onnxruntime":
         from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(model.with_suffix(".prototxt"), model, threads=1)
+        return OnnxRuntimeEngine(model.with_suffix(".prototxt"), model, threads=1,
+                                 cache_dir=model.parent.parent / "onnx_cache")
     return OpenCVEngine(model.with_suffix(".prototxt"), model)
 
 

@@ -211,7 +211,7 @@ class Engine:
         return self.caffemodel_sha256
 
     def read_weights(self):
-        """Map and check the caffemodel (and hash it, unless :meth:`hash_weights` did).
+        """Map and check the caffemodel (its hash is :meth:`hash_weights`).
 
         Returns
         -------
@@ -223,8 +223,6 @@ class Engine:
             weights = CaffeWeights(self.caffemodel)
         except OSError as error:
             raise SnapshotError(f"{self.caffemodel}: cannot read ({error.strerror})") from None
-        if not self.caffemodel_sha256:
-            self.caffemodel_sha256 = weights.sha256()
         try:
             caffe_shapes.check_weights(self.definition, weights.net)
         except ShapeError as error:

@@ -223,7 +223,7 @@ class OnnxRuntimeEngine(Engine):
         from ..caffe.onnx.external import ExternalData
 
         caffe_to_onnx = _import_translator()
-        weights = self.read_weights()  # maps, hashes and checks the caffemodel
+        weights = self.read_weights()  # maps and checks the caffemodel
         with entry.writing() as (temp, weights_path):
             with open(weights_path, "wb") as stream:
                 model = caffe_to_onnx(self.definition, weights, [self.output_blob], batch=None,
@@ -234,6 +234,9 @@ class OnnxRuntimeEngine(Engine):
     def _session_in_memory(self):
         """Translate into memory and build the session from the bytes (no cache folder)."""
         caffe_to_onnx = _import_translator()
+        if not self.caffemodel_sha256:
+            with timings.phase("hash"):
+                self.hash_weights()
         with timings.phase("translate"):
             weights = self.read_weights()
             model = caffe_to_onnx(self.definition, weights, [self.output_blob], batch=None)

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Benchmark of the whole job: a fresh ``test_depth.py`` process per run, as CI runs it.
+
+Makes the workload of bench/run.py (the thesis' full refining network with random weights, a
+287 MB caffemodel, and synthetic 420 x 320 scenes), then measures in one run, for each engine:
+
+- the whole process at 4, 16 and 120 images (fresh OUT_DIR each time; min of --repeats), its
+  peak RSS (the child's VmHWM) and CPU time; onnxruntime both cold (nothing cached) and warm;
+- the marginal cost per image (from the 16 vs 120 and the 4 vs 16 differences) against the
+  sgemm floor (numpy's float32 matrix product, measured here, x 20.4 GFLOP per image);
+- the fixed cost broken down (``DEPTH_EVAL_TIMINGS=1``: start-up, model read, hash, translate,
+  optimise, session, first forward, image loop; the rest is results, summary and exit);
+- the image loop against the bare forward pass (the engine alone over preprocessed inputs);
+- ``depth-eval --help`` and the largest imports of a run (``python -X importtime``);
+- OpenCV's own copies of the weights (RSS after reading the model and after a first pass);
+- the original on real Caffe, when ``CAFFE_PYTHONPATH`` names a pycaffe build and
+  ``ORIGINAL_SCRIPTS`` a folder with the thesis' test_depth.py + eval_depth.py
+  (/work/shared/tools/README.md); otherwise the issue's measured figures are quoted.
+
+The warm onnxruntime runs find the cache where the engine looks for it: today
+OUT_DIR/.depth_eval-cache, so the cache of a first run is hard-linked into each fresh OUT_DIR
+(what a user cache outside OUT_DIR gives).  Figures are compared as ratios of this one run.
+
+    python bench/whole.py [--images 4 16 120] [--repeats 3] [--engine both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path[:0] = [str(BENCH), str(REPO)]
+
+from run import GFLOP_PER_IMAGE, bare_forward, make_workload  # noqa: E402
+
+CACHE_NAME = ".depth_eval-cache"  # depth_eval.settings.ONNX_CACHE_DIR, until the user cache
+# The issue's measurements of the original (thesis test_depth.py on Caffe 1.0 built here with
+# OpenBLAS for this CPU), 16 images: whole process and marginal cost per image, in seconds.
+ORIGINAL_16_S = (15.2, 17.5)
+ORIGINAL_PER_IMAGE_S = (0.83, 0.87)
+PHASES = ("start-up", "model read", "hash", "translate", "optimise", "session", "first forward",
+          "image loop")
+
+
+# -- measuring one process -------------------------------------------------------------------
+
+def measure(command: list[str], env: dict | None = None, cwd: Path | None = None) -> dict:
+    """Wall and CPU seconds, peak RSS (MiB) and stderr of one process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env, cwd=cwd)
+    peak, status, usage = 0.0, None, None
+    while status is None:
+        peak = max(peak, _hwm(process.pid))
+        pid, code, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            status = os.waitstatus_to_exitcode(code)
+        else:
+            time.sleep(0.01)
+    seconds = time.perf_counter() - started
+    stderr = process.stderr.read().decode(errors="replace")
+    process.stderr.close()
+    process.returncode = status
+    if status != 0:
+        raise SystemExit(f"{' '.join(command[:3])}... failed ({status}):\n{stderr[-2000:]}")
+    return {"wall": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss": peak,
+            "stderr": stderr}
+
+
+def _hwm(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def phases(stderr: str) -> dict[str, float]:
+    line = next((l for l in stderr.splitlines() if l.startswith("timings: ")), "")
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"([a-z][a-z -]*?) (\d+\.\d+) s", line[len("timings: "):])}
+
+
+# -- the workload ----------------------------------------------------------------------------
+
+def image_set(work: Path, colors: Path, depths: Path, count: int) -> tuple[Path, Path]:
+    """The first ``count`` scenes as their own folders (hard links)."""
+    root = work / "sets" / str(count)
+    pairs = sorted(colors.glob("*_colors.png"))[:count]
+    for folder, sources in ((root / "colors", pairs),
+                            (root / "depths", [depths / p.name.replace("_colors", "_depth")
+                                               for p in pairs])):
+        if folder.is_dir() and len(list(folder.iterdir())) == count:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for source in sources:
+            os.link(source, folder / source.name)
+    return root / "colors", root / "depths"
+
+
+def fresh_out(work: Path, cache: Path | None) -> Path:
+    out = work / "out_whole"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    if cache is not None:  # the user cache, simulated (see the module docstring)
+        (out / CACHE_NAME).mkdir()
+        for path in cache.iterdir():
+            os.link(path, out / CACHE_NAME / path.name)
+    return out
+
+
+def cli_run(engine: str, colors: Path, depths: Path, snaps: Path, out: Path) -> dict:
+    command = [sys.executable, str(REPO / "test_depth.py"), str(colors), str(depths), str(out),
+               str(snaps), "--quiet", "--engine", engine]
+    env = {**os.environ, "DEPTH_EVAL_TIMINGS": "1", "PYTHONPATH": str(REPO)}
+    result = measure(command, env)
+    result["phases"] = phases(result["stderr"])
+    document = json.loads((out / "results.json").read_text())
+    result["loop"] = sum(e["seconds"] for e in document["snapshots"].values())
+    return result
+
+
+def sgemm_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """numpy's float32 matrix product, GFLOP/s (best of ``repeats``), all cores."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    b = np.random.default_rng(1).random((size, size), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+# -- the other measurements ------------------------------------------------------------------
+
+def help_seconds(repeats: int) -> float:
+    script = shutil.which("depth-eval", path=str(Path(sys.executable).parent))
+    command = [script, "--help"] if script else [sys.executable, "-m", "depth_eval.cli", "--help"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return min(measure(command, env)["wall"] for _ in range(repeats))
+
+
+def import_times(engine: str, colors, depths, snaps, work, cache) -> list[tuple[float, str]]:
+    """The largest top-level imports of one run, (seconds, module)."""
+    out = fresh_out(work, cache)
+    command = [sys.executable, "-X", "importtime", str(REPO / "test_depth.py"), str(colors),
+               str(depths), str(out), str(snaps), "--quiet", "--engine", engine]
+    stderr = measure(command, {**os.environ, "PYTHONPATH": str(REPO)})["stderr"]
+    top = []
+    for line in stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
+        if match:  # no indentation: imported by the program itself
+            top.append((int(match.group(1)) / 1e6, match.group(2)))
+    return sorted(top, reverse=True)
+
+
+OPENCV_COPIES = """
+import sys, cv2, numpy as np
+def rss():
+    return [int(l.split()[1]) // 1024 for l in open('/proc/self/status') if l.startswith('VmRSS')][0]
+before = rss()
+net = cv2.dnn.readNetFromCaffe(sys.argv[1], sys.argv[2])
+read = rss()
+net.setInput(np.zeros((1, 3, 218, 298), np.float32))
+net.forward()
+print(before, read, rss())
+"""
+
+
+def opencv_copies(snaps: Path) -> tuple[int, int, int]:
+    """RSS (MiB) of a bare Python: before, after readNetFromCaffe, after a first forward."""
+    model = sorted(snaps.glob("*.caffemodel"))[0]
+    done = subprocess.run([sys.executable, "-c", OPENCV_COPIES, str(model.with_suffix(".prototxt")),
+                           str(model)], capture_output=True, text=True, check=True)
+    return tuple(int(v) for v in done.stdout.split())
+
+
+def original_run(colors: Path, depths: Path, snaps: Path, work: Path) -> float | None:
+    """Seconds of the thesis' own test_depth.py on real Caffe, or None without a build."""
+    caffe, scripts = os.environ.get("CAFFE_PYTHONPATH"), os.environ.get("ORIGINAL_SCRIPTS")
+    shim = Path(os.environ.get("ORIGINAL_SHIM", "/work/shared/tools/orig_shim.py"))
+    if not (caffe and scripts and shim.is_file()):
+        return None
+    out = fresh_out(work, None)
+    env = {**os.environ, "PYTHONPATH": caffe, "ORIG_SCRIPT": "test_depth.py",
+           "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "Cooperlake")}
+    return measure(["/usr/bin/python3", str(shim), str(colors), str(depths), str(out),
+                    str(snaps)], env, cwd=Path(scripts))["wall"]
+
+
+# -- the report ------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, nargs="+", default=[4, 16, 120])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the min)")
+    parser.add_argument("--engine", choices=("opencv", "onnxruntime", "both"), default="both")
+    parser.add_argument("--work", type=Path, default=BENCH / "work")
+    args = parser.parse_args()
+    engines = ["opencv", "onnxruntime"] if args.engine == "both" else [args.engine]
+    counts = sorted(args.images)
+    colors, depths, snaps = make_workload(args.work, max(counts), 1)
+    model_mib = sorted(snaps.glob("*.caffemodel"))[0].stat().st_size / 2 ** 20
+    sets = {n: image_set(args.work, colors, depths, n) for n in counts}
+    gflops = sgemm_gflops()
+    floor = GFLOP_PER_IMAGE / gflops
+    print(f"{os.cpu_count()} cores; model {model_mib:.0f} MiB; sgemm {gflops:.0f} GFLOP/s -> "
+          f"floor {floor * 1000:.1f} ms/image (20.4 GFLOP)", flush=True)
+    cache = args.work / "whole_cache"
+    report: dict = {"sgemm_gflops": gflops, "floor_s": floor, "model_mib": model_mib}
+    for engine in engines:
+        bare = bare_forward(engine, snaps, sets[counts[min(1, len(counts) - 1)]][0], 2)[0]
+        rows = {}
+        if engine == "onnxruntime":  # cold: nothing cached; its cache becomes the warm one
+            out = fresh_out(args.work, None)
+            rows["cold"] = cli_run(engine, *sets[16 if 16 in sets else counts[0]], snaps, out)
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.copytree(out / CACHE_NAME, cache, copy_function=os.link)
+        for n in counts:
+            runs = [cli_run(engine, *sets[n], snaps, fresh_out(
+                args.work, cache if engine == "onnxruntime" else None))
+                for _ in range(args.repeats)]
+            rows[n] = min(runs, key=lambda r: r["wall"])
+            rows[n]["rss"] = max(r["rss"] for r in runs)
+        report[engine] = summarise(engine, rows, counts, bare, floor, model_mib)
+    report["help_s"] = help_seconds(5)
+    print(f"depth-eval --help: {report['help_s']:.3f} s (min of 5)")
+    for engine in engines:
+        top = import_times(engine, *sets[counts[0]], snaps, args.work,
+                           cache if engine == "onnxruntime" else None)
+        print(f"imports of a run, {engine}: " + ", ".join(f"{m} {s * 1000:.0f} ms"
+                                                          for s, m in top[:8]))
+    if "opencv" in engines:
+        before, read, forward = opencv_copies(snaps)
+        print(f"OpenCV's own copies of the weights (bare Python): +{read - before} MiB after "
+              f"readNetFromCaffe, +{forward - before} MiB after the first forward pass "
+              f"(model {model_mib:.0f} MiB)")
+    original = original_run(*sets[16], snaps, args.work) if 16 in sets else None
+    if original is None:
+        print(f"original on Caffe: no build (CAFFE_PYTHONPATH, ORIGINAL_SCRIPTS); the issue "
+              f"measured {ORIGINAL_16_S[0]}-{ORIGINAL_16_S[1]} s for 16 images, "
+              f"{ORIGINAL_PER_IMAGE_S[0]}-{ORIGINAL_PER_IMAGE_S[1]} s per image (another run)")
+        original = ORIGINAL_16_S[0]
+    else:
+        print(f"original on Caffe, 16 images: {original:.2f} s (this run)")
+    for engine in engines:
+        key = "warm 16" if engine == "onnxruntime" else "16"
+        whole = report[engine].get(key)
+        if whole:
+            print(f"{engine}, 16 images: {whole:.2f} s = {original / whole:.1f}x faster than the "
+                  f"original's {original:.1f} s (target for onnxruntime: >= 8x)")
+
+
+def summarise(engine: str, rows: dict, counts: list[int], bare: float, floor: float,
+              model_mib: float) -> dict:
+    label = "warm " if engine == "onnxruntime" else ""
+    print(f"\n{engine}: bare forward {bare * 1000:.1f} ms/image "
+          f"({bare / floor:.2f}x the sgemm floor)")
+    print("| run | images | whole s | CPU s | peak RSS MiB | image loop ms/img (x bare) |"
+          " fixed breakdown (s) |")
+    print("|---|---|---|---|---|---|---|")
+    out = {}
+    for name, row in rows.items():
+        n = 16 if name == "cold" else name
+        ph = row["phases"]
+        rest = row["wall"] - sum(ph.get(p, 0.0) for p in PHASES if p != "first forward")
+        breakdown = ", ".join(f"{p} {ph[p]:.2f}" for p in PHASES if p in ph and p != "image loop")
+        print(f"| {'cold' if name == 'cold' else label + 'cache' if label else 'fresh'} | {n} | "
+              f"{row['wall']:.2f} | {row['cpu']:.2f} | {row['rss']:.0f} | "
+              f"{row['loop'] / n * 1000:.1f} ({row['loop'] / n / bare:.3f}) | {breakdown}, "
+              f"results+exit {rest:.2f} |")
+        out[f"{label}{name}" if name != "cold" else "cold 16"] = row["wall"]
+    for small, large in zip(counts, counts[1:]):
+        marginal = (rows[large]["wall"] - rows[small]["wall"]) / (large - small)
+        fixed = rows[large]["wall"] - large * marginal
+        print(f"marginal per image ({small} -> {large}): {marginal * 1000:.1f} ms = "
+              f"{marginal / floor:.2f}x the sgemm floor, {marginal / bare:.2f}x the bare "
+              f"forward; fixed cost {fixed:.2f} s")
+    limit = 2 * model_mib + 200
+    peak = max(row["rss"] for row in rows.values())
+    print(f"peak RSS {peak:.0f} MiB; 2 x model + 200 = {limit:.0f} MiB "
+          f"({'within' if peak <= limit else 'over'})")
+    return out
+
+
+if __name__ == "__main__":
+    main()
