@@ -209,5 +209,6 @@ class CaffeWeights:
         return list(self._values.get(layer_name, []))
 
     def sha256(self) -> str:
-        """sha256 (hex) of the file's bytes, from the mapping (no copy)."""
+        """sha256 (hex) of the file's bytes, from the mapping in one call (no copy; the GIL is
+        released for the whole hash)."""
         return hashlib.sha256(self._buffer).hexdigest()
