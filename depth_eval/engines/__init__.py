@@ -7,8 +7,9 @@ optional packages (onnxruntime) cost nothing to the others.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
+
+from ..registry import resolve
 
 
 # --engine name -> "module:class"; the first is the default (the reference).
@@ -20,8 +21,7 @@ ENGINES = {
 
 def engine_class(name: str):
     """The Engine subclass registered as ``name``."""
-    module_name, _, class_name = ENGINES[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return resolve(ENGINES[name])
 
 
 def devices(name: str) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ in ``TASKS``.
 
 from __future__ import annotations
 
-import importlib
+from ..registry import resolve
 
 
 # task name -> "module:class"
@@ -18,5 +18,4 @@ TASKS = {
 
 def get(name: str):
     """The Task subclass registered as ``name``."""
-    module_name, _, class_name = TASKS[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return resolve(TASKS[name])
