@@ -10,6 +10,7 @@ import importlib.util
 import io as _io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -32,7 +33,8 @@ JOINT = "tiny_joint_architecture_A"
 STEMS = ["00000", "00001", "00002", "00003", "big00000", "gray00000"]
 METRIC_RTOL = 1e-4
 ENGINES = ["opencv", pytest.param("onnxruntime", marks=pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed (pip install '.[fast]')"))]
+    importlib.util.find_spec("onnxruntime") is None,
+    reason="onnxruntime not installed (pip install '.[fast]')"))]
 PICTURES = ("_colors", "_grad1", "_grad2", "_gt1", "_gt2")
 
 
@@ -119,7 +121,8 @@ def test_rankings_and_printed_blocks_match_caffe(golden_run):
         assert entry["output_blob"] == "gradient" and entry["images_evaluated"] == 6
         assert list(entry["metrics"]) == ["RMSE", "MVN"]
         for title in ("RMSE", "MVN"):
-            assert entry["metrics"][title] == pytest.approx(caffe["metrics"][title], rel=METRIC_RTOL)
+            assert entry["metrics"][title] == pytest.approx(caffe["metrics"][title],
+                                                            rel=METRIC_RTOL)
         for stem in STEMS:
             image = entry["per_image"][f"{stem}_colors"]
             channels = caffe["per_image"][f"{stem}_colors.png"]
@@ -153,7 +156,8 @@ def test_results_files_and_per_image_csv(golden_run):
     with open(root / "out" / "results.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert [row["snapshot"] for row in rows] == sorted(SNAPSHOT_DIRS)
-    assert float(rows[0]["MVN"]) == results(root)["snapshots"][rows[0]["snapshot"]]["metrics"]["MVN"]
+    first = results(root)["snapshots"][rows[0]["snapshot"]]
+    assert float(rows[0]["MVN"]) == first["metrics"]["MVN"]
     with open(root / "per_image.csv", newline="") as stream:
         per_image = list(csv.reader(stream))
     assert per_image[0] == ["snapshot", "image", "RMSE", "MVN", "grad1/RMSE", "grad2/RMSE",
@@ -359,3 +363,26 @@ def test_gradients_command_has_no_log_option(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         run(root, "--log")
     assert stopped.value.code == 2
+
+
+FULL = os.environ.get("DEPTH_EVAL_FULL_NETS", "") not in ("", "0")
+
+
+@pytest.mark.skipif(not FULL, reason="full-size joint networks: set DEPTH_EVAL_FULL_NETS=1")
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("network", ["joint/architecture_A", "joint/architecture_B"])
+def test_thesis_joint_networks_give_both_outputs_in_one_pass(network, engine, tmp_path):
+    from caffemodel_factory import write_random_caffemodel
+    from depth_eval.engines import engine_class
+
+    prototxt = REPO / "prototxt" / f"{network}.prototxt"
+    model = tmp_path / "random.caffemodel"
+    write_random_caffemodel(prototxt, model, seed=7, period=1 << 18)
+    options = {"cache_dir": tmp_path} if engine == "onnxruntime" else {}
+    joint = engine_class(engine)(prototxt, model, extra_outputs=(GRADIENT_OUTPUT,), **options)
+    single = engine_class(engine)(prototxt, model, rule=GRADIENT_OUTPUT, **options)
+    batch = np.random.default_rng(2).uniform(-127, 128, (1, 3, 218, 298)).astype(np.float32)
+    depth, gradient = joint.forward(batch)
+    assert depth.shape == (1, 1, 27, 37) and gradient.shape == (1, 2, 25, 35)
+    expected = single.forward(batch)
+    assert np.abs(gradient - expected).max() <= 1e-5 * np.ptp(expected)

@@ -33,7 +33,8 @@ class OpenCVEngine(Engine):
         self._output_layer = opencv_layer_for_blob(self._net, self.info, str(self.prototxt))
         # Every output layer of a multi-output pass, the first first (net.forward(names)).
         self._output_layers = [self._output_layer] + [
-            opencv_layer_for_blob(self._net, extra, str(self.prototxt)) for extra in self.extra_info]
+            opencv_layer_for_blob(self._net, extra, str(self.prototxt))
+            for extra in self.extra_info]
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 

@@ -41,7 +41,8 @@ def colors_name(stem: str) -> str:
 
 
 def picture_names(stem: str) -> dict[str, str]:
-    """Picture suffix (``_grad1``, ``_grad2``, ``_gt1``, ``_gt2``) -> file name for input ``stem``."""
+    """Picture suffix (``_grad1``, ``_grad2``, ``_gt1``, ``_gt2``) -> its file name for input
+    ``stem``."""
     base = _base(stem)
     return {suffix: f"{base}{suffix}.png" for suffix in gradients.PICTURE_SUFFIXES}
 
