@@ -105,7 +105,8 @@ class RunSettings:
             ground_truth=GroundTruthSettings(getattr(args, "gt_encoding", "auto"),
                                              getattr(args, "depth_scale", None)))
         out_dir = Path(args.out_dir)
-        engine = EngineSettings(name=args.engine, device=args.device, log_encoded=args.log,
+        engine = EngineSettings(name=args.engine, device=args.device,
+                                log_encoded=getattr(args, "log", False),
                                 output_blob=args.output_blob, batch=args.batch,
                                 cache_dir=out_dir / ONNX_CACHE_DIR)
         scoring = ScoringSettings(

@@ -29,7 +29,7 @@ def devices(name: str) -> tuple[str, ...]:
     return engine_class(name).devices
 
 
-def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
+def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()):
     """Load one snapshot into the engine the settings name.
 
     Parameters
@@ -37,7 +37,10 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
     settings : depth_eval.settings.EngineSettings
     prototxt, caffemodel : Path
     rule : depth_eval.engines.base.OutputRule
-        What the task reads.
+        What the task reads (``settings.output_blob`` overrides its blob).
+    extra_rules : tuple of OutputRule
+        Further outputs of the same forward pass (joint evaluations); ``forward`` then
+        returns a tuple.
 
     Raises
     ------
@@ -52,7 +55,7 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
         return engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
             log_encoded=settings.log_encoded, device=settings.device,
-            cache_dir=settings.cache_dir)
+            cache_dir=settings.cache_dir, extra_outputs=tuple(extra_rules))
     except UnsupportedLayerError as error:  # raised without the file's name
         raise SnapshotError(f"{caffemodel}: {error}") from None
     except SnapshotError:

@@ -13,6 +13,8 @@ from ..registry import resolve
 TASKS = {
     "depth": "depth_eval.tasks.depth:DepthTask",
     "predict": "depth_eval.tasks.predict:PredictTask",
+    "gradients": "depth_eval.tasks.gradients:GradientsTask",
+    "joint": "depth_eval.tasks.joint:JointTask",
 }
 
 
