@@ -29,7 +29,8 @@ def devices(name: str) -> tuple[str, ...]:
     return engine_class(name).devices
 
 
-def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
+def load_engine(settings, prototxt: Path, caffemodel: Path, rule, cache=None,
+                caffemodel_sha256: str | None = None):
     """Load one snapshot into the engine the settings name.
 
     Parameters
@@ -38,6 +39,10 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
     prototxt, caffemodel : Path
     rule : depth_eval.engines.base.OutputRule
         What the task reads.
+    cache : depth_eval.cache.BlobCache, optional
+        The user cache, for an engine that ``uses_cache``.
+    caffemodel_sha256 : str, optional
+        The caffemodel's sha256 if the run computed it already (not read again for the cache).
 
     Raises
     ------
@@ -52,7 +57,7 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
         return engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
             log_encoded=settings.log_encoded, device=settings.device,
-            cache_dir=settings.cache_dir)
+            cache=cache, caffemodel_sha256=caffemodel_sha256)
     except UnsupportedLayerError as error:  # raised without the file's name
         raise SnapshotError(f"{caffemodel}: {error}") from None
     except SnapshotError:
