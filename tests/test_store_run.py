@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -341,3 +342,19 @@ def test_two_runs_at_once_on_one_store(tmp_path):
     fresh = start(workspace, tmp_path / "fresh.log", out="fresh")
     assert fresh.wait(120) == 0
     same_values(results(workspace), results(workspace, "fresh"))
+
+
+
+def test_a_store_being_created_by_another_run_is_waited_for(tmp_path):
+    """Two runs starting together on a new store: while one holds the new file, SQLite refuses
+    the other's switch to WAL at once, without its busy timeout; the store waits instead."""
+    path = tmp_path / "new.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # as a run creating the tables holds it
+    releaser = threading.Timer(0.3, other.execute, ("ROLLBACK",))
+    releaser.start()
+    started = time.monotonic()
+    with ResultsStore.open(path) as store:
+        assert store.runs() == [] and time.monotonic() - started >= 0.25
+    releaser.join()
+    other.close()
