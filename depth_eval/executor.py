@@ -71,13 +71,14 @@ class LocalExecutor:
         self.open_engine, self.start_work = open_engine, start_work
         self.jobs, self.batch_size = jobs, batch_size
 
-    def run(self, unit: Unit, on_item: Callable[[str], None] | None = None) -> UnitRun:
-        """Load the unit's snapshot and run it over the unit's images."""
+    def run(self, unit: Unit, on_item: Callable[[str], None] | None = None,
+            on_result: Callable | None = None) -> UnitRun:
+        """Load the unit's snapshot and run it over the unit's images (see :func:`run_items`)."""
         engine = self.open_engine(unit.snapshot)
         try:
             work = self.start_work(unit.snapshot.name, list(unit.items))
             run = run_items(engine, work, unit.items, jobs=self.jobs,
-                            batch_size=self.batch_size, on_item=on_item)
+                            batch_size=self.batch_size, on_item=on_item, on_result=on_result)
             run.engine = engine_description(engine)
             return run
         finally:
@@ -85,8 +86,14 @@ class LocalExecutor:
 
 
 def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int = 1,
-              on_item: Callable[[str], None] | None = None) -> UnitRun:
-    """One loaded engine over ``items`` with the task's per-snapshot ``work``."""
+              on_item: Callable[[str], None] | None = None,
+              on_result: Callable | None = None) -> UnitRun:
+    """One loaded engine over ``items`` with the task's per-snapshot ``work``.
+
+    ``on_item(stem)`` is called for every item done, ``on_result(item, result)`` for every
+    item that gave a result, both in the items' order on the calling thread, after the task's
+    ``finish`` returned (its files are written).
+    """
     started = time.perf_counter()
 
     def forward(prepared: list) -> list[np.ndarray]:
@@ -105,6 +112,8 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
             run.skipped[path.name] = str(result)
         else:
             run.results.append(result)
+            if on_result is not None:
+                on_result(item, result)
         if on_item is not None:
             on_item(path.stem)
     run.seconds = time.perf_counter() - started

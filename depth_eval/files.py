@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: concurrent runs into one folder are not guarded
+    fcntl = None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -45,10 +51,31 @@ class OutputFolder:
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"{self.path}: exists and is not a folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        manifest = self.path / MANIFEST_NAME
-        self._written = set(manifest.read_text(encoding="utf-8").split("\n")) if manifest.is_file() else set()
-        self._written.discard("")
+        self._written = self._read_manifest()
         self._lock = threading.Lock()  # worker threads claim names concurrently
+
+    def _read_manifest(self) -> set[str]:
+        manifest = self.path / MANIFEST_NAME
+        names = set(manifest.read_text(encoding="utf-8").split("\n")) if manifest.is_file() \
+            else set()
+        names.discard("")
+        return names
+
+    @contextmanager
+    def _folder_lock(self):
+        """Another process's claim on the folder waits (two runs sharing OUT_DIR and a store)."""
+        try:
+            handle = os.open(self.path, os.O_RDONLY) if fcntl is not None else None
+        except OSError:  # a folder that cannot be listed: no lock, as without fcntl
+            handle = None
+        if handle is None:
+            yield
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(handle)  # releases the lock
 
     def conflicts(self, names) -> list[str]:
         """Those of ``names`` that exist and are not the tool's, claiming nothing (a dry run)."""
@@ -56,8 +83,13 @@ class OutputFolder:
             return [n for n in names if n not in self._written and (self.path / n).exists()]
 
     def claim(self, names) -> list[str]:
-        """Reserve ``names`` for writing; return those that exist and are not the tool's."""
-        with self._lock:
+        """Reserve ``names`` for writing; return those that exist and are not the tool's.
+
+        The manifest on disk is read again first: a concurrent run may have claimed (and
+        written) names since this folder was opened, and its claims must not be lost.
+        """
+        with self._lock, self._folder_lock():
+            self._written |= self._read_manifest()
             conflicts = [n for n in names if n not in self._written and (self.path / n).exists()]
             fresh = set(names) - set(conflicts) - self._written
             if fresh:

@@ -38,9 +38,11 @@ class Tally:
     kept: dict = dataclasses.field(default_factory=dict)        # stem -> snapshot -> kept data
     started: float = dataclasses.field(default_factory=time.time)
 
-    def record(self, name: str, entry: dict, run, summary: dict) -> None:
-        """A snapshot's run: its entry, means and the results the task kept."""
+    def record(self, name: str, entry: dict, run, summary: dict, reused: int = 0) -> None:
+        """A snapshot's run: its entry, means and the results the task kept; ``reused`` of
+        its results came from the results store, the others were computed by this run."""
         entry.update(images_skipped=dict(self.bad_images), images_evaluated=len(run.results),
+                     images_reused=reused, images_computed=len(run.results) - reused,
                      seconds=round(run.seconds, 3))
         if not run.results:
             entry["error"] = "no image could be evaluated"

@@ -3,6 +3,9 @@
 Finds the snapshots and the task's images, hands each snapshot to the executor as one unit,
 reports what was skipped and why, keeps results.json / results.csv up to date after every
 snapshot, then prints the rankings and applies the CI gate.  Returns the exit status.
+
+A scored task with a results store (``--store``) computes only the units the store lacks and
+builds its results from the store (:mod:`depth_eval.reuse`).
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 from functools import partial
 
 from . import discover, engines, tasks
-from .errors import EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError
-from .executor import LocalExecutor, Unit
+from .errors import (EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError,
+                     exit_status_of)
+from .executor import LocalExecutor, Unit, UnitRun
 from .progress import Progress
 from .tasks.base import SnapshotWork
 from .results import ResultsFiles, Tally, results_document, write_file
@@ -24,14 +28,20 @@ def find_snapshots(inputs) -> list[discover.Snapshot]:
     return snapshots
 
 
-def open_engine(engine_settings, rule, snapshot: discover.Snapshot, extra_rules=()):
-    """Load one snapshot into the chosen engine; raises SnapshotError when it cannot."""
+def open_engine(engine_settings, rule, snapshot: discover.Snapshot, extra_rules=(), cache=None,
+                hasher=None):
+    """Load one snapshot into the chosen engine; raises SnapshotError when it cannot.
+
+    ``cache``: the user cache (engines that use one); ``hasher``: the run's FileHasher, whose
+    caffemodel hash the engine then need not compute again.
+    """
     if snapshot.prototxt is None:
         raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
                             "no --prototxt given; snapshot skipped")
     try:
+        known = hasher(snapshot.caffemodel) if hasher is not None else None
         return engines.load_engine(engine_settings, snapshot.prototxt, snapshot.caffemodel, rule,
-                                   extra_rules)
+                                   extra_rules, cache=cache, caffemodel_sha256=known)
     except OSError as error:
         raise SnapshotError(f"{error.filename or snapshot.caffemodel}: "
                             f"{error.strerror or error}") from None
@@ -49,29 +59,45 @@ def _describe(entry: dict, engine: dict) -> None:
     entry.update({k: v for k, v in engine.items() if not k.endswith("_sha256")})
 
 
-def run_snapshots(task, executor, snapshots, items, console, tally: Tally, on_snapshot=None):
-    """Each snapshot in turn over the items; an image that fails once is skipped afterwards."""
+def run_snapshots(task, executor, snapshots, items, console, tally: Tally, on_snapshot=None,
+                  stored=None):
+    """Each snapshot in turn over the items; an image that fails once is skipped afterwards.
+
+    ``stored``: the run's :class:`depth_eval.reuse.StoredRun`; only the units it lacks run.
+    """
     quiet = task.settings.outputs.quiet
     for snapshot in snapshots:
         entry = tally.entries[snapshot.name] = snapshot_entry(snapshot)
         todo = tuple(item for item in items
                      if executor_input_name(item) not in tally.bad_images)
-        progress = Progress(snapshot.name, len(todo), "off" if quiet else "auto")
+        plan = stored.plan(snapshot, todo) if stored is not None else None
+        work = plan.compute if plan is not None else todo
+        if plan is not None and plan.reused:
+            console.note(f"{snapshot.name}: {len(plan.reused)} of {len(todo)} images reused "
+                         "from the results store")
+        progress = Progress(snapshot.name, len(work), "off" if quiet else "auto")
         try:
-            run = executor.run(Unit(snapshot, todo), progress.update)
+            if plan is not None and plan.reused and not work:  # the network is not loaded
+                run = UnitRun(engine=stored.describe(plan, task.settings.engine))
+            else:
+                run = executor.run(Unit(snapshot, work), progress.update,
+                                   on_result=stored.saver(plan) if plan is not None else None)
         except SnapshotError as error:
             console.error(f"snapshot {snapshot.name} skipped: {error}")
             entry["error"] = str(error)
             continue
         finally:
             progress.close()
+        if plan is not None:
+            run = stored.complete(plan, run)
         _describe(entry, run.engine)
         for name, reason in run.skipped.items():
             if name not in tally.bad_images:
                 console.error(f"image skipped: {reason}")
         tally.bad_images.update(run.skipped)
         if task.scored:
-            tally.record(snapshot.name, entry, run, task.summarise(run.results))
+            tally.record(snapshot.name, entry, run, task.summarise(run.results),
+                         reused=len(plan.reused) if plan is not None else 0)
         elif run.results:
             entry["status"] = "evaluated"
             console.result(f"{snapshot.name}: {len(run.results)} depth maps in "
@@ -89,9 +115,34 @@ def run(settings, console) -> int:
     task = tasks.get(settings.task)(settings, console)
     snapshots = find_snapshots(settings.inputs)
     items = task.find_items(console)
-    executor = LocalExecutor(partial(open_engine, settings.engine, task.output_rule,
-                                     extra_rules=task.extra_output_rules),
-                             task.start_snapshot, settings.outputs.jobs, settings.engine.batch)
+    cache = None
+    if engines.engine_class(settings.engine.name).uses_cache:
+        from .cache import BlobCache
+
+        cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
+    stored = None
+    if task.scored and settings.outputs.store is not None:
+        from .reuse import StoredRun
+
+        stored = StoredRun.open(settings, task, items)
+    executor = LocalExecutor(
+        partial(open_engine, settings.engine, task.output_rule,
+                extra_rules=task.extra_output_rules, cache=cache,
+                hasher=stored.hasher if stored is not None else None),
+        task.start_snapshot, settings.outputs.jobs, settings.engine.batch)
+    status = EXIT_NOTHING
+    try:
+        status = _run(settings, console, task, executor, snapshots, items, stored)
+        return status
+    except BaseException as error:  # Ctrl-C included: the store records 130
+        status = exit_status_of(error)
+        raise
+    finally:
+        if stored is not None:
+            stored.close(status)
+
+
+def _run(settings, console, task, executor, snapshots, items, stored) -> int:
     tally = Tally()
     if not task.scored:
         run_snapshots(task, executor, snapshots, items, console, tally)
@@ -108,7 +159,8 @@ def run(settings, console) -> int:
         files.write(document)
         return document
 
-    run_snapshots(task, executor, snapshots, items, console, tally, on_snapshot=save)
+    run_snapshots(task, executor, snapshots, items, console, tally, on_snapshot=save,
+                  stored=stored)
     document = save()
     problems = list(files.problems)
     if settings.outputs.per_image is not None:

@@ -20,8 +20,8 @@ from .ground_truth import GroundTruthSettings
 from .metric_keys import MetricKey, ranked
 from .scoring import ScoringSettings
 
-# Translated ONNX models, keyed by the snapshot's hashes, kept beside the results for reruns.
-ONNX_CACHE_DIR = ".depth_eval-cache"
+# The results store's file in OUT_DIR when --store names none.
+STORE_NAME = "results.sqlite"
 
 
 def abs_dir_of(out_dir: Path) -> Path:
@@ -50,7 +50,7 @@ class EngineSettings:
     log_encoded: bool = False          # --log: decoded by the engine (Engine.decode)
     output_blob: str | None = None
     batch: int = 1
-    cache_dir: Path | None = None      # where an engine may keep derived files
+    cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.cache)
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ class OutputSettings:
     colormap: str | None = None
     table_format: str = "text"
     quiet: bool = False
+    store: Path | None = None          # the results store (None: none, everything computed)
+    recompute: bool = False            # --recompute: compute every unit, replace stored ones
 
     @property
     def abs_dir(self) -> Path:
@@ -108,7 +110,7 @@ class RunSettings:
         engine = EngineSettings(name=args.engine, device=args.device,
                                 log_encoded=getattr(args, "log", False),
                                 output_blob=args.output_blob, batch=args.batch,
-                                cache_dir=out_dir / ONNX_CACHE_DIR)
+                                cache_dir=getattr(args, "cache_dir", None))
         scoring = ScoringSettings(
             metric_sets=getattr(args, "metrics", ("thesis",)),
             alignments=getattr(args, "align", ("none",)),
@@ -120,7 +122,9 @@ class RunSettings:
             png_strategy=args.png_strategy, save_raw=getattr(args, "save_raw", False),
             per_image=getattr(args, "per_image", None), figures=getattr(args, "figures", False),
             figures_max=getattr(args, "figures_max", 8), colormap=getattr(args, "colormap", None),
-            table_format=getattr(args, "format", "text"), quiet=args.quiet)
+            table_format=getattr(args, "format", "text"), quiet=args.quiet,
+            store=_store_path(args, out_dir, task_class.scored),
+            recompute=getattr(args, "recompute", False))
         _check_inputs(inputs)
         _check_engine(engine)
         _check_scoring(scoring, inputs.ground_truth)
@@ -128,6 +132,32 @@ class RunSettings:
         settings = cls(task, inputs, outputs, engine, scoring)
         gate_settings = _gate(args, task_class(settings).metric_keys())
         return cls(task, inputs, outputs, engine, scoring, gate_settings)
+
+
+def numbers_options(settings: RunSettings) -> dict:
+    """Every option that can change a number a unit records (the results store's unit keys).
+
+    Left out, because they change no number: folders and file names (units are keyed by file
+    contents), ``--jobs`` (threads; tests/test_store_run.py shows the values are bit-identical),
+    ``--png-strategy`` (same pixels), ``--quiet``, pictures and reports.  ``--batch`` is in:
+    onnxruntime's batched convolutions differ from single ones in the last bits.
+    """
+    engine, scoring, ground_truth = settings.engine, settings.scoring, settings.inputs.ground_truth
+    return {"log": engine.log_encoded, "output_blob": engine.output_blob,
+            "engine": engine.name, "device": engine.device, "batch": engine.batch,
+            "metrics": list(scoring.metric_sets), "align": list(scoring.alignments),
+            "min_depth": float(scoring.min_depth), "max_depth": float(scoring.max_depth),
+            "crop": scoring.crop, "gt_encoding": ground_truth.encoding,
+            "depth_scale": None if ground_truth.depth_scale is None
+            else float(ground_truth.depth_scale)}
+
+
+def _store_path(args, out_dir: Path, scored: bool) -> Path | None:
+    """--store, else OUT_DIR/results.sqlite; None for a task without numbers (predict)."""
+    if not scored:
+        return None
+    store = getattr(args, "store", None)
+    return Path(store) if store is not None else out_dir / STORE_NAME
 
 
 def _check_inputs(inputs: InputSettings) -> None:
@@ -171,6 +201,9 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
         if path.exists() and not path.is_dir():
             raise UsageError(f"{path}: exists and is not a folder (OUT_DIR and OUT_DIR_abs "
                              "must be folders)")
+    if outputs.store is not None and outputs.store.is_dir():
+        raise UsageError(f"{outputs.store}: --store is a folder; give the store's file "
+                         f"(e.g. {outputs.store / STORE_NAME})")
     if outputs.colormap:
         from .figures import check_colormap
 

@@ -44,6 +44,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -274,12 +275,29 @@ class ResultsStore:
         with self._lock, self._errors():
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             # WAL: readers never block the writer; a commit is one append to the log.
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._journal_wal()
             # NORMAL in WAL mode: a killed process loses nothing committed; only a power cut
             # may drop the last commits (never corrupts), and commits need no fsync each.
             self._db.execute("PRAGMA synchronous = NORMAL")
         with self._write() as db:
             store_schema.prepare(db, self.path)
+
+    def _journal_wal(self) -> None:
+        """Switch to WAL, waiting for other processes opening the same new file.
+
+        Changing the journal mode needs the file to itself, and SQLite answers "database is
+        locked" at once, without its busy timeout, while another connection holds it (two
+        runs starting together on a new store): retried here up to :data:`BUSY_TIMEOUT_S`.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     # -- runs --------------------------------------------------------------------------------
 

@@ -12,6 +12,13 @@ def pytest_configure(config):
                                        "fixture copies (default: the refining net only)")
 
 
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    """The user cache (onnxruntime translations) in tmp_path: tests never touch ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return tmp_path / "xdg-cache" / "depth_eval"
+
+
 @pytest.fixture
 def workspace(tmp_path, request):
     """Two golden image pairs (colour and grey input), golden snapshots, room for outputs."""

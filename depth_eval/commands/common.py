@@ -65,12 +65,22 @@ def add_engine_options(parser: argparse.ArgumentParser, log: bool = True,
                         help="zlib strategy of the PNGs (compression level 8 either way): 'rle' "
                              "(default) is 20x faster, 'default' writes the original's files "
                              "byte for byte; the pixels are identical")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR",
+                        help="the user cache of derived files (onnxruntime translations; "
+                             "default $XDG_CACHE_HOME/depth_eval, else ~/.cache/depth_eval)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the results (no table, progress or warnings)")
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:
-    """--per-image, --figures and the CI gate: every scored task has them."""
+    """--per-image, --figures, the results store and the CI gate: every scored task has them."""
+    store = parser.add_argument_group("results store")
+    store.add_argument("--store", type=Path, metavar="PATH",
+                       help="SQLite file of every (snapshot, image) result, reused by later "
+                            "runs (default OUT_DIR/results.sqlite)")
+    store.add_argument("--recompute", action="store_true",
+                       help="evaluate every snapshot on every image again and replace the "
+                            "stored results")
     extra = parser.add_argument_group("outputs")
     extra.add_argument("--per-image", type=Path, metavar="FILE.csv",
                        help="one row per snapshot x image with every metric")

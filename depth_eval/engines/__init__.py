@@ -29,7 +29,8 @@ def devices(name: str) -> tuple[str, ...]:
     return engine_class(name).devices
 
 
-def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()):
+def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=(), cache=None,
+                caffemodel_sha256: str | None = None):
     """Load one snapshot into the engine the settings name.
 
     Parameters
@@ -41,6 +42,10 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     extra_rules : tuple of OutputRule
         Further outputs of the same forward pass (joint evaluations); ``forward`` then
         returns a tuple.
+    cache : depth_eval.cache.BlobCache, optional
+        The user cache, for an engine that ``uses_cache``.
+    caffemodel_sha256 : str, optional
+        The caffemodel's sha256 if the run computed it already (not read again for the cache).
 
     Raises
     ------
@@ -55,7 +60,7 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
         return engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
             log_encoded=settings.log_encoded, device=settings.device,
-            cache_dir=settings.cache_dir, extra_outputs=tuple(extra_rules))
+            cache=cache, caffemodel_sha256=caffemodel_sha256, extra_outputs=tuple(extra_rules))
     except UnsupportedLayerError as error:  # raised without the file's name
         raise SnapshotError(f"{caffemodel}: {error}") from None
     except SnapshotError:

@@ -176,6 +176,8 @@ class Engine:
     devices: tuple[str, ...] = ("cpu",)
     # Forward passes that may run at once on this object (OpenCV's Net is not thread-safe).
     concurrent_forwards = 1
+    # Keeps derived files (translations) in the user cache: the run then opens it (--cache-dir).
+    uses_cache = False
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
                  rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EngineUnavailableError
-from ..files import write_atomic
 from .base import DEPTH_OUTPUT, Engine, OutputRule
 
 __all__ = ["OnnxRuntimeEngine", "cache_key"]
@@ -69,8 +68,14 @@ class OnnxRuntimeEngine(Engine):
     device : {"cpu", "cuda"}
         ``"cuda"`` runs on onnxruntime's CUDAExecutionProvider (CPU fallback for any node it
         cannot take) and needs an onnxruntime build that has it.
-    cache_dir : Path, optional
+    cache : depth_eval.cache.BlobCache, optional
         Where to keep translated models (``<sha256>.onnx``), reused on later runs.
+    cache_dir : Path, optional
+        A cache folder, when no ``cache`` is given (a :class:`~depth_eval.cache.BlobCache`
+        with its default size bound is made there).
+    caffemodel_sha256 : str, optional
+        The caffemodel's sha256 when the caller has it already (the run hashed it for the
+        results store): the cache lookup then does not read the weights again.
     rule, log_encoded
         As :class:`depth_eval.engines.base.Engine`.
 
@@ -79,7 +84,7 @@ class OnnxRuntimeEngine(Engine):
     info, input_name, input_shape, output_blob, prototxt_sha256, caffemodel_sha256
         As :class:`depth_eval.engines.base.Engine`; ``forward`` accepts any batch size N.
     model_path : Path or None
-        The cached ``.onnx`` file, when ``cache_dir`` is given.
+        The cached ``.onnx`` file, when a cache is given (None if it could not be stored).
     loaded_from_cache : bool
         True when the translation was skipped because the cache had it.
 
@@ -96,11 +101,14 @@ class OnnxRuntimeEngine(Engine):
 
     engine = "onnxruntime"
     devices = ("cpu", "cuda")
+    uses_cache = True
 
     def __init__(self, prototxt, caffemodel, output_blob: str | None = None,
                  rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
                  threads: int | None = None, device: str = "cpu",
-                 cache_dir: Path | None = None, extra_outputs: tuple[OutputRule, ...] = ()):
+                 cache=None, cache_dir: Path | None = None,
+                 caffemodel_sha256: str | None = None,
+                 extra_outputs: tuple[OutputRule, ...] = ()):
         ort = _import_onnxruntime()
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
@@ -122,12 +130,20 @@ class OnnxRuntimeEngine(Engine):
         self.model_path: Path | None = None
         self.loaded_from_cache = False
         translator = _import_translator()
-        if cache_dir is not None:
+        if cache is None and cache_dir is not None:
+            from ..cache import BlobCache
+
+            cache = BlobCache(cache_dir)
+        entry = None
+        if cache is not None:
             # A cached translation was checked when it was made: only the hash is needed.
+            if caffemodel_sha256:
+                self.caffemodel_sha256 = caffemodel_sha256
+            weights_sha256 = self.caffemodel_sha256 or self.hash_weights()
             # One output: the key of earlier versions; several: their names, one per line.
-            key = cache_key(self.prototxt_sha256, self.hash_weights(),
-                            "\n".join(self.output_blobs), translator.TRANSLATOR_VERSION)
-            self.model_path = Path(cache_dir) / f"{key}.onnx"
+            entry = cache_key(self.prototxt_sha256, weights_sha256, "\n".join(self.output_blobs),
+                              translator.TRANSLATOR_VERSION) + ".onnx"
+            self.model_path = cache.get_path(entry)
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -144,7 +160,7 @@ class OnnxRuntimeEngine(Engine):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
         self._session = None
-        if self.model_path is not None and self.model_path.is_file():
+        if self.model_path is not None:
             try:
                 self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
                                                      providers=providers)
@@ -158,9 +174,8 @@ class OnnxRuntimeEngine(Engine):
             del weights
             model_bytes = model.SerializeToString()
             del model
-            if self.model_path is not None:
-                self.model_path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(self.model_path, model_bytes)
+            if entry is not None:  # atomic, bounded; None when the cache cannot take it
+                self.model_path = cache.put(entry, model_bytes)
             self._session = ort.InferenceSession(model_bytes, sess_options=options,
                                                  providers=providers)
         names = [i.name for i in self._session.get_inputs()]

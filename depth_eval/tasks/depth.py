@@ -43,6 +43,14 @@ def colormap_names(stem: str, colormap: str | None) -> tuple[str, ...]:
     return tuple(name.replace(".png", f"_{colormap}.png") for name in (depth_name, gt_name))
 
 
+def picture_names(stem: str, outputs) -> tuple[list[str], list[str]]:
+    """The files one image gets in OUT_DIR/S (fitted) and in OUT_DIR_abs/S (raw), by the
+    output settings (``--colormap``, ``--save-raw``)."""
+    both = list(output_names(stem)) + list(colormap_names(stem, outputs.colormap))
+    extra = list(prediction_names(stem)[1:]) if outputs.save_raw else []
+    return both, both + extra
+
+
 def _base(stem: str) -> str:
     suffix = discover.INPUT_SUFFIX
     return stem[: -len(suffix)] if stem.endswith(suffix) else stem
@@ -128,9 +136,8 @@ class DepthWork(SnapshotWork):
         self.conflicts = claim_all(wanted)
 
     def names_of(self, stem: str) -> dict[OutputFolder, list[str]]:
-        both = list(output_names(stem)) + list(colormap_names(stem, self.outputs.colormap))
-        extra = list(prediction_names(stem)[1:]) if self.outputs.save_raw else []
-        return {self.fitted_dir: both, self.raw_dir: both + extra}
+        fitted, raw = picture_names(stem, self.outputs)
+        return {self.fitted_dir: fitted, self.raw_dir: raw}
 
     def prepare(self, item, input_hw):
         taken = [self.conflicts[f"{folder.path}/{name}"]
@@ -267,6 +274,15 @@ class DepthTask(Task):
 
     def summarise(self, results):
         return scoring.summarise([result.metrics for result in results])
+
+    def unit_files(self, snapshot_name, item):
+        outputs = self.settings.outputs
+        fitted, raw = picture_names(item.stem, outputs)
+        return ([outputs.out_dir / snapshot_name / name for name in fitted]
+                + [outputs.abs_dir / snapshot_name / name for name in raw])
+
+    def reusable(self, item):
+        return item.stem not in self.kept_stems  # --figures draws its prediction
 
     def document_fields(self) -> dict:
         return {"ground_truth_encodings": sorted(self.encodings),

@@ -52,6 +52,9 @@ class JointTask(Task):
     def metric_keys(self):
         return self.depth.metric_keys() + self.gradients.metric_keys()
 
+    def image_keys(self):
+        return self.depth.image_keys() + self.gradients.image_keys()
+
     def find_items(self, console) -> list:
         pairs = self.depth.find_items(console)
         self.gradients.kept_stems = self.depth.kept_stems
