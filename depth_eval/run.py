@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from functools import partial
 
-from . import discover, engines, tasks
+from . import discover, engines, guards, per_image, tasks
+from .console import one_line
 from .errors import EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError
 from .executor import LocalExecutor, Unit
 from .progress import Progress
 from .tasks.base import SnapshotWork
-from .results import ResultsFiles, Tally, results_document, write_file
+from .results import ResultsFiles, Tally, results_document
 
 
-def find_snapshots(inputs) -> list[discover.Snapshot]:
-    snapshots = discover.find_snapshots(inputs.snapshots_dir, inputs.prototxt)
+def find_snapshots(inputs, reserved=frozenset()) -> list[discover.Snapshot]:
+    snapshots = discover.find_snapshots(inputs.snapshots_dir, inputs.prototxt, reserved)
     if not snapshots:
         raise UsageError(f"{inputs.snapshots_dir}: no *.caffemodel snapshot in SNAPSHOTS_DIR")
     return snapshots
@@ -26,6 +27,8 @@ def find_snapshots(inputs) -> list[discover.Snapshot]:
 
 def open_engine(engine_settings, rule, snapshot: discover.Snapshot):
     """Load one snapshot into the chosen engine; raises SnapshotError when it cannot."""
+    if snapshot.problem is not None:
+        raise SnapshotError(f"{snapshot.caffemodel}: {snapshot.problem}; rename the file")
     if snapshot.prototxt is None:
         raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
                             "no --prototxt given; snapshot skipped")
@@ -73,8 +76,8 @@ def run_snapshots(task, executor, snapshots, items, console, tally: Tally, on_sn
             tally.record(snapshot.name, entry, run, task.summarise(run.results))
         elif run.results:
             entry["status"] = "evaluated"
-            console.result(f"{snapshot.name}: {len(run.results)} depth maps in "
-                           f"{task.settings.outputs.abs_dir / snapshot.name}")
+            console.result(one_line(f"{snapshot.name}: {len(run.results)} depth maps in "
+                                    f"{task.settings.outputs.abs_dir / snapshot.name}"))
         if on_snapshot is not None:
             on_snapshot()
 
@@ -86,7 +89,8 @@ def executor_input_name(item) -> str:
 def run(settings, console) -> int:
     """Run the settings' task over every snapshot; the exit status."""
     task = tasks.get(settings.task)(settings, console)
-    snapshots = find_snapshots(settings.inputs)
+    guards.set_max_image_pixels(settings.inputs.max_image_pixels)
+    snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names)
     items = task.find_items(console)
     executor = LocalExecutor(partial(open_engine, settings.engine, task.output_rule),
                              task.start_snapshot, settings.outputs.jobs, settings.engine.batch)
@@ -112,7 +116,8 @@ def run(settings, console) -> int:
     if settings.outputs.per_image is not None:
         from .report import per_image_csv
 
-        problems += write_file(settings.outputs.per_image, per_image_csv(tally.entries))
+        problems += per_image.write(settings.outputs.per_image, settings.outputs.out_dir,
+                                    per_image_csv(tally.entries))
     problems += task.after_run(items, tally.kept, tally.means, console)
     for problem in problems:
         console.error(problem)

@@ -42,12 +42,14 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
     Raises
     ------
     SnapshotError
-        The files cannot be read, parsed, matched or run (the message names the file).
+        The files cannot be read, parsed, matched or run, or the forward pass would need more
+        memory than the machine has available (the message names the file).
     EngineUnavailableError
         The engine's packages (or the device) are missing.
     """
     from ..errors import SnapshotError, UnsupportedLayerError
 
+    check_memory(prototxt, caffemodel, settings.batch)
     try:
         return engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
@@ -59,3 +61,31 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
         raise
     except ValueError as error:  # a layer or weights an engine's translation cannot take
         raise SnapshotError(f"{caffemodel}: {error}") from None
+
+
+def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> None:
+    """Refuse (SnapshotError) a network whose activations for ``batch`` images and weights need
+    more memory than is available, before any weight is read (:mod:`depth_eval.guards`).
+
+    A definition whose shapes cannot be inferred is left to the engine, which reports it.
+    """
+    import os
+
+    from .. import guards
+    from ..caffe import proto, shapes
+    from ..errors import ShapeError
+
+    definition = proto.read_prototxt(prototxt)
+    inputs = shapes.network_inputs(definition)
+    try:
+        blob_shapes = shapes.infer_shapes(definition, strict=False)
+    except ShapeError:
+        return
+    if len(inputs) != 1:
+        return
+    try:
+        weights_bytes = os.stat(caffemodel).st_size
+    except OSError:
+        weights_bytes = 0
+    guards.check_network_memory(prototxt, blob_shapes, next(iter(inputs.values())), batch,
+                                weights_bytes)

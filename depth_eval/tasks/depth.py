@@ -63,7 +63,8 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
         raise ImageError(
             f"{pair.depth_path}: ground truth is {depth.shape[1]}x{depth.shape[0]} but input "
             f"{pair.color_path.name} is {color.shape[1]}x{color.shape[0]} (aspect ratios differ "
-            f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)")
+            f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)"
+            + io.exif_hint(pair.color_path, pair.depth_path))
     rgb = io.resize_bilinear(io.as_rgb(io.to_unit_float(color)), input_hw)
     return Prepared(pair, io.to_network_blob(rgb),
                     {"ground_truth": resize_ground_truth(depth, encoding), "encoding": encoding})
