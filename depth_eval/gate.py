@@ -6,29 +6,22 @@ more than N").  Snapshots are matched by name.  The gate never passes quietly: a
 cannot be checked for a snapshot of the baseline (the snapshot gone from this run, skipped, the
 metric missing or NaN on either side) is a violation saying why; a snapshot of this run without
 an evaluated baseline row is "new" (:func:`new_snapshots`), shown as such and not checked.
-Pure functions over the parsed results.json dictionaries (layout in README.md), apart from
-:func:`load_results`.
+Pure functions over the parsed results.json dictionaries (layout in README.md); reading and
+checking the baseline file is :mod:`depth_eval.baseline` (:func:`load_results`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
-from . import guards
+from .baseline import (READABLE_SCHEMA_VERSIONS, SUPPORTED_SCHEMA_VERSION,  # noqa: F401
+                       check_results as _check_results, load_results, upgrade_results)
 from .console import one_line
 from .tables import render
 
-# The results.json layout this module reads (report.RESULTS_SCHEMA_VERSION when written).
-SUPPORTED_SCHEMA_VERSION = 2
-# Older layouts load_results converts: 1 stored ALIGN/scale_std as std(scales), not relative.
-READABLE_SCHEMA_VERSIONS = (1, SUPPORTED_SCHEMA_VERSION)
-# Per-image scale summaries (pipeline: "median/scale" -> "median/scale_median", ".._std").
-_SCALE_STD_SUFFIX = "/scale_std"
-_SCALE_MEDIAN_SUFFIX = "/scale_median"
 # Digits of metric values in comparison_table (report.format_table prints 4 as well).
 VALUE_DECIMALS = 4
 # Digits of the relative change (percent) in comparison_table.
@@ -141,56 +134,6 @@ def relative_change_percent(baseline_value: float, current_value: float) -> floa
     return difference / abs(baseline_value) * 100.0
 
 
-def load_results(path: str | Path) -> dict:
-    """Read a results.json, check its layout and bring it to the current schema version.
-
-    A version-1 document (ALIGN/scale_std then held ``std(scales)``) is returned as version 2
-    (see :func:`upgrade_results`), so a baseline from an older run compares like with like.
-
-    Raises
-    ------
-    ValueError
-        One line naming the file: unreadable, not JSON, no ``snapshots`` object, or a
-        ``schema_version`` this gate cannot read.
-    """
-    path = Path(path)
-    try:
-        document = json.loads(guards.read_regular(path).decode("utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read file ({error.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a JSON file ({error})") from None
-    _check_results(document, str(path))
-    _check_types(document["snapshots"], str(path))
-    return upgrade_results(document)
-
-
-def _check_types(snapshots: Mapping, name: str) -> None:
-    """ValueError naming the file, the snapshot and the field whose JSON type is wrong."""
-    for snapshot, entry in snapshots.items():
-        where = f"{name}: snapshot {snapshot!r}"
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"{where} is {_json_type(entry)}, not an object")
-        if not isinstance(entry.get("status", ""), str):
-            raise ValueError(f"{where}: 'status' is {_json_type(entry['status'])}, not a string")
-        metrics = entry.get("metrics")
-        if metrics is None:
-            continue
-        if not isinstance(metrics, Mapping):
-            raise ValueError(f"{where}: 'metrics' is {_json_type(metrics)}, not an object")
-        for metric, value in metrics.items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ValueError(f"{where}: metric {metric!r} is {_json_type(value)}, not a number")
-
-
-def _json_type(value) -> str:
-    for kind, name in ((bool, "true/false"), (str, "a string"), (Mapping, "an object"),
-                       (list, "a list"), (type(None), "null"), ((int, float), "a number")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
 def check_rules(rules: Iterable[Rule], run_metrics: Iterable[str], baseline: Mapping,
                 baseline_name: str | Path = "baseline") -> None:
     """Refuse, before any work, rules the gate could never check.
@@ -227,46 +170,6 @@ def new_snapshots(current: Mapping, baseline: Mapping) -> list[str]:
     current_snaps = _check_results(current, "current results")
     baseline_snaps = _check_results(baseline, "baseline results")
     return sorted(name for name in current_snaps if not _has_row(baseline_snaps.get(name)))
-
-
-def upgrade_results(document: Mapping) -> dict:
-    """A version-1 results.json document as version 2; other versions unchanged.
-
-    Version 1 stored ``ALIGN/scale_std = std(scales)``; version 2 stores monodepth2's
-    ``std(scales / median(scales))``, which is the old value over ``abs(ALIGN/scale_median)``
-    (NaN where that median is 0 or missing).
-    """
-    if document.get("schema_version", 1) != 1:
-        return dict(document)
-    snapshots = {}
-    for name, entry in document["snapshots"].items():
-        metrics = (entry or {}).get("metrics")
-        if isinstance(metrics, Mapping):
-            entry = dict(entry, metrics={key: _relative_scale_std(metrics, key, value)
-                                         for key, value in metrics.items()})
-        snapshots[name] = entry
-    return dict(document, schema_version=SUPPORTED_SCHEMA_VERSION, snapshots=snapshots)
-
-
-def _relative_scale_std(metrics: Mapping, key: str, value):
-    if not key.endswith(_SCALE_STD_SUFFIX):
-        return value
-    median = metrics.get(key[: -len(_SCALE_STD_SUFFIX)] + _SCALE_MEDIAN_SUFFIX)
-    try:
-        median, value = abs(float(median)), float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return value / median if median > 0 else math.nan
-
-
-def _check_results(document, name: str) -> Mapping[str, Mapping]:
-    if not isinstance(document, Mapping) or not isinstance(document.get("snapshots"), Mapping):
-        raise ValueError(f"{name}: not a depth_eval results.json (no 'snapshots' object)")
-    version = document.get("schema_version", 1)
-    if version not in READABLE_SCHEMA_VERSIONS:
-        raise ValueError(f"{name}: results.json schema_version {version!r}; this gate reads "
-                         f"versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
-    return document["snapshots"]
 
 
 def _metric_value(entry: Mapping | None, metric: str) -> float | None:

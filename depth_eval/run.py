@@ -90,7 +90,7 @@ def run(settings, console) -> int:
     """Run the settings' task over every snapshot; the exit status."""
     task = tasks.get(settings.task)(settings, console)
     guards.set_max_image_pixels(settings.inputs.max_image_pixels)
-    snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names)
+    snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names())
     items = task.find_items(console)
     executor = LocalExecutor(partial(open_engine, settings.engine, task.output_rule),
                              task.start_snapshot, settings.outputs.jobs, settings.engine.batch)

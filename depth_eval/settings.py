@@ -75,16 +75,17 @@ class OutputSettings:
     def abs_dir(self) -> Path:
         return abs_dir_of(self.out_dir)
 
-    @property
-    def reserved_names(self) -> frozenset[str]:
-        """The tool's own names in OUT_DIR, which no snapshot's folder may take."""
+    def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
+        """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
+        itself, no --per-image file)."""
         from .files import MANIFEST_NAME
         from .results import RESULTS_CSV, RESULTS_JSON
 
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, ONNX_CACHE_DIR}
         if self.figures:
             names.add(FIGURES_DIR)
-        if self.per_image is not None and per_image.in_out_dir(self.per_image, self.out_dir):
+        if (with_per_image and self.per_image is not None
+                and per_image.in_out_dir(self.per_image, self.out_dir)):
             names.add(self.per_image.name)
         return frozenset(names)
 
@@ -192,7 +193,7 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
         if path.exists() and not path.is_dir():
             raise UsageError(f"{path}: exists and is not a folder (OUT_DIR and OUT_DIR_abs "
                              "must be folders)")
-    per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names)
+    per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
     if outputs.colormap:
         from .figures import check_colormap
 
