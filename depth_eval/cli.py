@@ -127,5 +127,10 @@ def test_depth_main() -> int:
     return main(prog="test_depth.py", only="evaluate")
 
 
+def test_grad_main() -> int:
+    """``test_grad.py``: the original's positional form (the gradient evaluation only)."""
+    return main(prog="test_grad.py", only="gradients")
+
+
 if __name__ == "__main__":
     sys.exit(main())

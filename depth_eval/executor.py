@@ -40,10 +40,14 @@ class UnitRun:
 
 def engine_description(engine) -> dict:
     """The facts results.json records about a loaded engine."""
-    return {"engine": engine.engine, "output_blob": engine.output_blob,
-            "input_name": engine.input_name, "input_size": list(engine.input_hw),
-            "prototxt_sha256": engine.prototxt_sha256,
-            "caffemodel_sha256": engine.caffemodel_sha256}
+    description = {"engine": engine.engine, "output_blob": engine.output_blob,
+                   "input_name": engine.input_name, "input_size": list(engine.input_hw),
+                   "prototxt_sha256": engine.prototxt_sha256,
+                   "caffemodel_sha256": engine.caffemodel_sha256}
+    extra_blobs = list(engine.output_blobs[1:])
+    if extra_blobs:  # a joint evaluation's further outputs
+        description["extra_output_blobs"] = extra_blobs
+    return description
 
 
 class LocalExecutor:
@@ -88,6 +92,8 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
     def forward(prepared: list) -> list[np.ndarray]:
         blobs = [p.blob for p in prepared]
         output = engine.forward(blobs[0] if len(blobs) == 1 else np.concatenate(blobs))
+        if isinstance(output, tuple):  # several outputs: each image gets a tuple of maps
+            return [engine.decode_outputs(output, i) for i in range(len(blobs))]
         return [engine.decode(output[i:i + 1]) for i in range(len(blobs))]
 
     outcomes = stream(list(items), lambda item: work.prepare(item, engine.input_hw), forward,

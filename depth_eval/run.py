@@ -25,7 +25,7 @@ def find_snapshots(inputs, reserved=frozenset()) -> list[discover.Snapshot]:
     return snapshots
 
 
-def open_engine(engine_settings, rule, snapshot: discover.Snapshot):
+def open_engine(engine_settings, rule, snapshot: discover.Snapshot, extra_rules=()):
     """Load one snapshot into the chosen engine; raises SnapshotError when it cannot."""
     if snapshot.problem is not None:
         raise SnapshotError(f"{snapshot.caffemodel}: {snapshot.problem}; rename the file")
@@ -33,7 +33,8 @@ def open_engine(engine_settings, rule, snapshot: discover.Snapshot):
         raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
                             "no --prototxt given; snapshot skipped")
     try:
-        return engines.load_engine(engine_settings, snapshot.prototxt, snapshot.caffemodel, rule)
+        return engines.load_engine(engine_settings, snapshot.prototxt, snapshot.caffemodel, rule,
+                                   extra_rules)
     except OSError as error:
         raise SnapshotError(f"{error.filename or snapshot.caffemodel}: "
                             f"{error.strerror or error}") from None
@@ -92,7 +93,8 @@ def run(settings, console) -> int:
     guards.set_max_image_pixels(settings.inputs.max_image_pixels)
     snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names())
     items = task.find_items(console)
-    executor = LocalExecutor(partial(open_engine, settings.engine, task.output_rule),
+    executor = LocalExecutor(partial(open_engine, settings.engine, task.output_rule,
+                                     extra_rules=task.extra_output_rules),
                              task.start_snapshot, settings.outputs.jobs, settings.engine.batch)
     tally = Tally()
     if not task.scored:

@@ -123,7 +123,8 @@ class RunSettings:
                                              getattr(args, "depth_scale", None)),
             max_image_pixels=getattr(args, "max_image_pixels", guards.DEFAULT_MAX_IMAGE_PIXELS))
         out_dir = Path(args.out_dir)
-        engine = EngineSettings(name=args.engine, device=args.device, log_encoded=args.log,
+        engine = EngineSettings(name=args.engine, device=args.device,
+                                log_encoded=getattr(args, "log", False),
                                 output_blob=args.output_blob, batch=args.batch,
                                 cache_dir=out_dir / ONNX_CACHE_DIR)
         scoring = ScoringSettings(

@@ -45,15 +45,19 @@ def add_snapshot_folders(parser: argparse.ArgumentParser, ground_truth: bool,
                              f"{DEFAULT_MAX_IMAGE_PIXELS:,})")
 
 
-def add_engine_options(parser: argparse.ArgumentParser, log: bool = True) -> None:
+# --output-blob's help for the depth commands.
+DEPTH_OUTPUT_HELP = ("blob to read the output from (default: depth-refine, else depth, else the "
+                     "single one-channel output)")
+
+
+def add_engine_options(parser: argparse.ArgumentParser, log: bool = True,
+                       output_help: str = DEPTH_OUTPUT_HELP) -> None:
     if log:
         parser.add_argument("--log", action="store_true",
                             help="the networks output log-encoded depth (exp((o - 1) / 0.179581))")
     parser.add_argument("--prototxt", type=Path, metavar="FILE",
                         help="deploy definition for snapshots without a .prototxt of their own")
-    parser.add_argument("--output-blob", metavar="NAME",
-                        help="blob to read the output from (default: depth-refine, else depth, "
-                             "else the single one-channel output)")
+    parser.add_argument("--output-blob", metavar="NAME", help=output_help)
     parser.add_argument("--engine", choices=tuple(engines.ENGINES), default="opencv",
                         help="inference engine: opencv (the reference, default) or onnxruntime "
                              "(faster; pip install 'depth_eval[fast]')")

@@ -7,8 +7,9 @@ optional packages (onnxruntime) cost nothing to the others.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
+
+from ..registry import resolve
 
 
 # --engine name -> "module:class"; the first is the default (the reference).
@@ -20,8 +21,7 @@ ENGINES = {
 
 def engine_class(name: str):
     """The Engine subclass registered as ``name``."""
-    module_name, _, class_name = ENGINES[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return resolve(ENGINES[name])
 
 
 def devices(name: str) -> tuple[str, ...]:
@@ -29,7 +29,7 @@ def devices(name: str) -> tuple[str, ...]:
     return engine_class(name).devices
 
 
-def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
+def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()):
     """Load one snapshot into the engine the settings name.
 
     Parameters
@@ -37,7 +37,10 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
     settings : depth_eval.settings.EngineSettings
     prototxt, caffemodel : Path
     rule : depth_eval.engines.base.OutputRule
-        What the task reads.
+        What the task reads (``settings.output_blob`` overrides its blob).
+    extra_rules : tuple of OutputRule
+        Further outputs of the same forward pass (joint evaluations); ``forward`` then
+        returns a tuple.
 
     Raises
     ------
@@ -54,7 +57,7 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
         return engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
             log_encoded=settings.log_encoded, device=settings.device,
-            cache_dir=settings.cache_dir)
+            cache_dir=settings.cache_dir, extra_outputs=tuple(extra_rules))
     except UnsupportedLayerError as error:  # raised without the file's name
         raise SnapshotError(f"{caffemodel}: {error}") from None
     except SnapshotError:

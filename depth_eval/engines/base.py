@@ -155,6 +155,10 @@ class Engine:
         What the task reads (:func:`describe_network`); the thesis' depth output by default.
     log_encoded : bool
         The output is log-encoded depth (``--log``): :meth:`decode` undoes it.
+    extra_outputs : tuple of OutputRule
+        Further outputs computed by the same forward pass (a joint network's gradients beside
+        its depth), each found by its rule alone (``output_blob`` names the first output
+        only).  With any, ``forward`` returns a tuple, the first output first.
 
     Attributes
     ----------
@@ -162,6 +166,8 @@ class Engine:
         The parsed prototxt.
     info : NetworkInfo
         Input name and shape, output blob and the layer that writes it.
+    extra_info : tuple of NetworkInfo
+        The same for each of ``extra_outputs``.
     prototxt_sha256, caffemodel_sha256 : str
         Hashes of the two files as read.
     """
@@ -173,16 +179,24 @@ class Engine:
     concurrent_forwards = 1
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
-                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False):
+                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
+                 extra_outputs: tuple[OutputRule, ...] = ()):
         self.prototxt, self.caffemodel = Path(prototxt), Path(caffemodel)
         self.log_encoded = log_encoded
         self.definition = caffe_proto.read_prototxt(self.prototxt)
         self.info = describe_network(self.definition, output_blob, str(self.prototxt), rule)
+        self.extra_info = tuple(describe_network(self.definition, None, str(self.prototxt), extra)
+                                for extra in extra_outputs)
+        for extra in self.extra_info:
+            if extra.output_blob == self.info.output_blob:
+                raise SnapshotError(f"{self.prototxt}: blob '{extra.output_blob}' cannot be "
+                                    "both outputs of a joint evaluation")
         self.prototxt_sha256 = sha256_of(_read_bytes(self.prototxt))
         self.caffemodel_sha256 = ""
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        """Run N x 3 x H x W float32 inputs; returns the output blob, N x C x h x w."""
+    def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run N x 3 x H x W float32 inputs; returns the output blob, N x C x h x w, or with
+        ``extra_outputs`` a tuple of such blobs in :attr:`output_blobs` order."""
         raise NotImplementedError
 
     def decode(self, output: np.ndarray) -> np.ndarray:
@@ -195,6 +209,13 @@ class Engine:
         if self.log_encoded:
             maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
         return maps[0] if maps.ndim == 3 and maps.shape[0] == 1 else maps
+
+    def decode_outputs(self, outputs: tuple[np.ndarray, ...], index: int) -> tuple[np.ndarray, ...]:
+        """Image ``index`` of a multi-output forward pass, as maps: the first output as
+        :meth:`decode` gives it, the extra ones C x h x w as they are (``--log`` is the first
+        output's encoding, never theirs)."""
+        first, *extras = (output[index:index + 1] for output in outputs)
+        return (self.decode(first), *(extra.reshape(extra.shape[-3:]) for extra in extras))
 
     def hash_weights(self) -> str:
         """sha256 of the caffemodel, read in chunks (no copy of the file in memory)."""
@@ -253,6 +274,11 @@ class Engine:
     @property
     def output_blob(self) -> str:
         return self.info.output_blob
+
+    @property
+    def output_blobs(self) -> tuple[str, ...]:
+        """Every blob a forward pass returns: the output, then the extra outputs."""
+        return (self.info.output_blob, *(extra.output_blob for extra in self.extra_info))
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -100,7 +100,7 @@ class OnnxRuntimeEngine(Engine):
     def __init__(self, prototxt, caffemodel, output_blob: str | None = None,
                  rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
                  threads: int | None = None, device: str = "cpu",
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, extra_outputs: tuple[OutputRule, ...] = ()):
         ort = _import_onnxruntime()
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
@@ -117,15 +117,16 @@ class OnnxRuntimeEngine(Engine):
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be positive, got {threads}")
 
-        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded)
+        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded, extra_outputs)
         self.device = device
         self.model_path: Path | None = None
         self.loaded_from_cache = False
         translator = _import_translator()
         if cache_dir is not None:
             # A cached translation was checked when it was made: only the hash is needed.
-            key = cache_key(self.prototxt_sha256, self.hash_weights(), self.output_blob,
-                            translator.TRANSLATOR_VERSION)
+            # One output: the key of earlier versions; several: their names, one per line.
+            key = cache_key(self.prototxt_sha256, self.hash_weights(),
+                            "\n".join(self.output_blobs), translator.TRANSLATOR_VERSION)
             self.model_path = Path(cache_dir) / f"{key}.onnx"
 
         options = ort.SessionOptions()
@@ -152,7 +153,7 @@ class OnnxRuntimeEngine(Engine):
                 self._session = None
         if self._session is None:
             weights = self.read_weights()  # parses, hashes and checks the caffemodel
-            model = translator.caffe_to_onnx(self.definition, weights, [self.output_blob],
+            model = translator.caffe_to_onnx(self.definition, weights, list(self.output_blobs),
                                              batch=None)
             del weights
             model_bytes = model.SerializeToString()
@@ -165,21 +166,24 @@ class OnnxRuntimeEngine(Engine):
         names = [i.name for i in self._session.get_inputs()]
         self._ort_input = self.input_name if self.input_name in names else names[0]
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run preprocessed images (N x C x H x W float32) and return the output blob.
 
         Returns
         -------
-        np.ndarray
-            N x C_out x h x w float32 (the blob's own rank for a non-spatial output).
+        np.ndarray or tuple of np.ndarray
+            N x C_out x h x w float32 (the blob's own rank for a non-spatial output); with extra
+            outputs, one such array per blob of :attr:`output_blobs`, from one session run.
         """
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         expected = tuple(self.input_shape[1:])
         if batch.ndim != len(self.input_shape) or batch.shape[1:] != expected:
             raise ValueError(f"input batch has shape {batch.shape}, the network expects "
                              f"(N, {', '.join(map(str, expected))})")
-        (result,) = self._session.run([self.output_blob], {self._ort_input: batch})
-        return result
+        if not self.extra_info:
+            (result,) = self._session.run([self.output_blob], {self._ort_input: batch})
+            return result
+        return tuple(self._session.run(list(self.output_blobs), {self._ort_input: batch}))
 
     def __repr__(self) -> str:
         return (f"OnnxRuntimeEngine(input={self.input_name!r} {self.input_shape}, "

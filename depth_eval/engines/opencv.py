@@ -21,8 +21,9 @@ class OpenCVEngine(Engine):
     engine = "opencv"
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
-                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False, **_options):
-        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded)
+                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
+                 extra_outputs: tuple[OutputRule, ...] = (), **_options):
+        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded, extra_outputs)
         self.read_weights()  # checks them; OpenCV reads the weights from the file itself
         try:
             # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
@@ -43,14 +44,22 @@ class OpenCVEngine(Engine):
             raise SnapshotError(f"{self.prototxt}: OpenCV cannot run this network: "
                                 f"{_cv_message(error)}") from None
         self._output_layer = opencv_layer_for_blob(self._net, self.info, str(self.prototxt))
+        # Every output layer of a multi-output pass, the first first (net.forward(names)).
+        self._output_layers = [self._output_layer] + [
+            opencv_layer_for_blob(self._net, extra, str(self.prototxt))
+            for extra in self.extra_info]
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x C x h x w."""
+    def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x C x h x w,
+        or with extra outputs a tuple of them (one pass computes all)."""
         self._net.setInput(batch, self.info.input_name)
         try:
-            return np.array(self._net.forward(self._output_layer), copy=True)
+            if len(self._output_layers) == 1:
+                return np.array(self._net.forward(self._output_layer), copy=True)
+            return tuple(np.array(output, copy=True)
+                         for output in self._net.forward(self._output_layers))
         except cv2.error as error:
             raise SnapshotError(f"forward pass failed: {_cv_message(error)}") from None
 

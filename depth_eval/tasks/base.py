@@ -63,6 +63,8 @@ class Task:
     name: ClassVar[str] = ""
     # The network output the task reads (engines find the blob with it).
     output_rule: ClassVar[OutputRule]
+    # Further outputs of the same forward pass; with any, ``finish`` gets a tuple of maps.
+    extra_output_rules: ClassVar[tuple[OutputRule, ...]] = ()
     # True: items are (colour, ground truth) pairs and the task reports metrics.
     scored: ClassVar[bool] = True
 
