@@ -102,7 +102,11 @@ class OutputFolder:
         except OSError as error:
             raise output_error(self.path, error) from None
         manifest = self.path / MANIFEST_NAME
-        self._written = read_manifest(manifest.read_bytes()) if manifest.is_file() else set()
+        try:
+            self._written = read_manifest(manifest.read_bytes()) if manifest.is_file() else set()
+        except OSError as error:
+            raise OutputError(f"{manifest}: cannot read the list of the tool's files "
+                              f"({error.strerror or error}); the run stops") from None
         self._lock = threading.Lock()  # worker threads claim names concurrently
 
     def conflicts(self, names) -> list[str]:
@@ -116,7 +120,12 @@ class OutputFolder:
             conflicts = [n for n in names if n not in self._written and _exists(self.path / n)]
             fresh = set(names) - set(conflicts) - self._written
             if fresh:
-                write_atomic(self.path / MANIFEST_NAME, manifest_bytes(self._written | fresh))
+                manifest = self.path / MANIFEST_NAME
+                try:
+                    write_atomic(manifest, manifest_bytes(self._written | fresh))
+                except OSError as error:  # a folder in its place...: nothing can be claimed
+                    raise OutputError(f"{manifest}: cannot write ({error.strerror or error}); "
+                                      "the run stops, files written before are kept") from None
                 self._written |= fresh
             return conflicts
 

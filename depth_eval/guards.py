@@ -29,6 +29,9 @@ from .errors import ImageReadError, SnapshotError
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 # Bytes per activation value: OpenCV's and onnxruntime's CPU kernels compute in float32.
 ACTIVATION_BYTES = 4
+# Activations above this get a warning even when they fit: 1 GB, 30x the largest thesis
+# network at its input size (refining network: 35 MB per image).
+LARGE_ACTIVATION_BYTES = 1e9
 # Bytes an engine holds per byte of caffemodel: OpenCV repacks the weights of its convolution
 # and inner-product kernels beside its own copy (README "Speed": 669 MiB for a 274 MiB file).
 WEIGHT_COPIES = 2.5
@@ -175,24 +178,32 @@ def activation_values(blob_shapes: dict) -> int:
 
 
 def check_network_memory(prototxt: Path, blob_shapes: dict, input_shape, batch: int,
-                         weights_bytes: int, available: int | None = None) -> None:
+                         weights_bytes: int, available: int | None = None) -> str | None:
     """Raise SnapshotError naming the file and the sizes if the forward pass cannot fit.
 
     The estimate is the sum of the inferred blob sizes (float32) times the batch, plus the
     engine's copies of the weights; the engines reuse some buffers and add others, so it is
     the order of magnitude, refused only when it exceeds the memory available.
+
+    Returns
+    -------
+    str or None
+        A warning (naming the file and the sizes) when the activations fit but exceed
+        :data:`LARGE_ACTIVATION_BYTES`.
     """
     available = available_memory() if available is None else available
-    if available is None:
-        return
     activations = activation_values(blob_shapes) * ACTIVATION_BYTES * batch
     needed = activations + int(weights_bytes * WEIGHT_COPIES)
-    if needed > available:
-        shape = " x ".join(map(str, (batch, *tuple(input_shape)[1:])))
-        raise SnapshotError(f"{prototxt}: the forward pass needs about {_gb(needed)} "
-                          f"({_gb(activations)} of activations for a {shape} input, "
-                          f"{_gb(weights_bytes * WEIGHT_COPIES)} for the weights), more than the "
-                          f"{_gb(available)} this machine has available")
+    shape = " x ".join(map(str, (batch, *tuple(input_shape)[1:])))
+    sizes = (f"the forward pass needs about {_gb(needed)} ({_gb(activations)} of activations "
+             f"for a {shape} input, {_gb(weights_bytes * WEIGHT_COPIES)} for the weights)")
+    if available is not None and needed > available:
+        raise SnapshotError(f"{prototxt}: {sizes}, more than the {_gb(available)} this machine "
+                            "has available")
+    if activations > LARGE_ACTIVATION_BYTES:
+        return (f"{prototxt}: {sizes}; "
+                + (f"{_gb(available)} available" if available is not None else "memory unknown"))
+    return None
 
 
 def _gb(count: float) -> str:

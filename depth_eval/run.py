@@ -25,8 +25,9 @@ def find_snapshots(inputs, reserved=frozenset()) -> list[discover.Snapshot]:
     return snapshots
 
 
-def open_engine(engine_settings, rule, snapshot: discover.Snapshot, extra_rules=()):
-    """Load one snapshot into the chosen engine; raises SnapshotError when it cannot."""
+def open_engine(engine_settings, rule, snapshot: discover.Snapshot, extra_rules=(), warn=None):
+    """Load one snapshot into the chosen engine; raises SnapshotError when it cannot; ``warn``
+    takes a one-line warning (a network with large activations)."""
     if snapshot.problem is not None:
         raise SnapshotError(f"{snapshot.caffemodel}: {snapshot.problem}; rename the file")
     if snapshot.prototxt is None:
@@ -34,7 +35,7 @@ def open_engine(engine_settings, rule, snapshot: discover.Snapshot, extra_rules=
                             "no --prototxt given; snapshot skipped")
     try:
         return engines.load_engine(engine_settings, snapshot.prototxt, snapshot.caffemodel, rule,
-                                   extra_rules)
+                                   extra_rules, warn)
     except OSError as error:
         raise SnapshotError(f"{error.filename or snapshot.caffemodel}: "
                             f"{error.strerror or error}") from None
@@ -94,7 +95,7 @@ def run(settings, console) -> int:
     snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names())
     items = task.find_items(console)
     executor = LocalExecutor(partial(open_engine, settings.engine, task.output_rule,
-                                     extra_rules=task.extra_output_rules),
+                                     extra_rules=task.extra_output_rules, warn=console.warn),
                              task.start_snapshot, settings.outputs.jobs, settings.engine.batch)
     tally = Tally()
     if not task.scored:

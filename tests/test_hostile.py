@@ -123,6 +123,23 @@ def test_network_whose_activations_exceed_the_memory_is_refused(workspace, capsy
     assert "1 x 3 x 1000000 x 1000000 input" in line and "this machine has available" in line
 
 
+def test_network_with_large_activations_that_fit_gets_a_warning_naming_the_size(workspace, capsys):
+    # The issue's 9000 x 9000 fully convolutional network: 3.9 GB of activations here, more
+    # than 100x the thesis' networks.  Refused where it does not fit, else run with a warning;
+    # the weights are empty so that it stops at load either way, after the memory check.
+    add_snapshot(workspace, "large", prototxt_text=fully_convolutional(9000, 9000), model_bytes=b"")
+    assert evaluate(workspace) == 1
+    err = capsys.readouterr().err
+    line, = errors_of(err)
+    needs = ("large.prototxt: the forward pass needs about 3.9 GB (3.9 GB of activations for a "
+             "1 x 3 x 9000 x 9000 input, 0.0 GB for the weights)")
+    if guards.available_memory() > 3.9e9:
+        assert f"warning: {workspace}/snapshots/{needs}; " in err
+        assert line.endswith("large.caffemodel: caffemodel file is empty (0 bytes)")
+    else:
+        assert needs in line and "this machine has available" in line
+
+
 def test_network_memory_estimate_counts_blobs_batch_and_weights(tmp_path):
     from depth_eval.caffe.shapes import infer_shapes
     from google.protobuf import text_format
@@ -131,7 +148,8 @@ def test_network_memory_estimate_counts_blobs_batch_and_weights(tmp_path):
     shapes = infer_shapes(net)
     assert guards.activation_values(shapes) == (3 + 8 + 1) * 100 * 200
     needed = 12 * 100 * 200 * 4 * 2 + int(1000 * guards.WEIGHT_COPIES)  # batch 2, 1000 B weights
-    guards.check_network_memory(Path("n.prototxt"), shapes, (1, 3, 100, 200), 2, 1000, needed)
+    assert guards.check_network_memory(Path("n.prototxt"), shapes, (1, 3, 100, 200), 2, 1000,
+                                       needed) is None
     with pytest.raises(SnapshotError, match=r"n.prototxt: the forward pass needs about 0.0 GB "
                                              r"\(0.0 GB of activations for a 2 x 3 x 100 x 200"):
         guards.check_network_memory(Path("n.prototxt"), shapes, (1, 3, 100, 200), 2, 1000,

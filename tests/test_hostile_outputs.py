@@ -192,6 +192,14 @@ def test_old_newline_manifest_is_read_once_and_rewritten_as_json(tmp_path):
                                                                              "c.png"]
 
 
+def test_a_folder_in_place_of_the_manifest_stops_the_run_with_one_line(workspace, capsys):
+    (workspace / "out" / GOOD / MANIFEST_NAME).mkdir(parents=True)
+    assert evaluate(workspace, "--quiet") == 2
+    assert errors_of(capsys.readouterr().err) == [
+        f"error: {workspace}/out/{GOOD}/{MANIFEST_NAME}: cannot write (Is a directory); the run "
+        "stops, files written before are kept"]
+
+
 def test_snapshot_name_with_a_newline_is_refused_on_one_line(workspace, capsys):
     add_snapshot(workspace, "bad\nname")
     assert evaluate(workspace) == 1

@@ -29,7 +29,7 @@ def devices(name: str) -> tuple[str, ...]:
     return engine_class(name).devices
 
 
-def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()):
+def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=(), warn=None):
     """Load one snapshot into the engine the settings name.
 
     Parameters
@@ -41,6 +41,8 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     extra_rules : tuple of OutputRule
         Further outputs of the same forward pass (joint evaluations); ``forward`` then
         returns a tuple.
+    warn : callable, optional
+        Called with one line when the network's activations are large but fit in memory.
 
     Raises
     ------
@@ -52,7 +54,9 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     """
     from ..errors import SnapshotError, UnsupportedLayerError
 
-    check_memory(prototxt, caffemodel, settings.batch)
+    warning = check_memory(prototxt, caffemodel, settings.batch)
+    if warning and warn is not None:
+        warn(warning)
     try:
         return engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
@@ -66,9 +70,10 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
         raise SnapshotError(f"{caffemodel}: {error}") from None
 
 
-def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> None:
+def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
     """Refuse (SnapshotError) a network whose activations for ``batch`` images and weights need
-    more memory than is available, before any weight is read (:mod:`depth_eval.guards`).
+    more memory than is available, before any weight is read (:mod:`depth_eval.guards`); a
+    warning (one line) when its activations are large but fit, else None.
 
     A definition whose shapes cannot be inferred is left to the engine, which reports it.
     """
@@ -83,12 +88,12 @@ def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> None:
     try:
         blob_shapes = shapes.infer_shapes(definition, strict=False)
     except ShapeError:
-        return
+        return None
     if len(inputs) != 1:
-        return
+        return None
     try:
         weights_bytes = os.stat(caffemodel).st_size
     except OSError:
         weights_bytes = 0
-    guards.check_network_memory(prototxt, blob_shapes, next(iter(inputs.values())), batch,
-                                weights_bytes)
+    return guards.check_network_memory(prototxt, blob_shapes, next(iter(inputs.values())),
+                                       batch, weights_bytes)
