@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from . import guards
-from .errors import ImageReadError
+from .errors import ImageError, ImageReadError
 
 # Thesis ground-truth encoding: an 8-bit PNG with pixel = depth_m / 10 * 255.
 THESIS_DEPTH_RANGE_M = 10.0
@@ -101,6 +101,33 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def color_to_unit(image: np.ndarray, path: str | Path) -> np.ndarray:
+    """A colour input as float32 in [0, 1] (:func:`to_unit_float`), refusing a floating-point
+    image whose samples are not all in [0, 1].
+
+    caffe.io.load_image keeps float samples as they are, so a float TIFF holding 0-255 would
+    reach the network 255 times too bright (RMSE 41 m instead of 1 m, measured).  Such a file
+    is refused rather than rescaled: 0-255, 0-65535 or HDR radiance cannot be told apart.
+
+    Raises
+    ------
+    ImageError
+        One line naming the file and the range found.
+    """
+    unit = to_unit_float(image)
+    if image.dtype.kind == "f":
+        finite = np.isfinite(unit)
+        if not finite.all():
+            raise ImageError(f"{path}: floating-point colour input with NaN or inf samples; "
+                             "expected values in [0, 1]")
+        low, high = float(unit.min()), float(unit.max())
+        if low < 0.0 or high > 1.0:
+            raise ImageError(f"{path}: floating-point colour input with values in [{low:g}, "
+                             f"{high:g}]; expected [0, 1] (an 8-bit picture stored as float? "
+                             "save it as 8-bit, or divide it by 255)")
+    return unit
+
+
 def as_rgb(image: np.ndarray) -> np.ndarray:
     """Grey to three channels, alpha dropped (caffe.io.load_image with color=True)."""
     if image.ndim == 2:
@@ -144,7 +171,7 @@ def resize_bilinear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def load_color_input(path: str | Path, input_hw: tuple[int, int]) -> np.ndarray:
     """Load a colour input, resized to the network's H x W, as float32 RGB in [0, 1]."""
-    return resize_bilinear(as_rgb(to_unit_float(read_image(path))), input_hw)
+    return resize_bilinear(as_rgb(color_to_unit(read_image(path), path)), input_hw)
 
 
 def to_network_blob(rgb_unit: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__, report
+from . import __version__, report, scoring
 from .files import OutputFolder
 from .metric_keys import as_text
 
@@ -47,6 +47,11 @@ class Tally:
             return
         entry["status"] = "evaluated"
         entry["metrics"] = as_text(summary)
+        # A mean is over the images where its metric is defined; say so where that is fewer.
+        counts = scoring.defined_counts([result.metrics for result in run.results])
+        fewer = {key: n for key, n in counts.items() if n != len(run.results)}
+        if fewer:
+            entry["metric_images"] = as_text(fewer)
         entry["per_image"] = {r.stem: as_text(r.metrics) for r in run.results}
         self.means[name] = summary
         self.images[name] = len(run.results)

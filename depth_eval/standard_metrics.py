@@ -353,7 +353,7 @@ def scale_summary(scales: np.ndarray) -> tuple[float, float]:
     Parameters
     ----------
     scales : array_like
-        One scale per image; NaN (no valid pixel, failed fit) is left out.
+        One scale per image; NaN (no valid pixel, failed fit) and inf are left out.
 
     Returns
     -------
@@ -361,7 +361,7 @@ def scale_summary(scales: np.ndarray) -> tuple[float, float]:
         NaN, NaN when no image has a scale.
     """
     scales = np.asarray(scales, dtype=np.float64).ravel()
-    scales = scales[~np.isnan(scales)]
+    scales = scales[np.isfinite(scales)]
     if scales.size == 0:
         return math.nan, math.nan
     median = float(np.median(scales))

@@ -29,8 +29,11 @@ def test_standard_metrics_and_alignments_match_the_library_on_saved_maps(workspa
                     for p, g in zip(preds, gts)]
         prefix = "" if align == "none" else f"{align}/"
         for key in standard_metrics.STANDARD_METRIC_TITLES:
+            # The run scores metres in float64, the saved .npy holds them in float32: a pixel
+            # whose ratio sits on a d threshold may count on one side only (one pixel here).
+            one_pixel = 1.0 / (320 * 420) if key in ("d1", "d2", "d3") else 0.0
             assert entry["metrics"][prefix + key] == pytest.approx(
-                np.mean([e[key] for e in expected]), rel=1e-5), prefix + key
+                np.mean([e[key] for e in expected]), rel=1e-5, abs=one_pixel), prefix + key
     # The thesis oracle ("With Oracle"): thesis metrics of the MVN-fitted prediction.
     oracle = [metrics.thesis_metrics(metrics.mvn_fit(p.astype(np.float64), g), g)
               for p, g in zip(preds, gts)]

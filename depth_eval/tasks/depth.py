@@ -1,6 +1,6 @@
 """The thesis' depth evaluation (``test_depth.py``): per image, read the pair, upsample the
-depth output to 320 x 420, score it, and write the original's three pictures into OUT_DIR (MVN
-fitted) and OUT_DIR_abs (raw)."""
+depth output to 320 x 420 (and to the ground truth's own size for the standard metrics), score
+it, and write the original's three pictures into OUT_DIR (MVN fitted) and OUT_DIR_abs (raw)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import discover, gt_encoding, io, metrics, pictures, scoring
+from .. import discover, gt_encoding, io, metrics, pictures, scoring, standard_metrics
 from ..engines.base import DEPTH_OUTPUT
 from ..errors import ImageError, SnapshotError, UsageError
 from ..files import OutputFolder
-from ..ground_truth import load_ground_truth, resize_ground_truth
+from ..ground_truth import load_ground_truth, thesis_pixels
 from ..upsample import upsample
 from .base import ImageResult, Prepared, SnapshotWork, Task
 
@@ -52,22 +52,40 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
                   gt_settings=None) -> Prepared:
     """Read and preprocess one pair; raises ImageError naming the file and the cause.
 
-    ``extra`` holds the ground truth at 320 x 420 (depth / 10) and the encoding it was read as.
+    ``extra`` holds the ground truth at 320 x 420 as depth / 10 (``ground_truth``, for the
+    pictures) and in metres (``gt_m``, for the thesis metrics), the pixels the thesis metrics
+    score there (``thesis_pixels``, None for all), the ground truth in metres at its own size
+    (``gt_native_m``, for the standard metrics) and the encoding it was read as.
     """
     color = io.read_image(pair.color_path)
-    depth, encoding = (load_ground_truth(pair.depth_path) if gt_settings is None
-                       else load_ground_truth(pair.depth_path, gt_settings))
+    truth = (load_ground_truth(pair.depth_path) if gt_settings is None
+             else load_ground_truth(pair.depth_path, gt_settings))
+    height, width = truth.shape
     color_aspect = color.shape[1] / color.shape[0]
-    depth_aspect = depth.shape[1] / depth.shape[0]
-    if abs(depth_aspect / color_aspect - 1.0) > ASPECT_TOLERANCE:
+    if abs(width / height / color_aspect - 1.0) > ASPECT_TOLERANCE:
         raise ImageError(
-            f"{pair.depth_path}: ground truth is {depth.shape[1]}x{depth.shape[0]} but input "
+            f"{pair.depth_path}: ground truth is {width}x{height} but input "
             f"{pair.color_path.name} is {color.shape[1]}x{color.shape[0]} (aspect ratios differ "
             f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)"
             + io.exif_hint(pair.color_path, pair.depth_path))
-    rgb = io.resize_bilinear(io.as_rgb(io.to_unit_float(color)), input_hw)
+    rgb = io.resize_bilinear(io.as_rgb(io.color_to_unit(color, pair.color_path)), input_hw)
+    unit, gt_m = truth.on_thesis_grid()
     return Prepared(pair, io.to_network_blob(rgb),
-                    {"ground_truth": resize_ground_truth(depth, encoding), "encoding": encoding})
+                    {"ground_truth": unit, "gt_m": gt_m,
+                     "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
+                     "gt_native_m": truth.depth_m, "encoding": truth.encoding})
+
+
+def fitted_picture(prediction: np.ndarray, gt_unit: np.ndarray,
+                   pixels: np.ndarray | None) -> np.ndarray:
+    """The prediction MVN-fitted to the ground truth (depth / 10), as OUT_DIR shows it: on the
+    whole map as the original, or on the pixels with depth (zeros where there is none)."""
+    if pixels is None:
+        return metrics.mvn_fit(prediction, gt_unit)
+    if not pixels.any():
+        return np.zeros_like(prediction)
+    fitted = standard_metrics.align_mvn(prediction, gt_unit, mask=pixels)
+    return fitted.astype(np.float32)
 
 
 def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
@@ -100,8 +118,9 @@ class DepthWork(SnapshotWork):
     the raw ones (and ``--save-raw`` maps)."""
 
     def __init__(self, task: "DepthTask", fitted_dir: OutputFolder, raw_dir: OutputFolder,
-                 pairs: list):
+                 pairs: list, snapshot_name: str = ""):
         self.task, self.fitted_dir, self.raw_dir = task, fitted_dir, raw_dir
+        self.snapshot_name = snapshot_name
         self.outputs = task.settings.outputs
         wanted = {fitted_dir: [], raw_dir: []}
         for pair in pairs:
@@ -123,15 +142,29 @@ class DepthWork(SnapshotWork):
                              f"left untouched, {item.color_path.name} not evaluated")
         prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth)
         self.task.note_encoding(item.depth_path.name, prepared.extra["encoding"])
+        self.task.note_pixels(item.depth_path, prepared.extra["thesis_pixels"])
         return prepared
 
     def finish(self, prepared, maps):
-        stem = prepared.item.stem
+        stem, extra = prepared.item.stem, prepared.extra
+        scoring_settings = self.task.settings.scoring
         prediction = upsample(maps)
-        gt = prepared.extra["ground_truth"]
-        image_metrics = scoring.score_image(prediction * metrics.DEPTH_RANGE_M,
-                                            gt * metrics.DEPTH_RANGE_M, self.task.settings.scoring)
-        fitted = metrics.mvn_fit(prediction, gt)
+        gt, pixels = extra["ground_truth"], extra["thesis_pixels"]
+        native = None
+        if scoring_settings.needs_native:
+            # The standard metrics at the ground truth's own size (issue 10, item 5): the same
+            # cubic zoom to that size, metres in float64.
+            gt_native = extra["gt_native_m"]
+            zoomed = prediction if gt_native.shape == prediction.shape else upsample(
+                maps, gt_native.shape)
+            native = (zoomed.astype(np.float64) * metrics.DEPTH_RANGE_M, gt_native)
+        image_metrics = scoring.score_image(prediction * metrics.DEPTH_RANGE_M, extra["gt_m"],
+                                            scoring_settings, native=native, thesis_pixels=pixels)
+        missing = scoring.undefined(image_metrics)
+        if missing:
+            self.task.warn_undefined(self.snapshot_name, prepared.item.depth_path, missing,
+                                     undefined_reasons(prediction, extra, native, scoring_settings))
+        fitted = fitted_picture(prediction, gt, pixels)
         self.write_pictures(stem, prepared.blob, gt, prediction, fitted)
         if self.outputs.colormap:
             self.write_colormapped(stem, prediction, fitted, gt)
@@ -181,6 +214,7 @@ class DepthTask(Task):
         self.encodings: set[str] = set()
         self.kept_stems: frozenset = frozenset()
         self.left_out: list[str] = []
+        self.partial_files: set[Path] = set()
         self._lock = threading.Lock()
 
     def metric_keys(self):
@@ -196,7 +230,7 @@ class DepthTask(Task):
     def start_snapshot(self, snapshot_name, items):
         outputs = self.settings.outputs
         return DepthWork(self, output_folder(outputs.out_dir / snapshot_name),
-                         output_folder(outputs.abs_dir / snapshot_name), items)
+                         output_folder(outputs.abs_dir / snapshot_name), items, snapshot_name)
 
     def note_encoding(self, name: str, encoding: str) -> None:
         """Say once per encoding what a ground truth was read as (when it was guessed)."""
@@ -207,6 +241,30 @@ class DepthTask(Task):
         if self.console is not None and self.settings.inputs.ground_truth.encoding == "auto":
             self.console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
                               "--gt-encoding to choose")
+
+    def note_pixels(self, path: Path, pixels: np.ndarray | None) -> None:
+        """Say once per ground-truth file that the thesis metrics skip its pixels without depth."""
+        if (pixels is None or not pixels.any()  # every pixel; or none (warned per metric)
+                or "thesis" not in self.settings.scoring.metric_sets):
+            return
+        with self._lock:
+            if path in self.partial_files:
+                return
+            self.partial_files.add(path)
+        if self.console is not None:
+            self.console.warn(
+                f"{path}: {pixels.size - int(pixels.sum())} of {pixels.size} pixels at 320 x 420 "
+                "have no depth (0, negative, NaN or inf): the thesis metrics score the other "
+                f"{int(pixels.sum())}")
+
+    def warn_undefined(self, snapshot_name: str, path: Path, keys: list,
+                       reasons: list[str]) -> None:
+        """One warning naming the file and the metrics undefined for it (left out of the means)."""
+        if self.console is not None:
+            because = f" ({'; '.join(reasons)})" if reasons else ""
+            self.console.warn(f"{snapshot_name}: {path}: {', '.join(str(k) for k in keys)} "
+                              f"undefined for this image{because}; left out of the snapshot's "
+                              "means")
 
     def summarise(self, results):
         return scoring.summarise([result.metrics for result in results])
@@ -222,6 +280,27 @@ class DepthTask(Task):
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
                              self.settings.inputs.ground_truth)
+
+
+def undefined_reasons(prediction: np.ndarray, extra: dict, native, settings) -> list[str]:
+    """Why metrics may be undefined for an image, as far as can be told (warnings only)."""
+    reasons = []
+    pixels = extra["thesis_pixels"]
+    gt_m = extra["gt_m"] if pixels is None else extra["gt_m"][pixels]
+    if pixels is not None and not pixels.any():
+        reasons.append("the ground truth has no pixel with depth")
+    elif "thesis" in settings.metric_sets and np.ptp(gt_m) == 0:
+        reasons.append("the ground truth is constant")
+    if native is not None and not standard_metrics.valid_mask(
+            native[1], settings.min_depth, settings.max_depth, settings.crop).any():
+        reasons.append(f"no ground-truth pixel in ({settings.min_depth:g}, "
+                       f"{settings.max_depth:g}) m" + (" inside the Eigen crop"
+                                                       if settings.crop == "eigen" else ""))
+    if not np.isfinite(prediction).all():
+        reasons.append("the prediction has NaN or inf values")
+    elif np.ptp(prediction) == 0:
+        reasons.append("the prediction is constant")
+    return reasons
 
 
 def find_pairs(input_dir: Path, gt_dir: Path, console) -> tuple[list[discover.ImagePair], list[str]]:
