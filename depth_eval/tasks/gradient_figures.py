@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import gradients, io
 from ..files import OutputFolder
-from ..ground_truth import load_ground_truth, resize_ground_truth
+from ..ground_truth import load_ground_truth
 from ..metric_keys import ranked
 
 # A diverging map: a gradient's sign matters (farther down / right is red).
@@ -87,11 +87,11 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
         pair = by_stem[stem]
         try:
             rgb = io.as_rgb(io.read_image(pair.color_path))
-            gt_unit, encoding = load_ground_truth(pair.depth_path, gt_settings)
+            gt_unit, _ = load_ground_truth(pair.depth_path, gt_settings).on_thesis_grid()
         except Exception as error:  # an image that failed is already reported
             problems.append(f"figure for {stem} not drawn: {error}")
             continue
-        target = gradients.ground_truth_gradients(resize_ground_truth(gt_unit, encoding))
+        target = gradients.ground_truth_gradients(gt_unit)
         rows = gradient_rows(target, predictions)
         figures.maps_figure(folder.path / figure_name(stem), rgb, rows,
                             shared_scale(target), GRADIENT_COLORMAP,
