@@ -6,15 +6,17 @@ error the tool reports (:class:`~depth_eval.errors.DepthEvalError`) becomes one 
 and its exit status here, and only here:
 
 0 every snapshot and image was evaluated; 1 something was skipped (the message says what and
-why); 2 nothing could be evaluated, or the run cannot be trusted; 3 a --fail-if rule broke;
-130 interrupted.
+why); 2 nothing could be evaluated, or the run cannot be trusted (or an output could not be
+written); 3 a --fail-if rule broke; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from . import __version__, commands
 from .errors import EXIT_INTERRUPTED, EXIT_NOTHING, DepthEvalError, exit_status_of
@@ -23,6 +25,8 @@ from .errors import EXIT_INTERRUPTED, EXIT_NOTHING, DepthEvalError, exit_status_
 # the network's forward pass: a multithreaded BLAS would only contend with it for the cores.
 # Set by the entry point before numpy loads (an explicit setting wins), not on import.
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# SIGTERM, as a shell reports a process it ended (128 + 15).
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def _command_parser(name: str, prog: str | None = None,
@@ -78,11 +82,15 @@ def main(argv: list[str] | None = None, prog: str | None = None,
 
     console = Console(quiet=getattr(args, "quiet", False))
     module = commands.load(args.command)
+    previous = _catch_sigterm()
     try:
         return module.run(module.settings_from_args(args), console)
     except DepthEvalError as error:
         console.error(str(error))
         return exit_status_of(error)
+    except Terminated:
+        console.error("terminated")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         console.error("interrupted")
         return EXIT_INTERRUPTED
@@ -92,6 +100,26 @@ def main(argv: list[str] | None = None, prog: str | None = None,
         console.error(f"unexpected {type(error).__name__}: {error} (set DEPTH_EVAL_DEBUG=1 for "
                       "the traceback, and please report it)")
         return EXIT_NOTHING
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C: the file being written is removed and the
+    results written so far stay (the default action would kill the process mid-write)."""
+
+
+def _raise_terminated(_signum, _frame):
+    raise Terminated()
+
+
+def _catch_sigterm():
+    """Turn SIGTERM into :class:`Terminated` while a command runs; the previous handler, or
+    None where no handler can be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def test_depth_main() -> int:

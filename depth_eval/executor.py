@@ -131,7 +131,8 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
     only for an engine whose forward pass may run concurrently).  The network never waits for
     file I/O, and the items in flight are bounded, so memory does not grow with their number.
     Yields ``(item, result)`` in the items' order; an ImageError or OSError raised for one item
-    is yielded as its result.
+    is yielded as its result.  Any other error (an OutputError: the disk is full) stops the
+    stream: it is raised, and the items not started are dropped.
     """
     lookahead = max(2, 2 * jobs, 2 * batch_size * forward_workers)
 
@@ -146,8 +147,9 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
         except (ImageError, OSError) as error:
             return error
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval") as pool, \
-            ThreadPoolExecutor(max_workers=forward_workers, thread_name_prefix="forward") as nets:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval")
+    nets = ThreadPoolExecutor(max_workers=forward_workers, thread_name_prefix="forward")
+    try:
         loading: deque = deque()
         finishing: deque = deque()
         batch: list = []
@@ -197,6 +199,11 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
         while finishing:
             item, done = finishing.popleft()
             yield item, outcome(done)
+    finally:
+        # Stopped early (Ctrl-C, SIGTERM, an output that cannot be written): the work queued
+        # is dropped, only what is running finishes; after a full run nothing is queued.
+        nets.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _copy_outcome(source: Future, target: Future) -> None:

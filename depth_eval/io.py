@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import guards
 from .errors import ImageError, ImageReadError
 
 # Thesis ground-truth encoding: an 8-bit PNG with pixel = depth_m / 10 * 255.
@@ -41,23 +42,56 @@ def read_image(path: str | Path) -> np.ndarray:
     Raises
     ------
     ImageReadError
-        If the file is missing, empty, truncated or not an image.
+        If the file is missing, not a regular file, empty, truncated, not an image, or has
+        more pixels than ``--max-image-pixels`` (:mod:`depth_eval.guards`).
     """
     path = Path(path)
     # cv2.imread cannot take non-ASCII paths on every platform; decode from memory instead.
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        data = guards.read_regular(path)
     except OSError as error:
         raise ImageReadError(f"{path}: cannot read file ({error.strerror})") from None
-    if data.size == 0:
+    if not data:
         raise ImageReadError(f"{path}: file is empty")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    guards.check_image_size(path, data)  # from the header, before any pixel is decoded
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageReadError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
     return image
+
+
+# EXIF tag of the orientation (EXIF 2.3, tag 0x0112): 1 is upright; 5-8 swap width and height.
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(path: str | Path) -> int | None:
+    """The EXIF orientation a file carries (2-8), None when it has none or it is upright.
+
+    The pixels are read as stored, unrotated, as caffe.io did; this only explains a picture
+    that a viewer shows turned.
+    """
+    from PIL import Image
+
+    try:
+        with guards.open_regular(Path(path)) as stream, Image.open(stream) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION_TAG)
+    except Exception:  # no EXIF, or a format Pillow cannot open: nothing to say
+        return None
+    return orientation if isinstance(orientation, int) and 2 <= orientation <= 8 else None
+
+
+def exif_hint(*paths: str | Path) -> str:
+    """``"; X carries EXIF orientation 6 ..."`` for the first of ``paths`` that has one, else ""."""
+    for path in paths:
+        orientation = exif_orientation(path)
+        if orientation is not None:
+            return (f"; {Path(path).name} carries EXIF orientation {orientation}, which is not "
+                    "applied (pixels are read as stored, as the original did): rotate the file "
+                    "itself")
+    return ""
 
 
 def to_unit_float(image: np.ndarray) -> np.ndarray:

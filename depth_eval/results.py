@@ -114,14 +114,3 @@ class ResultsFiles:
             if name not in self.conflicts:
                 self.folder.write(name, data)
 
-
-def write_file(path: Path, data: bytes) -> list[str]:
-    """Write one file the user named, unless a file of that name exists that the tool did not write."""
-    try:
-        folder = OutputFolder(path.parent if str(path.parent) else Path("."))
-    except OSError as error:
-        return [f"{path}: cannot write ({error})"]
-    if folder.claim([path.name]):
-        return [f"{path}: exists and was not written by depth_eval; left untouched"]
-    folder.write(path.name, data)
-    return []

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import engines, gate, tasks
+from . import engines, gate, guards, per_image, tasks
 from .errors import UsageError
 from .ground_truth import GroundTruthSettings
 from .metric_keys import MetricKey, ranked
@@ -22,6 +22,8 @@ from .scoring import ScoringSettings
 
 # The results store's file in OUT_DIR when --store names none.
 STORE_NAME = "results.sqlite"
+# The --figures folder in OUT_DIR (tasks/depth.py, DepthTask.after_run).
+FIGURES_DIR = "figures"
 
 
 def abs_dir_of(out_dir: Path) -> Path:
@@ -39,6 +41,7 @@ class InputSettings:
     gt_dir: Path | None = None
     prototxt: Path | None = None   # --prototxt: the definition of snapshots without their own
     ground_truth: GroundTruthSettings = GroundTruthSettings()
+    max_image_pixels: int = guards.DEFAULT_MAX_IMAGE_PIXELS  # larger images are refused
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,21 @@ class OutputSettings:
     def abs_dir(self) -> Path:
         return abs_dir_of(self.out_dir)
 
+    def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
+        """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
+        itself, no --per-image file)."""
+        from .files import MANIFEST_NAME
+        from .results import RESULTS_CSV, RESULTS_JSON
+
+        names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
+                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"}
+        if self.figures:
+            names.add(FIGURES_DIR)
+        if (with_per_image and self.per_image is not None
+                and per_image.in_out_dir(self.per_image, self.out_dir)):
+            names.add(self.per_image.name)
+        return frozenset(names)
+
 
 @dataclass(frozen=True)
 class GateSettings:
@@ -105,7 +123,8 @@ class RunSettings:
             gt_dir=Path(args.gt_dir) if getattr(args, "gt_dir", None) is not None else None,
             prototxt=args.prototxt,
             ground_truth=GroundTruthSettings(getattr(args, "gt_encoding", "auto"),
-                                             getattr(args, "depth_scale", None)))
+                                             getattr(args, "depth_scale", None)),
+            max_image_pixels=getattr(args, "max_image_pixels", guards.DEFAULT_MAX_IMAGE_PIXELS))
         out_dir = Path(args.out_dir)
         engine = EngineSettings(name=args.engine, device=args.device,
                                 log_encoded=getattr(args, "log", False),
@@ -166,12 +185,17 @@ def _check_inputs(inputs: InputSettings) -> None:
     for label, path in folders.items():
         if path is None:
             continue
-        if not path.exists():
-            raise UsageError(f"{path}: {label} does not exist")
         if not path.is_dir():
-            raise UsageError(f"{path}: {label} is not a folder")
-    if inputs.prototxt is not None and not inputs.prototxt.is_file():
-        raise UsageError(f"{inputs.prototxt}: --prototxt file does not exist")
+            what = guards.describe(path)
+            raise UsageError(f"{path}: {label} does not exist" if what == "missing"
+                             else f"{path}: {label} is {what}, not a folder")
+    if inputs.prototxt is not None:
+        what = guards.describe(inputs.prototxt)
+        if what != "a regular file":
+            raise UsageError(f"{inputs.prototxt}: --prototxt file does not exist" if what == "missing"
+                             else f"{inputs.prototxt}: --prototxt is {what}, not a file")
+    if inputs.max_image_pixels < 1:
+        raise UsageError(f"--max-image-pixels must be at least 1, got {inputs.max_image_pixels}")
 
 
 def _check_engine(engine: EngineSettings) -> None:
@@ -204,6 +228,7 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
     if outputs.store is not None and outputs.store.is_dir():
         raise UsageError(f"{outputs.store}: --store is a folder; give the store's file "
                          f"(e.g. {outputs.store / STORE_NAME})")
+    per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
     if outputs.colormap:
         from .figures import check_colormap
 
@@ -231,6 +256,7 @@ def _gate(args, keys: list[MetricKey]) -> GateSettings:
     try:
         baseline = gate.load_results(baseline_path)
         rules = tuple(gate.parse_rule(text, directions) for text in fail_if)
+        gate.check_rules(rules, directions, baseline, baseline_path)
     except ValueError as error:
         raise UsageError(str(error)) from None
     return GateSettings(baseline_path, baseline, rules, best_key)

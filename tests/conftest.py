@@ -13,10 +13,12 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def user_cache(tmp_path, monkeypatch):
-    """The user cache (onnxruntime translations) in tmp_path: tests never touch ~/.cache."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    return tmp_path / "xdg-cache" / "depth_eval"
+def user_cache(tmp_path_factory, monkeypatch):
+    """The user cache (onnxruntime translations) in a folder of its own per test (beside, not
+    in, tmp_path, so a workspace holds only what the test made): tests never touch ~/.cache."""
+    home = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home / "depth_eval"
 
 
 @pytest.fixture

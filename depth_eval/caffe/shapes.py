@@ -247,3 +247,31 @@ def check_weights(net, weights) -> None:
             want = " + ".join("x".join(map(str, s)) for s in expected)
             got = " + ".join("x".join(map(str, s)) for s in found)
             raise ShapeError(f"layer '{name}' weights are {got}, the prototxt needs {want}")
+
+
+def check_weight_values(net, weights) -> None:
+    """Raise ShapeError naming the first layer the definition uses whose stored blobs hold
+    fewer or more values than their shape, or a NaN or infinite value.
+
+    OpenCV asserts on a short blob with a message that names no layer, and runs NaN or
+    infinite weights silently (every prediction then is NaN).
+    """
+    import numpy as np  # numpy only where weights are checked
+
+    used = {layer.name for layer in net.layer}
+    for layer in weights.layer:
+        if layer.name not in used:
+            continue
+        for index, blob in enumerate(layer.blobs):
+            values = blob.double_data if len(blob.double_data) else blob.data
+            shape = blob_shape(blob)
+            if len(values) != math.prod(shape):
+                raise ShapeError(f"layer '{layer.name}' blob {index} holds {len(values)} values, "
+                                 f"its shape {'x'.join(map(str, shape))} needs {math.prod(shape)}")
+            array = np.asarray(values, dtype=np.float64 if len(blob.double_data) else np.float32)
+            finite = np.isfinite(array)
+            if not finite.all():
+                bad = array[~finite]
+                kinds = " and ".join(sorted({"NaN" if np.isnan(v) else "infinite" for v in bad[:1000]}))
+                raise ShapeError(f"layer '{layer.name}' blob {index} holds {bad.size} {kinds} "
+                                 "value(s)")

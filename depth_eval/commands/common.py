@@ -9,6 +9,9 @@ from .. import engines
 
 # PNG strategies (depth_eval.pictures.PNG_STRATEGIES); listed here so --help needs no OpenCV.
 PNG_STRATEGY_NAMES = ("default", "rle")
+# depth_eval.guards.DEFAULT_MAX_IMAGE_PIXELS (the justification is there); here so --help
+# needs no numpy.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
 
 def comma_list(allowed):
@@ -35,6 +38,11 @@ def add_snapshot_folders(parser: argparse.ArgumentParser, ground_truth: bool,
     parser.add_argument("snapshots_dir", type=Path, metavar="SNAPSHOTS_DIR",
                         help="every *.caffemodel here is a snapshot; its definition is the same "
                              "stem with .prototxt")
+    parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                        metavar="N",
+                        help="refuse images with more pixels than this, read from the file's "
+                             "header before decoding (decompression bombs; default "
+                             f"{DEFAULT_MAX_IMAGE_PIXELS:,})")
 
 
 # --output-blob's help for the depth commands.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import guards
 from ..caffe import proto as caffe_proto, shapes as caffe_shapes
 from ..errors import CaffeFormatError, ShapeError, SnapshotError
 from ..metrics import LOG_ENCODING_SLOPE
@@ -192,7 +193,7 @@ class Engine:
             if extra.output_blob == self.info.output_blob:
                 raise SnapshotError(f"{self.prototxt}: blob '{extra.output_blob}' cannot be "
                                     "both outputs of a joint evaluation")
-        self.prototxt_sha256 = sha256_of(self.prototxt.read_bytes())
+        self.prototxt_sha256 = sha256_of(_read_bytes(self.prototxt))
         self.caffemodel_sha256 = ""
 
     def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
@@ -222,7 +223,7 @@ class Engine:
         """sha256 of the caffemodel, read in chunks (no copy of the file in memory)."""
         digest = hashlib.sha256()
         try:
-            with open(self.caffemodel, "rb") as stream:
+            with guards.open_regular(self.caffemodel) as stream:
                 for chunk in iter(lambda: stream.read(1 << 22), b""):
                     digest.update(chunk)
         except OSError as error:
@@ -231,8 +232,15 @@ class Engine:
         return self.caffemodel_sha256
 
     def read_weights(self):
-        """Parse and check the caffemodel (and hash it); returns the parsed NetParameter."""
+        """Parse and check the caffemodel (and hash it); returns the parsed NetParameter.
+
+        Refused with a SnapshotError naming the file: an empty file, one protobuf cannot
+        parse, weight shapes that do not fit the definition, blobs whose value count differs
+        from their shape, NaN or infinite weights (the layer named).
+        """
         model_bytes = _read_bytes(self.caffemodel)
+        if not model_bytes:
+            raise CaffeFormatError(f"{self.caffemodel}: caffemodel file is empty (0 bytes)")
         self.caffemodel_sha256 = sha256_of(model_bytes)
         weights = caffe_proto.NetParameter()
         try:
@@ -247,6 +255,10 @@ class Engine:
         except ShapeError as error:
             raise SnapshotError(f"{self.caffemodel}: does not match {self.prototxt.name}: "
                                 f"{error}") from None
+        try:
+            caffe_shapes.check_weight_values(self.definition, weights)
+        except ShapeError as error:
+            raise SnapshotError(f"{self.caffemodel}: {error}") from None
         return weights
 
     @property
@@ -273,6 +285,6 @@ class Engine:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return guards.read_regular(path)
     except OSError as error:
         raise SnapshotError(f"{path}: cannot read ({error.strerror})") from None

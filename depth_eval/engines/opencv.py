@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -29,6 +30,18 @@ class OpenCVEngine(Engine):
             self._net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
         except cv2.error as error:
             raise SnapshotError(f"{self.caffemodel}: OpenCV cannot load it: "
+                                f"{_cv_message(error)}") from None
+        try:
+            # Creates every layer now (OpenCV defers it to the first forward pass), so a layer
+            # type OpenCV lacks is reported at load, naming the layer, and not per image.
+            self._net.getMemoryConsumption(tuple(self.input_shape))
+        except cv2.error as error:
+            unknown = _UNKNOWN_LAYER.search(str(error))
+            if unknown:
+                raise SnapshotError(f"{self.prototxt}: layer '{unknown[1]}' has type "
+                                    f"'{unknown[2]}', which OpenCV's dnn module cannot "
+                                    "run") from None
+            raise SnapshotError(f"{self.prototxt}: OpenCV cannot run this network: "
                                 f"{_cv_message(error)}") from None
         self._output_layer = opencv_layer_for_blob(self._net, self.info, str(self.prototxt))
         # Every output layer of a multi-output pass, the first first (net.forward(names)).
@@ -64,7 +77,16 @@ def opencv_layer_for_blob(net, info: NetworkInfo, source: str) -> str:
     raise SnapshotError(f"{source}: OpenCV has no layer writing blob '{info.output_blob}'")
 
 
+# OpenCV's message for a layer type its Caffe importer has no implementation of.
+_UNKNOWN_LAYER = re.compile(r'Can\'t create layer "([^"]*)" of type "([^"]*)"')
+# OpenCV's exception text: "OpenCV(4.x) FILE:LINE: error: (-N:KIND) MESSAGE in function 'F'".
+_CV_ERROR = re.compile(r"error: \(-?\d+:[^)]*\) (.*?)(?: in function '[^']*')?$")
+
+
 def _cv_message(error: cv2.error) -> str:
-    """The useful last line of an OpenCV exception."""
+    """The useful part of an OpenCV exception's last line (no version, source file or code)."""
     text = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+    match = _CV_ERROR.search(text)
+    if match:
+        return match[1]
     return text.split(") ", 1)[-1] if text.startswith("OpenCV(") else text

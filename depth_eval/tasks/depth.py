@@ -74,7 +74,8 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
         raise ImageError(
             f"{pair.depth_path}: ground truth is {width}x{height} but input "
             f"{pair.color_path.name} is {color.shape[1]}x{color.shape[0]} (aspect ratios differ "
-            f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)")
+            f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)"
+            + io.exif_hint(pair.color_path, pair.depth_path))
     rgb = io.resize_bilinear(io.as_rgb(io.color_to_unit(color, pair.color_path)), input_hw)
     unit, gt_m = truth.on_thesis_grid()
     return Prepared(pair, io.to_network_blob(rgb),
