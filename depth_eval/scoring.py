@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics, standard_metrics
+from . import alignments, metrics, standard_metrics
 from .metric_keys import NO_ALIGNMENT, SCALE_NAME, MetricKey, keyed
 
 # Alignments whose fitted scale is recorded per image (``median/scale``) and summarised.
@@ -144,7 +144,7 @@ def _fit(prediction_m, gt_m, mask, align: str) -> tuple[np.ndarray | None, float
     if align == NO_ALIGNMENT:
         return prediction_m, math.nan
     try:
-        aligned, scale, _ = standard_metrics.align_prediction(prediction_m, gt_m, mask, align)
+        aligned, scale, _ = alignments.align_prediction(prediction_m, gt_m, mask, align)
     except ValueError:
         return None, math.nan
     return aligned, math.nan if scale is None else float(scale)
@@ -189,7 +189,7 @@ def summarise(per_image: list[dict[MetricKey, float]]) -> dict[MetricKey, float]
     for key in per_image[0] if per_image else ():
         values = np.array([values[key] for values in per_image], dtype=np.float64)
         if key.name == SCALE_NAME:
-            median, spread = standard_metrics.scale_summary(values)
+            median, spread = alignments.scale_summary(values)
             summary[MetricKey(key.align, f"{SCALE_NAME}_median")] = median
             summary[MetricKey(key.align, f"{SCALE_NAME}_std")] = spread
         else:

@@ -23,7 +23,7 @@ from depth_eval.errors import EXIT_PARTIAL, ImageError
 from depth_eval.ground_truth import GroundTruthSettings, load_ground_truth
 from depth_eval.metric_keys import MetricKey
 from depth_eval.settings import EngineSettings
-from depth_eval.standard_metrics import ALIGNMENTS
+from depth_eval.alignments import ALIGNMENTS
 from helpers import GLOBAL, GOLDEN_E2E, GOOD, STEMS, evaluate, make_workspace, results
 
 import oracles

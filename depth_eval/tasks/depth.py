@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import discover, gt_encoding, io, metrics, pictures, scoring, standard_metrics
+from .. import alignments, discover, gt_encoding, io, metrics, pictures, scoring, standard_metrics
 from ..engines.base import DEPTH_OUTPUT
 from ..errors import ImageError, SnapshotError, UsageError
 from ..files import OutputFolder
@@ -92,7 +92,7 @@ def fitted_picture(prediction: np.ndarray, gt_unit: np.ndarray,
         return metrics.mvn_fit(prediction, gt_unit)
     if not pixels.any():
         return np.zeros_like(prediction)
-    fitted = standard_metrics.align_mvn(prediction, gt_unit, mask=pixels)
+    fitted = alignments.align_mvn(prediction, gt_unit, mask=pixels)
     return fitted.astype(np.float32)
 
 
