@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .files import write_atomic
+
 __all__ = ["BlobCache", "default_cache_dir", "parse_size", "DEFAULT_MAX_BYTES"]
 
 # A translated thesis network is ~280 MB: room for a few snapshots' translations.
@@ -149,19 +151,8 @@ class BlobCache:
         path = self.path_of(key)
         if path is None or not self.writable or len(data) > self.max_bytes:
             return None
-        temp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                with os.fdopen(handle, "wb") as stream:
-                    stream.write(data)
-                os.replace(temp, path)
-            except BaseException:
-                try:
-                    os.unlink(temp)
-                except OSError:
-                    pass
-                raise
+            write_atomic(path, data)
             self._touch(path)
             self.evict(keep=path)
         except OSError as error:
@@ -230,6 +221,11 @@ class BlobCache:
             os.utime(path, ns=(now, now))
         except OSError:
             pass  # a read-only cache still serves its entries
+
+    def failed(self, error: OSError) -> None:
+        """A write made outside :meth:`put` (a writer that streams its own files) failed: the
+        cache is not written any more, as after a failed ``put`` (said once)."""
+        self._disable(self._describe(error))
 
     def _describe(self, error: OSError) -> str:
         return f"{error.filename or self.directory}: {error.strerror or error}"

@@ -6,8 +6,8 @@ error the tool reports (:class:`~depth_eval.errors.DepthEvalError`) becomes one 
 and its exit status here, and only here:
 
 0 every snapshot and image was evaluated; 1 something was skipped (the message says what and
-why); 2 nothing could be evaluated, or the run cannot be trusted; 3 a --fail-if rule broke;
-130 interrupted.
+why); 2 nothing could be evaluated, or the run cannot be trusted (or an output could not be
+written); 3 a --fail-if rule broke; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import signal
 import sys
+import threading
 
 from . import __version__, commands
 from .errors import EXIT_INTERRUPTED, EXIT_NOTHING, DepthEvalError, exit_status_of
@@ -43,6 +45,8 @@ def keep_freed_memory() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES)
     mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES)
+# SIGTERM, as a shell reports a process it ended (128 + 15).
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def _command_parser(name: str, prog: str | None = None,
@@ -101,11 +105,15 @@ def main(argv: list[str] | None = None, prog: str | None = None,
     timings.start()
     console = Console(quiet=getattr(args, "quiet", False))
     module = commands.load(args.command)
+    previous = _catch_sigterm()
     try:
         return module.run(module.settings_from_args(args), console)
     except DepthEvalError as error:
         console.error(str(error))
         return exit_status_of(error)
+    except Terminated:
+        console.error("terminated")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         console.error("interrupted")
         return EXIT_INTERRUPTED
@@ -117,11 +125,35 @@ def main(argv: list[str] | None = None, prog: str | None = None,
         return EXIT_NOTHING
     finally:
         timings.report()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C: the file being written is removed and the
+    results written so far stay (the default action would kill the process mid-write)."""
+
+
+def _raise_terminated(_signum, _frame):
+    raise Terminated()
+
+
+def _catch_sigterm():
+    """Turn SIGTERM into :class:`Terminated` while a command runs; the previous handler, or
+    None where no handler can be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def test_depth_main() -> int:
     """``test_depth.py``: the original's positional form (evaluate only)."""
     return main(prog="test_depth.py", only="evaluate")
+
+
+def test_grad_main() -> int:
+    """``test_grad.py``: the original's positional form (the gradient evaluation only)."""
+    return main(prog="test_grad.py", only="gradients")
 
 
 if __name__ == "__main__":

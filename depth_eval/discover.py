@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +20,13 @@ GROUND_TRUTH_SUFFIX = "_depth"
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One trained snapshot: its name (the caffemodel's stem) and its two files."""
+    """One trained snapshot: its name (the caffemodel's stem) and its two files; ``problem``
+    says why it cannot be evaluated, found before any work (a name that is not usable)."""
 
     name: str
     caffemodel: Path
     prototxt: Path | None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,20 +52,36 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def find_snapshots(snapshots_dir: Path, shared_prototxt: Path | None = None) -> list[Snapshot]:
+def find_snapshots(snapshots_dir: Path, shared_prototxt: Path | None = None,
+                   reserved=frozenset()) -> list[Snapshot]:
     """Every ``*.caffemodel`` in ``snapshots_dir``, sorted by name, with its deploy definition.
 
     The definition is the caffemodel's stem with ``.prototxt``; snapshots without one use
-    ``shared_prototxt`` (``--prototxt``), or have ``prototxt=None``.
+    ``shared_prototxt`` (``--prototxt``), or have ``prototxt=None``.  Anything named
+    ``X.prototxt`` counts as the snapshot's own (a broken link or a FIFO is then reported for
+    what it is, not as missing).  A snapshot whose name cannot be a folder of its own in OUT_DIR
+    (``.``, ``..``, one of ``reserved``, control characters) gets a ``problem``.
     """
     snapshots = []
     for caffemodel in sorted(snapshots_dir.iterdir(), key=lambda p: p.name):
         if caffemodel.suffix != ".caffemodel" or caffemodel.is_dir():
             continue
         own = caffemodel.with_suffix(".prototxt")
-        prototxt = own if own.is_file() else shared_prototxt
-        snapshots.append(Snapshot(caffemodel.stem, caffemodel, prototxt))
+        prototxt = own if os.path.lexists(own) else shared_prototxt
+        snapshots.append(Snapshot(caffemodel.stem, caffemodel, prototxt,
+                                  name_problem(caffemodel.stem, reserved)))
     return snapshots
+
+
+def name_problem(name: str, reserved=frozenset()) -> str | None:
+    """Why a snapshot named ``name`` cannot have the folder OUT_DIR/name, or None."""
+    if name in (".", ".."):
+        return f"snapshot name {name!r} would write outside its own folder of OUT_DIR"
+    if name in reserved:
+        return f"snapshot name {name!r} is the name of one of the tool's own outputs in OUT_DIR"
+    if any(not (c.isprintable() or c == " ") for c in name):
+        return "snapshot name has control characters (it would break the printed rankings)"
+    return None
 
 
 def _by_stem(directory: Path, suffix: str, extensions=IMAGE_EXTENSIONS):

@@ -41,10 +41,14 @@ class UnitRun:
 
 def engine_description(engine) -> dict:
     """The facts results.json records about a loaded engine."""
-    return {"engine": engine.engine, "output_blob": engine.output_blob,
-            "input_name": engine.input_name, "input_size": list(engine.input_hw),
-            "prototxt_sha256": engine.prototxt_sha256,
-            "caffemodel_sha256": engine.caffemodel_sha256}
+    description = {"engine": engine.engine, "output_blob": engine.output_blob,
+                   "input_name": engine.input_name, "input_size": list(engine.input_hw),
+                   "prototxt_sha256": engine.prototxt_sha256,
+                   "caffemodel_sha256": engine.caffemodel_sha256}
+    extra_blobs = list(engine.output_blobs[1:])
+    if extra_blobs:  # a joint evaluation's further outputs
+        description["extra_output_blobs"] = extra_blobs
+    return description
 
 
 class LocalExecutor:
@@ -68,13 +72,14 @@ class LocalExecutor:
         self.open_engine, self.start_work = open_engine, start_work
         self.jobs, self.batch_size = jobs, batch_size
 
-    def run(self, unit: Unit, on_item: Callable[[str], None] | None = None) -> UnitRun:
-        """Load the unit's snapshot and run it over the unit's images."""
+    def run(self, unit: Unit, on_item: Callable[[str], None] | None = None,
+            on_result: Callable | None = None) -> UnitRun:
+        """Load the unit's snapshot and run it over the unit's images (see :func:`run_items`)."""
         engine = self.open_engine(unit.snapshot)
         try:
             work = self.start_work(unit.snapshot.name, list(unit.items))
             run = run_items(engine, work, unit.items, jobs=self.jobs,
-                            batch_size=self.batch_size, on_item=on_item)
+                            batch_size=self.batch_size, on_item=on_item, on_result=on_result)
             run.engine = engine_description(engine)
             return run
         finally:
@@ -82,8 +87,14 @@ class LocalExecutor:
 
 
 def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int = 1,
-              on_item: Callable[[str], None] | None = None) -> UnitRun:
-    """One loaded engine over ``items`` with the task's per-snapshot ``work``."""
+              on_item: Callable[[str], None] | None = None,
+              on_result: Callable | None = None) -> UnitRun:
+    """One loaded engine over ``items`` with the task's per-snapshot ``work``.
+
+    ``on_item(stem)`` is called for every item done, ``on_result(item, result)`` for every
+    item that gave a result, both in the items' order on the calling thread, after the task's
+    ``finish`` returned (its files are written).
+    """
     started = time.perf_counter()
     first = [True]
 
@@ -94,6 +105,8 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
         if first[0]:  # allocates the network's buffers (DEPTH_EVAL_TIMINGS)
             first[0] = False
             timings.add("first forward", time.perf_counter() - began)
+        if isinstance(output, tuple):  # several outputs: each image gets a tuple of maps
+            return [engine.decode_outputs(output, i) for i in range(len(blobs))]
         return [engine.decode(output[i:i + 1]) for i in range(len(blobs))]
 
     outcomes = stream(list(items), lambda item: work.prepare(item, engine.input_hw), forward,
@@ -105,6 +118,8 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
             run.skipped[path.name] = str(result)
         else:
             run.results.append(result)
+            if on_result is not None:
+                on_result(item, result)
         if on_item is not None:
             on_item(path.stem)
     run.seconds = time.perf_counter() - started
@@ -123,7 +138,8 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
     only for an engine whose forward pass may run concurrently).  The network never waits for
     file I/O, and the items in flight are bounded, so memory does not grow with their number.
     Yields ``(item, result)`` in the items' order; an ImageError or OSError raised for one item
-    is yielded as its result.
+    is yielded as its result.  Any other error (an OutputError: the disk is full) stops the
+    stream: it is raised, and the items not started are dropped.
     """
     lookahead = max(2, 2 * jobs, 2 * batch_size * forward_workers)
 
@@ -138,8 +154,9 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
         except (ImageError, OSError) as error:
             return error
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval") as pool, \
-            ThreadPoolExecutor(max_workers=forward_workers, thread_name_prefix="forward") as nets:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="depth_eval")
+    nets = ThreadPoolExecutor(max_workers=forward_workers, thread_name_prefix="forward")
+    try:
         loading: deque = deque()
         finishing: deque = deque()
         batch: list = []
@@ -189,6 +206,11 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
         while finishing:
             item, done = finishing.popleft()
             yield item, outcome(done)
+    finally:
+        # Stopped early (Ctrl-C, SIGTERM, an output that cannot be written): the work queued
+        # is dropped, only what is running finishes; after a full run nothing is queued.
+        nets.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _copy_outcome(source: Future, target: Future) -> None:

@@ -2,28 +2,26 @@
 
 Rules (``--fail-if``) read ``METRIC>+N`` / ``METRIC>+N%`` ("fail if METRIC rose by more than N,
 absolute or relative to the baseline") and ``METRIC<-N`` / ``METRIC<-N%`` ("fail if it fell by
-more than N").  Snapshots are matched by name.  Pure functions over the parsed results.json
-dictionaries (layout in README.md), apart from :func:`load_results`.
+more than N").  Snapshots are matched by name.  The gate never passes quietly: a rule that
+cannot be checked for a snapshot of the baseline (the snapshot gone from this run, skipped, the
+metric missing or NaN on either side) is a violation saying why; a snapshot of this run without
+an evaluated baseline row is "new" (:func:`new_snapshots`), shown as such and not checked.
+Pure functions over the parsed results.json dictionaries (layout in README.md); reading and
+checking the baseline file is :mod:`depth_eval.baseline` (:func:`load_results`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
+from .baseline import (READABLE_SCHEMA_VERSIONS, SUPPORTED_SCHEMA_VERSION,  # noqa: F401
+                       check_results as _check_results, load_results, upgrade_results)
 from .console import one_line
 from .tables import render
 
-# The results.json layout this module reads (report.RESULTS_SCHEMA_VERSION when written).
-SUPPORTED_SCHEMA_VERSION = 2
-# Older layouts load_results converts: 1 stored ALIGN/scale_std as std(scales), not relative.
-READABLE_SCHEMA_VERSIONS = (1, SUPPORTED_SCHEMA_VERSION)
-# Per-image scale summaries (pipeline: "median/scale" -> "median/scale_median", ".._std").
-_SCALE_STD_SUFFIX = "/scale_std"
-_SCALE_MEDIAN_SUFFIX = "/scale_median"
 # Digits of metric values in comparison_table (report.format_table prints 4 as well).
 VALUE_DECIMALS = 4
 # Digits of the relative change (percent) in comparison_table.
@@ -136,67 +134,42 @@ def relative_change_percent(baseline_value: float, current_value: float) -> floa
     return difference / abs(baseline_value) * 100.0
 
 
-def load_results(path: str | Path) -> dict:
-    """Read a results.json, check its layout and bring it to the current schema version.
+def check_rules(rules: Iterable[Rule], run_metrics: Iterable[str], baseline: Mapping,
+                baseline_name: str | Path = "baseline") -> None:
+    """Refuse, before any work, rules the gate could never check.
 
-    A version-1 document (ALIGN/scale_std then held ``std(scales)``) is returned as version 2
-    (see :func:`upgrade_results`), so a baseline from an older run compares like with like.
+    A rule's metric must be one this run computes (``run_metrics``: its ``--metrics`` and
+    ``--align``) and one that at least one evaluated snapshot of the baseline holds.
 
     Raises
     ------
     ValueError
-        One line naming the file: unreadable, not JSON, no ``snapshots`` object, or a
-        ``schema_version`` this gate cannot read.
+        One line naming the rule (and the baseline file) and the metrics there are.
     """
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read file ({error.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a JSON file ({error})") from None
-    _check_results(document, str(path))
-    return upgrade_results(document)
+    run_metrics = list(run_metrics)
+    held = _all_metrics({name: entry for name, entry in baseline["snapshots"].items()
+                         if _has_row(entry)})
+    for rule in rules:
+        if rule.metric not in run_metrics:
+            raise ValueError(f"--fail-if {rule.text!r}: {rule.metric!r} is not a metric of this "
+                             f"run (--metrics and --align choose them: {', '.join(run_metrics)})")
+        if rule.metric not in held:
+            raise ValueError(f"{baseline_name}: no evaluated snapshot of the baseline has "
+                             f"{rule.metric!r}, so --fail-if {rule.text!r} cannot be checked "
+                             f"(its metrics: {', '.join(sorted(held)) or 'none'})")
 
 
-def upgrade_results(document: Mapping) -> dict:
-    """A version-1 results.json document as version 2; other versions unchanged.
-
-    Version 1 stored ``ALIGN/scale_std = std(scales)``; version 2 stores monodepth2's
-    ``std(scales / median(scales))``, which is the old value over ``abs(ALIGN/scale_median)``
-    (NaN where that median is 0 or missing).
-    """
-    if document.get("schema_version", 1) != 1:
-        return dict(document)
-    snapshots = {}
-    for name, entry in document["snapshots"].items():
-        metrics = (entry or {}).get("metrics")
-        if isinstance(metrics, Mapping):
-            entry = dict(entry, metrics={key: _relative_scale_std(metrics, key, value)
-                                         for key, value in metrics.items()})
-        snapshots[name] = entry
-    return dict(document, schema_version=SUPPORTED_SCHEMA_VERSION, snapshots=snapshots)
+def _has_row(entry: Mapping | None) -> bool:
+    """Whether a baseline entry is an evaluated snapshot (one the rules compare against)."""
+    return entry is not None and entry.get("status", "evaluated") == "evaluated"
 
 
-def _relative_scale_std(metrics: Mapping, key: str, value):
-    if not key.endswith(_SCALE_STD_SUFFIX):
-        return value
-    median = metrics.get(key[: -len(_SCALE_STD_SUFFIX)] + _SCALE_MEDIAN_SUFFIX)
-    try:
-        median, value = abs(float(median)), float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return value / median if median > 0 else math.nan
-
-
-def _check_results(document, name: str) -> Mapping[str, Mapping]:
-    if not isinstance(document, Mapping) or not isinstance(document.get("snapshots"), Mapping):
-        raise ValueError(f"{name}: not a depth_eval results.json (no 'snapshots' object)")
-    version = document.get("schema_version", 1)
-    if version not in READABLE_SCHEMA_VERSIONS:
-        raise ValueError(f"{name}: results.json schema_version {version!r}; this gate reads "
-                         f"versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
-    return document["snapshots"]
+def new_snapshots(current: Mapping, baseline: Mapping) -> list[str]:
+    """Snapshots of the current run without an evaluated row in the baseline, in name order:
+    nothing to compare them with, so the gate shows them as "new" and checks nothing."""
+    current_snaps = _check_results(current, "current results")
+    baseline_snaps = _check_results(baseline, "baseline results")
+    return sorted(name for name in current_snaps if not _has_row(baseline_snaps.get(name)))
 
 
 def _metric_value(entry: Mapping | None, metric: str) -> float | None:
@@ -225,16 +198,17 @@ def unmatched(current: Mapping, baseline: Mapping) -> Unmatched:
 
 
 def compare(current: Mapping, baseline: Mapping, rules: Iterable[Rule]) -> list[Violation]:
-    """Check every rule on every snapshot found in both runs.
+    """Check every rule on every snapshot the baseline evaluated.
 
-    For each snapshot and rule, with the baseline value ``b`` and current value ``c``:
+    For each such snapshot and rule, with the baseline value ``b`` and current value ``c``:
 
-    - ``b`` missing or NaN: nothing to compare, no violation;
-    - ``c`` missing (snapshot skipped, metric gone) or NaN while ``b`` is a number: a violation
-      with ``current_value`` and ``change`` NaN;
+    - the snapshot is not in this run (renamed, removed): a violation;
+    - ``b`` missing or NaN: the rule cannot be checked, a violation saying so;
+    - ``c`` missing (snapshot skipped, metric gone) or NaN: a violation with ``current_value``
+      and ``change`` NaN;
     - otherwise a violation when ``rule.change(b, c)`` passes the rule's limit.
 
-    Snapshots in only one run are not checked: see :func:`unmatched`.
+    Snapshots without an evaluated baseline row are new (:func:`new_snapshots`): not checked.
 
     Parameters
     ----------
@@ -261,18 +235,27 @@ def compare(current: Mapping, baseline: Mapping, rules: Iterable[Rule]) -> list[
             raise ValueError(f"--fail-if rule {rule.text!r}: metric {rule.metric!r} is in neither "
                              f"results.json (metrics: {', '.join(sorted(known)) or 'none'})")
     violations = []
-    for name in sorted(set(current_snaps) & set(baseline_snaps)):
+    for name in sorted(baseline_snaps):
+        if not _has_row(baseline_snaps[name]):
+            continue
         for rule in rules:
-            violation = _check(name, rule, current_snaps[name], baseline_snaps[name])
+            violation = _check(name, rule, current_snaps.get(name), baseline_snaps[name])
             if violation is not None:
                 violations.append(violation)
     return violations
 
 
-def _check(name: str, rule: Rule, current_entry: Mapping, baseline_entry: Mapping) -> Violation | None:
+def _check(name: str, rule: Rule, current_entry: Mapping | None,
+           baseline_entry: Mapping) -> Violation | None:
     base = _metric_value(baseline_entry, rule.metric)
     if base is None or math.isnan(base):
-        return None
+        state = "missing" if base is None else "not a number"
+        return Violation(name, rule.metric, math.nan, math.nan, math.nan, rule.text,
+                         f"{rule.metric} is {state} in the baseline: the rule cannot be checked")
+    if current_entry is None:
+        return Violation(name, rule.metric, base, math.nan, math.nan, rule.text,
+                         f"snapshot not in this run (renamed or removed?; baseline "
+                         f"{rule.metric} {base:g}): the rule cannot be checked")
     cur = _metric_value(current_entry, rule.metric)
     if cur is None or math.isnan(cur):
         if cur is None:
@@ -306,7 +289,8 @@ def comparison_table(current: Mapping, baseline: Mapping, metrics: Iterable[str]
         A GitHub Markdown table (header row, ``| --- |`` separator, numbers right-aligned)
         instead of a plain table aligned with spaces.
     violations : iterable of Violation, optional
-        Adds a ``check`` column: ``FAIL`` on the rows with a violation, ``ok`` elsewhere.
+        Adds a ``check`` column: ``FAIL`` on the rows with a violation, ``new`` on the rows of
+        snapshots without an evaluated baseline row (:func:`new_snapshots`), ``ok`` elsewhere.
 
     Returns
     -------
@@ -319,6 +303,7 @@ def comparison_table(current: Mapping, baseline: Mapping, metrics: Iterable[str]
     baseline_snaps = _check_results(baseline, "baseline results")
     metrics = list(metrics)
     failed = None if violations is None else {(v.snapshot, v.metric) for v in violations}
+    new = set(new_snapshots(current, baseline))
     headers = ["snapshot", "metric", "baseline", "current", "change"]
     if failed is not None:
         headers.append("check")
@@ -328,10 +313,10 @@ def comparison_table(current: Mapping, baseline: Mapping, metrics: Iterable[str]
         for metric in metrics:
             base = _metric_value(baseline_snaps.get(name), metric)
             cur = _metric_value(current_snaps.get(name), metric)
-            row = [one_line(name), metric, _format_value(base), _format_value(cur),
+            row = [one_line(name), one_line(metric), _format_value(base), _format_value(cur),
                    _format_change(base, cur)]
             if failed is not None:
-                row.append("FAIL" if (name, metric) in failed else "ok")
+                row.append("FAIL" if (name, metric) in failed else "new" if name in new else "ok")
             rows.append(row)
     numeric = [False, False, True, True, True, False][:len(headers)]
     return render(headers, rows, numeric, markdown, gap="  ", underline=True)

@@ -44,10 +44,9 @@ def ground_truth_gradients(gt_unit: np.ndarray) -> np.ndarray:
     ----------
     gt_unit : ndarray
         H x W ground truth in the thesis' [0, 1] units (depth / 10; no x10, SPEC-grad.md
-        section 3).  The evaluation passes :data:`GT_SHAPE` (320 x 420), the map made by
-        ``io.read_image``, ``io.to_unit_float``, ``io.as_gray`` and ``io.resize_bilinear``
-        (or the depth task's prepared ``ground_truth``); any H, W >= 3 works.  Cast to
-        float32 first, as Caffe's input blob.
+        section 3).  The evaluation passes :data:`GT_SHAPE` (320 x 420): the depth task's
+        prepared ``ground_truth`` (channel 1 of the file, resized bilinearly as
+        ``caffe.io.resize``); any H, W >= 3 works.  Cast to float32 first, as Caffe's input blob.
 
     Returns
     -------

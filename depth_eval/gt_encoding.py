@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import png
 
+from . import guards
 from .io import THESIS_DEPTH_RANGE_M
 from .files import write_atomic
 
@@ -97,11 +98,12 @@ def read_depth_m(path: str | Path, encoding: str = "auto",
         raise ValueError(f"depth scale must be a positive number of metres per unit, got {depth_scale}")
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = guards.read_regular(path)
     except OSError as error:
         raise ValueError(f"{path}: cannot read file ({error.strerror})") from None
     if not data:
         raise ValueError(f"{path}: file is empty")
+    guards.check_image_size(path, data)
 
     is_npy = data.startswith(NPY_MAGIC)
     if path.suffix.lower() == ".npy" and not is_npy:

@@ -20,6 +20,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from .guards import open_regular
+
 __all__ = ["file_sha256", "FileHasher"]
 
 # Read files in 1 MiB pieces: no whole caffemodel in memory, few system calls.
@@ -38,7 +40,7 @@ def _signature(status: os.stat_result) -> tuple[int, int, int, int]:
 def _hash_open(path) -> tuple[str, tuple[int, int, int, int] | None]:
     """sha256 of the file and its stat signature, or None if it changed while being read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
+    with open_regular(path) as stream:  # a FIFO would block the run forever
         before = _signature(os.fstat(stream.fileno()))
         for piece in iter(lambda: stream.read(CHUNK_BYTES), b""):
             digest.update(piece)

@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ImageReadError  # noqa: F401 (raised here, caught by callers)
+from . import guards
+from .errors import ImageError, ImageReadError
 
 # Thesis ground-truth encoding: an 8-bit PNG with pixel = depth_m / 10 * 255.
 THESIS_DEPTH_RANGE_M = 10.0
@@ -41,17 +42,19 @@ def read_image(path: str | Path) -> np.ndarray:
     Raises
     ------
     ImageReadError
-        If the file is missing, empty, truncated or not an image.
+        If the file is missing, not a regular file, empty, truncated, not an image, or has
+        more pixels than ``--max-image-pixels`` (:mod:`depth_eval.guards`).
     """
     path = Path(path)
     # cv2.imread cannot take non-ASCII paths on every platform; decode from memory instead.
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        data = guards.read_regular(path)
     except OSError as error:
         raise ImageReadError(f"{path}: cannot read file ({error.strerror})") from None
-    if data.size == 0:
+    if not data:
         raise ImageReadError(f"{path}: file is empty")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    guards.check_image_size(path, data)  # from the header, before any pixel is decoded
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageReadError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
     if image.ndim == 3:
@@ -60,11 +63,69 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
+# EXIF tag of the orientation (EXIF 2.3, tag 0x0112): 1 is upright; 5-8 swap width and height.
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(path: str | Path) -> int | None:
+    """The EXIF orientation a file carries (2-8), None when it has none or it is upright.
+
+    The pixels are read as stored, unrotated, as caffe.io did; this only explains a picture
+    that a viewer shows turned.
+    """
+    from PIL import Image
+
+    try:
+        with guards.open_regular(Path(path)) as stream, Image.open(stream) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION_TAG)
+    except Exception:  # no EXIF, or a format Pillow cannot open: nothing to say
+        return None
+    return orientation if isinstance(orientation, int) and 2 <= orientation <= 8 else None
+
+
+def exif_hint(*paths: str | Path) -> str:
+    """``"; X carries EXIF orientation 6 ..."`` for the first of ``paths`` that has one, else ""."""
+    for path in paths:
+        orientation = exif_orientation(path)
+        if orientation is not None:
+            return (f"; {Path(path).name} carries EXIF orientation {orientation}, which is not "
+                    "applied (pixels are read as stored, as the original did): rotate the file "
+                    "itself")
+    return ""
+
+
 def to_unit_float(image: np.ndarray) -> np.ndarray:
     """Scale integer pixels to float32 in [0, 1] by the dtype's range (skimage.img_as_float)."""
     if np.issubdtype(image.dtype, np.integer):
         return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
     return image.astype(np.float32)
+
+
+def color_to_unit(image: np.ndarray, path: str | Path) -> np.ndarray:
+    """A colour input as float32 in [0, 1] (:func:`to_unit_float`), refusing a floating-point
+    image whose samples are not all in [0, 1].
+
+    caffe.io.load_image keeps float samples as they are, so a float TIFF holding 0-255 would
+    reach the network 255 times too bright (RMSE 41 m instead of 1 m, measured).  Such a file
+    is refused rather than rescaled: 0-255, 0-65535 or HDR radiance cannot be told apart.
+
+    Raises
+    ------
+    ImageError
+        One line naming the file and the range found.
+    """
+    unit = to_unit_float(image)
+    if image.dtype.kind == "f":
+        finite = np.isfinite(unit)
+        if not finite.all():
+            raise ImageError(f"{path}: floating-point colour input with NaN or inf samples; "
+                             "expected values in [0, 1]")
+        low, high = float(unit.min()), float(unit.max())
+        if low < 0.0 or high > 1.0:
+            raise ImageError(f"{path}: floating-point colour input with values in [{low:g}, "
+                             f"{high:g}]; expected [0, 1] (an 8-bit picture stored as float? "
+                             "save it as 8-bit, or divide it by 255)")
+    return unit
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -110,7 +171,7 @@ def resize_bilinear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def load_color_input(path: str | Path, input_hw: tuple[int, int]) -> np.ndarray:
     """Load a colour input, resized to the network's H x W, as float32 RGB in [0, 1]."""
-    return resize_bilinear(as_rgb(to_unit_float(read_image(path))), input_hw)
+    return resize_bilinear(as_rgb(color_to_unit(read_image(path), path)), input_hw)
 
 
 def to_network_blob(rgb_unit: np.ndarray) -> np.ndarray:

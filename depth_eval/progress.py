@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from .console import one_line
+
 # Seconds between plain progress lines when stderr is not a terminal (CI logs).
 PLAIN_INTERVAL_S = 10.0
 
@@ -26,14 +28,15 @@ class Progress:
         self.stream = stream or sys.stderr
         if mode == "auto":
             mode = "bar" if self.stream.isatty() else "plain"
-        self.mode, self.label, self.total = mode, label, total
+        # One line each: a name with a newline would split the bar or the log line.
+        self.mode, self.label, self.total = mode, one_line(label), total
         self.done = 0
         self.started = self._last_line = time.monotonic()
         self._bar = None
         if mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=label, unit="img", file=self.stream,
+            self._bar = tqdm(total=total, desc=self.label, unit="img", file=self.stream,
                              dynamic_ncols=True, leave=True)
 
     def update(self, _stem: str = "") -> None:

@@ -9,7 +9,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__, report
+from . import __version__, report, scoring
 from .files import OutputFolder
 from .metric_keys import as_text
 
@@ -38,15 +38,22 @@ class Tally:
     kept: dict = dataclasses.field(default_factory=dict)        # stem -> snapshot -> kept data
     started: float = dataclasses.field(default_factory=time.time)
 
-    def record(self, name: str, entry: dict, run, summary: dict) -> None:
-        """A snapshot's run: its entry, means and the results the task kept."""
+    def record(self, name: str, entry: dict, run, summary: dict, reused: int = 0) -> None:
+        """A snapshot's run: its entry, means and the results the task kept; ``reused`` of
+        its results came from the results store, the others were computed by this run."""
         entry.update(images_skipped=dict(self.bad_images), images_evaluated=len(run.results),
+                     images_reused=reused, images_computed=len(run.results) - reused,
                      seconds=round(run.seconds, 3))
         if not run.results:
             entry["error"] = "no image could be evaluated"
             return
         entry["status"] = "evaluated"
         entry["metrics"] = as_text(summary)
+        # A mean is over the images where its metric is defined; say so where that is fewer.
+        counts = scoring.defined_counts([result.metrics for result in run.results])
+        fewer = {key: n for key, n in counts.items() if n != len(run.results)}
+        if fewer:
+            entry["metric_images"] = as_text(fewer)
         entry["per_image"] = {r.stem: as_text(r.metrics) for r in run.results}
         self.means[name] = summary
         self.images[name] = len(run.results)
@@ -107,14 +114,3 @@ class ResultsFiles:
             if name not in self.conflicts:
                 self.folder.write(name, data)
 
-
-def write_file(path: Path, data: bytes) -> list[str]:
-    """Write one file the user named, unless a file of that name exists that the tool did not write."""
-    try:
-        folder = OutputFolder(path.parent if str(path.parent) else Path("."))
-    except OSError as error:
-        return [f"{path}: cannot write ({error})"]
-    if folder.claim([path.name]):
-        return [f"{path}: exists and was not written by depth_eval; left untouched"]
-    folder.write(path.name, data)
-    return []

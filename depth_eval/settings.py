@@ -14,14 +14,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import engines, gate, tasks
+from . import engines, gate, guards, per_image, tasks
 from .errors import UsageError
 from .ground_truth import GroundTruthSettings
 from .metric_keys import MetricKey, ranked
 from .scoring import ScoringSettings
 
-# Translated ONNX models, keyed by the snapshot's hashes, kept beside the results for reruns.
-ONNX_CACHE_DIR = ".depth_eval-cache"
+# The results store's file in OUT_DIR when --store names none.
+STORE_NAME = "results.sqlite"
+# The --figures folder in OUT_DIR (tasks/depth.py, DepthTask.after_run).
+FIGURES_DIR = "figures"
 
 
 def abs_dir_of(out_dir: Path) -> Path:
@@ -39,6 +41,7 @@ class InputSettings:
     gt_dir: Path | None = None
     prototxt: Path | None = None   # --prototxt: the definition of snapshots without their own
     ground_truth: GroundTruthSettings = GroundTruthSettings()
+    max_image_pixels: int = guards.DEFAULT_MAX_IMAGE_PIXELS  # larger images are refused
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class EngineSettings:
     log_encoded: bool = False          # --log: decoded by the engine (Engine.decode)
     output_blob: str | None = None
     batch: int = 1
-    cache_dir: Path | None = None      # where an engine may keep derived files
+    cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.cache)
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,27 @@ class OutputSettings:
     colormap: str | None = None
     table_format: str = "text"
     quiet: bool = False
+    store: Path | None = None          # the results store (None: none, everything computed)
+    recompute: bool = False            # --recompute: compute every unit, replace stored ones
 
     @property
     def abs_dir(self) -> Path:
         return abs_dir_of(self.out_dir)
+
+    def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
+        """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
+        itself, no --per-image file)."""
+        from .files import MANIFEST_NAME
+        from .results import RESULTS_CSV, RESULTS_JSON
+
+        names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
+                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"}
+        if self.figures:
+            names.add(FIGURES_DIR)
+        if (with_per_image and self.per_image is not None
+                and per_image.in_out_dir(self.per_image, self.out_dir)):
+            names.add(self.per_image.name)
+        return frozenset(names)
 
 
 @dataclass(frozen=True)
@@ -103,11 +123,13 @@ class RunSettings:
             gt_dir=Path(args.gt_dir) if getattr(args, "gt_dir", None) is not None else None,
             prototxt=args.prototxt,
             ground_truth=GroundTruthSettings(getattr(args, "gt_encoding", "auto"),
-                                             getattr(args, "depth_scale", None)))
+                                             getattr(args, "depth_scale", None)),
+            max_image_pixels=getattr(args, "max_image_pixels", guards.DEFAULT_MAX_IMAGE_PIXELS))
         out_dir = Path(args.out_dir)
-        engine = EngineSettings(name=args.engine, device=args.device, log_encoded=args.log,
+        engine = EngineSettings(name=args.engine, device=args.device,
+                                log_encoded=getattr(args, "log", False),
                                 output_blob=args.output_blob, batch=args.batch,
-                                cache_dir=out_dir / ONNX_CACHE_DIR)
+                                cache_dir=getattr(args, "cache_dir", None))
         scoring = ScoringSettings(
             metric_sets=getattr(args, "metrics", ("thesis",)),
             alignments=getattr(args, "align", ("none",)),
@@ -119,7 +141,9 @@ class RunSettings:
             png_strategy=args.png_strategy, save_raw=getattr(args, "save_raw", False),
             per_image=getattr(args, "per_image", None), figures=getattr(args, "figures", False),
             figures_max=getattr(args, "figures_max", 8), colormap=getattr(args, "colormap", None),
-            table_format=getattr(args, "format", "text"), quiet=args.quiet)
+            table_format=getattr(args, "format", "text"), quiet=args.quiet,
+            store=_store_path(args, out_dir, task_class.scored),
+            recompute=getattr(args, "recompute", False))
         _check_inputs(inputs)
         _check_engine(engine)
         _check_scoring(scoring, inputs.ground_truth)
@@ -129,18 +153,49 @@ class RunSettings:
         return cls(task, inputs, outputs, engine, scoring, gate_settings)
 
 
+def numbers_options(settings: RunSettings) -> dict:
+    """Every option that can change a number a unit records (the results store's unit keys).
+
+    Left out, because they change no number: folders and file names (units are keyed by file
+    contents), ``--jobs`` (threads; tests/test_store_run.py shows the values are bit-identical),
+    ``--png-strategy`` (same pixels), ``--quiet``, pictures and reports.  ``--batch`` is in:
+    onnxruntime's batched convolutions differ from single ones in the last bits.
+    """
+    engine, scoring, ground_truth = settings.engine, settings.scoring, settings.inputs.ground_truth
+    return {"log": engine.log_encoded, "output_blob": engine.output_blob,
+            "engine": engine.name, "device": engine.device, "batch": engine.batch,
+            "metrics": list(scoring.metric_sets), "align": list(scoring.alignments),
+            "min_depth": float(scoring.min_depth), "max_depth": float(scoring.max_depth),
+            "crop": scoring.crop, "gt_encoding": ground_truth.encoding,
+            "depth_scale": None if ground_truth.depth_scale is None
+            else float(ground_truth.depth_scale)}
+
+
+def _store_path(args, out_dir: Path, scored: bool) -> Path | None:
+    """--store, else OUT_DIR/results.sqlite; None for a task without numbers (predict)."""
+    if not scored:
+        return None
+    store = getattr(args, "store", None)
+    return Path(store) if store is not None else out_dir / STORE_NAME
+
+
 def _check_inputs(inputs: InputSettings) -> None:
     folders = {"INPUT_DIR": inputs.input_dir, "GT_DIR": inputs.gt_dir,
                "SNAPSHOTS_DIR": inputs.snapshots_dir}
     for label, path in folders.items():
         if path is None:
             continue
-        if not path.exists():
-            raise UsageError(f"{path}: {label} does not exist")
         if not path.is_dir():
-            raise UsageError(f"{path}: {label} is not a folder")
-    if inputs.prototxt is not None and not inputs.prototxt.is_file():
-        raise UsageError(f"{inputs.prototxt}: --prototxt file does not exist")
+            what = guards.describe(path)
+            raise UsageError(f"{path}: {label} does not exist" if what == "missing"
+                             else f"{path}: {label} is {what}, not a folder")
+    if inputs.prototxt is not None:
+        what = guards.describe(inputs.prototxt)
+        if what != "a regular file":
+            raise UsageError(f"{inputs.prototxt}: --prototxt file does not exist" if what == "missing"
+                             else f"{inputs.prototxt}: --prototxt is {what}, not a file")
+    if inputs.max_image_pixels < 1:
+        raise UsageError(f"--max-image-pixels must be at least 1, got {inputs.max_image_pixels}")
 
 
 def _check_engine(engine: EngineSettings) -> None:
@@ -170,6 +225,10 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
         if path.exists() and not path.is_dir():
             raise UsageError(f"{path}: exists and is not a folder (OUT_DIR and OUT_DIR_abs "
                              "must be folders)")
+    if outputs.store is not None and outputs.store.is_dir():
+        raise UsageError(f"{outputs.store}: --store is a folder; give the store's file "
+                         f"(e.g. {outputs.store / STORE_NAME})")
+    per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
     if outputs.colormap:
         from .figures import check_colormap
 
@@ -197,6 +256,7 @@ def _gate(args, keys: list[MetricKey]) -> GateSettings:
     try:
         baseline = gate.load_results(baseline_path)
         rules = tuple(gate.parse_rule(text, directions) for text in fail_if)
+        gate.check_rules(rules, directions, baseline, baseline_path)
     except ValueError as error:
         raise UsageError(str(error)) from None
     return GateSettings(baseline_path, baseline, rules, best_key)

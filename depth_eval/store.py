@@ -37,20 +37,19 @@ are; JSON text keeps every float bit for bit (Python writes the shortest repr th
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-import re
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, Iterable, Iterator, Mapping
 
 from . import __version__, store_schema
+from .store_keys import (NUMBERS_VERSION, HistoryRow, SnapshotRef, canonical_json,
+                         decode_metrics, encode_metrics, iteration_of, unit_key)
 from .store_schema import SCHEMA_VERSION, NotAStoreError, StoreError, StoreVersionError
 from .metric_keys import MetricKey
 from .scoring import summarise
@@ -59,125 +58,14 @@ __all__ = ["NUMBERS_VERSION", "SCHEMA_VERSION", "StoreError", "StoreVersionError
            "NotAStoreError", "SnapshotRef", "HistoryRow", "ResultsStore", "unit_key",
            "canonical_json", "encode_metrics", "decode_metrics", "iteration_of", "BUSY_TIMEOUT_S"]
 
-# Bump whenever a change to depth_eval moves any number a unit records (metric formulas,
-# preprocessing, resizing, engines, encodings ...): every stored unit then misses and is
-# computed again.  It is part of every unit's key.
-NUMBERS_VERSION = 1
-
 # A busy store (another process committing) is waited for this long before giving up.
 BUSY_TIMEOUT_S = 30.0
-
-# Caffe names training snapshots ``<prefix>_iter_<N>`` (the last such part counts).
-ITERATION_PATTERN = re.compile(r"_iter_(\d+)")
-
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # SQLite's default limit on host parameters is 999 in old builds: query keys in chunks.
 _CHUNK = 500
 
 
-@dataclass(frozen=True)
-class SnapshotRef:
-    """A snapshot as the store records it: its name and the sha256 of its two files."""
-
-    name: str
-    caffemodel_sha256: str
-    prototxt_sha256: str
-
-    @property
-    def iteration(self) -> int | None:
-        return iteration_of(self.name)
-
-
-class HistoryRow(NamedTuple):
-    """One snapshot's summary value of one metric in one stored run."""
-
-    snapshot: str
-    iteration: int | None
-    run: int
-    value: float
-    images: int
-
-
-def iteration_of(name: str) -> int | None:
-    """The training iteration in a Caffe snapshot name (``net_iter_500`` -> 500), else None."""
-    matches = ITERATION_PATTERN.findall(name)
-    return int(matches[-1]) if matches else None
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-# --------------------------------------------------------------------------------------------
-# Values and keys
-# --------------------------------------------------------------------------------------------
-
-def _finite_or_text(value: Any) -> Any:
-    """``value`` with non-finite floats replaced by their names, recursively (JSON has none)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, Mapping):
-        return {key: _finite_or_text(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_text(item) for item in value]
-    return value
-
-
-def canonical_json(value: Any) -> str:
-    """One text for one value: sorted keys, no spaces, non-finite floats as names.
-
-    Accepts what JSON holds (dict, list, tuple, str, int, float, bool, None); anything else
-    (a Path, a set, a numpy array) raises TypeError, so a caller cannot make a key from a
-    value whose text is not stable.  ``1`` and ``1.0`` give different texts.
-    """
-    return json.dumps(_finite_or_text(value), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False)
-
-
-def unit_key(task: str, caffemodel_sha256: str, prototxt_sha256: str, image_sha256: str,
-             ground_truth_sha256: str | None, options: Mapping[str, Any],
-             numbers_version: int = NUMBERS_VERSION) -> str:
-    """The key of one (snapshot, image) unit: sha256 (hex) of everything its numbers depend on.
-
-    Parameters
-    ----------
-    task : str
-        The run's task (e.g. ``"evaluate"``, ``"nyu"``).
-    caffemodel_sha256, prototxt_sha256 : str
-        The snapshot's weights and deploy definition.
-    image_sha256, ground_truth_sha256 : str
-        Content hashes of the colour input and of its ground truth (None when the task has none).
-    options : mapping
-        Every option that changes a number (log encoding, metric sets, alignments, depth
-        bounds, crop, ground-truth encoding, output blob, engine, ...): JSON values only.
-    numbers_version : int
-        :data:`NUMBERS_VERSION`; a parameter only so tests can show that bumping it misses.
-    """
-    for label, value in (("task", task), ("caffemodel_sha256", caffemodel_sha256),
-                         ("prototxt_sha256", prototxt_sha256), ("image_sha256", image_sha256)):
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"unit_key: {label} must be a non-empty string, got {value!r}")
-    text = canonical_json({
-        "task": task, "caffemodel": caffemodel_sha256, "prototxt": prototxt_sha256,
-        "image": image_sha256, "ground_truth": ground_truth_sha256, "options": dict(options),
-        "numbers_version": int(numbers_version)})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def encode_metrics(metrics: Mapping[str, float]) -> str:
-    """A unit's metrics as standard JSON text; every value becomes a Python float."""
-    values = {}
-    for name, value in metrics.items():
-        if not isinstance(name, str) or isinstance(value, bool):
-            raise TypeError(f"metrics must map names to numbers, got {name!r}: {value!r}")
-        values[name] = float(value)  # numpy float32/64 -> the same value as a double
-    return canonical_json(values)
-
-
-def decode_metrics(text: str) -> dict[str, float]:
-    """The inverse of :func:`encode_metrics`: NaN and infinities come back as floats."""
-    return {name: _NON_FINITE[value] if isinstance(value, str) else float(value)
-            for name, value in json.loads(text).items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,12 +162,29 @@ class ResultsStore:
         with self._lock, self._errors():
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             # WAL: readers never block the writer; a commit is one append to the log.
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._journal_wal()
             # NORMAL in WAL mode: a killed process loses nothing committed; only a power cut
             # may drop the last commits (never corrupts), and commits need no fsync each.
             self._db.execute("PRAGMA synchronous = NORMAL")
         with self._write() as db:
             store_schema.prepare(db, self.path)
+
+    def _journal_wal(self) -> None:
+        """Switch to WAL, waiting for other processes opening the same new file.
+
+        Changing the journal mode needs the file to itself, and SQLite answers "database is
+        locked" at once, without its busy timeout, while another connection holds it (two
+        runs starting together on a new store): retried here up to :data:`BUSY_TIMEOUT_S`.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     # -- runs --------------------------------------------------------------------------------
 

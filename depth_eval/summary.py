@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import gate, report
+from .console import one_line
 from .metric_keys import lower_is_better
 from .results import RESULTS_CSV, RESULTS_JSON
 
@@ -14,7 +15,9 @@ def print_results(settings, tally, document: dict, console) -> list:
     console.result(report.format_rankings(tally.means))
     console.info()
     console.info(report.format_table(tally.means, tally.images, markdown=markdown))
-    console.info(f"\nresults: {outputs.out_dir / RESULTS_JSON}, {outputs.out_dir / RESULTS_CSV}")
+    console.info()
+    console.info(one_line(f"results: {outputs.out_dir / RESULTS_JSON}, "
+                          f"{outputs.out_dir / RESULTS_CSV}"))
     violations = []
     if gate_settings.baseline is not None:
         rules = gate_settings.rules
@@ -25,10 +28,14 @@ def print_results(settings, tally, document: dict, console) -> list:
         console.info(gate.comparison_table(document, gate_settings.baseline, shown,
                                            markdown=markdown,
                                            violations=violations if rules else None))
+        for name in gate.new_snapshots(document, gate_settings.baseline):
+            console.note(f"gate: snapshot {name} is new (no evaluated row in "
+                         f"{gate_settings.baseline_path}): nothing to compare, not checked")
         for violation in violations:
             console.error(f"gate: snapshot {violation.snapshot} broke '{violation.rule_text}': "
                           f"{violation.reason}")
     if gate_settings.best is not None:
         best = gate_settings.best
-        console.result(gate.best_snapshot(tally.entries, str(best), lower_is_better(best)))
+        console.result(one_line(gate.best_snapshot(tally.entries, str(best),
+                                                   lower_is_better(best))))
     return violations

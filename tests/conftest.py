@@ -12,6 +12,15 @@ def pytest_configure(config):
                                        "fixture copies (default: the refining net only)")
 
 
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path_factory, monkeypatch):
+    """The user cache (onnxruntime translations) in a folder of its own per test (beside, not
+    in, tmp_path, so a workspace holds only what the test made): tests never touch ~/.cache."""
+    home = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home / "depth_eval"
+
+
 @pytest.fixture
 def workspace(tmp_path, request):
     """Two golden image pairs (colour and grey input), golden snapshots, room for outputs."""

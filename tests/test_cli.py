@@ -132,8 +132,8 @@ def test_user_files_survive_a_rerun(workspace):
     mine.write_text("keep me")
     ours = workspace / "out_abs" / GOOD / "00000_depth.png"
     picture = ours.read_bytes()
-    ours.write_bytes(b"stale")  # a file the tool wrote is replaced by the rerun
-    assert run_cli(workspace, "--quiet")[0] == 0
+    ours.write_bytes(b"stale")  # a file the tool wrote is replaced by a rerun that computes
+    assert run_cli(workspace, "--quiet", "--recompute")[0] == 0  # (the store checks presence)
     assert mine.read_text() == "keep me"
     assert ours.read_bytes() == picture
 

@@ -29,8 +29,11 @@ def test_standard_metrics_and_alignments_match_the_library_on_saved_maps(workspa
                     for p, g in zip(preds, gts)]
         prefix = "" if align == "none" else f"{align}/"
         for key in standard_metrics.STANDARD_METRIC_TITLES:
+            # The run scores metres in float64, the saved .npy holds them in float32: a pixel
+            # whose ratio sits on a d threshold may count on one side only (one pixel here).
+            one_pixel = 1.0 / (320 * 420) if key in ("d1", "d2", "d3") else 0.0
             assert entry["metrics"][prefix + key] == pytest.approx(
-                np.mean([e[key] for e in expected]), rel=1e-5), prefix + key
+                np.mean([e[key] for e in expected]), rel=1e-5, abs=one_pixel), prefix + key
     # The thesis oracle ("With Oracle"): thesis metrics of the MVN-fitted prediction.
     oracle = [metrics.thesis_metrics(metrics.mvn_fit(p.astype(np.float64), g), g)
               for p, g in zip(preds, gts)]
@@ -187,7 +190,7 @@ def test_cuda_without_provider_is_a_clear_error(workspace, capsys):
     assert "CUDAExecutionProvider" in err and "Traceback" not in err
 
 
-def test_onnxruntime_engine_records_itself_and_matches_opencv(workspace):
+def test_onnxruntime_engine_records_itself_and_matches_opencv(workspace, user_cache):
     pytest.importorskip("onnxruntime")
     assert evaluate(workspace, "--quiet") == 0
     assert evaluate(workspace, "--quiet", "--engine", "onnxruntime", out="ort") == 0
@@ -198,7 +201,10 @@ def test_onnxruntime_engine_records_itself_and_matches_opencv(workspace):
         assert entry["engine"] == "onnxruntime"
         for title, value in entry["metrics"].items():
             assert value == pytest.approx(reference[name]["metrics"][title], rel=1e-4, abs=1e-4)
-    assert list((workspace / "ort" / ".depth_eval-cache").glob("*.onnx"))
+    # The translation and its optimised graph are in the user cache ($XDG_CACHE_HOME/
+    # depth_eval), not in OUT_DIR: two graphs (and their weights files) per snapshot.
+    assert len(list(user_cache.glob("*.onnx"))) == 2 * len(fast["snapshots"])
+    assert not (workspace / "ort" / ".depth_eval-cache").exists()
 
 
 def test_predict_on_the_shipped_examples(tmp_path):

@@ -8,7 +8,8 @@ import pytest
 
 from depth_eval import report
 from depth_eval.gate import (SUPPORTED_SCHEMA_VERSION, Rule, Unmatched, best_snapshot, compare,
-                             comparison_table, load_results, parse_rule, unmatched)
+                             comparison_table, load_results, new_snapshots, parse_rule,
+                             unmatched)
 from depth_eval.metrics import THESIS_METRICS
 from depth_eval.standard_metrics import STANDARD_METRICS
 
@@ -137,24 +138,41 @@ def test_skipped_missing_and_nan_current_values_violate():
     assert "metric missing" in violation.reason
 
 
-def test_nothing_to_compare_against_is_not_a_violation():
-    baseline = results(a=None, b={"RMSE": math.nan})
-    current = results(a={"RMSE": 9.0}, b={"RMSE": 9.0})
-    assert compare(current, baseline, [parse_rule("RMSE>+0")]) == []
+def test_a_skipped_baseline_row_is_new_and_a_nan_baseline_cannot_be_checked():
+    # Issue 11 item 3: a NaN in the baseline used to pass quietly.
+    baseline = results(a=None, b={"RMSE": math.nan}, c={"AbsRelDiff": 0.1})
+    current = results(a={"RMSE": 9.0}, b={"RMSE": 9.0}, c={"RMSE": 9.0})
+    violations = compare(current, baseline, [parse_rule("RMSE>+0")])
+    assert [(v.snapshot, v.reason) for v in violations] == [
+        ("b", "RMSE is not a number in the baseline: the rule cannot be checked"),
+        ("c", "RMSE is missing in the baseline: the rule cannot be checked")]
+    assert new_snapshots(current, baseline) == ["a"]
 
 
 def test_unknown_metric_is_an_error():
     with pytest.raises(ValueError, match=r"'RMS' is in neither results.json \(metrics: AbsRelDiff, RMSE"):
         compare(BASELINE, BASELINE, [parse_rule("RMS>+1%")])
-    # Present in one run only is fine.
+    # Present in the current run only: no baseline value to check against, a violation each
+    # (the command line refuses such a rule before any work: gate.check_rules).
     current = results(a={"RMSE": 0.5, "median/rmse": 0.3})
-    assert compare(current, BASELINE, [parse_rule("median/rmse>+1%")]) == []
+    violations = compare(current, BASELINE, [parse_rule("median/rmse>+1%")])
+    assert [v.snapshot for v in violations] == ["a", "b"]
+    assert all("missing in the baseline" in v.reason for v in violations)
 
 
-def test_unmatched_snapshots_are_reported_not_compared():
+def test_new_snapshots_are_not_compared_and_gone_ones_fail():
+    # Issue 11 item 3: a renamed snapshot (b -> c) used to pass quietly.
     current = results(a={"RMSE": 0.5}, c={"RMSE": 9.0}, d={"RMSE": 1.0})
     assert unmatched(current, BASELINE) == Unmatched(["c", "d"], ["b"])
-    assert compare(current, BASELINE, [parse_rule("RMSE>+0")]) == []
+    assert new_snapshots(current, BASELINE) == ["c", "d"]
+    violation, = compare(current, BASELINE, [parse_rule("RMSE>+0")])
+    assert violation.snapshot == "b" and violation.baseline_value == 0.6
+    assert violation.reason.startswith("snapshot not in this run (renamed or removed?")
+    table = comparison_table(current, BASELINE, ["RMSE"], markdown=True, violations=[violation])
+    assert table.split("\n")[2:] == ["| a | RMSE | 0.5000 | 0.5000 | +0.00% | ok |",
+                                     "| c | RMSE | - | 9.0000 | - | new |",
+                                     "| d | RMSE | - | 1.0000 | - | new |",
+                                     "| b | RMSE | 0.6000 | - | - | FAIL |"]
 
 
 def test_documents_are_checked():

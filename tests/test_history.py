@@ -71,7 +71,7 @@ def test_table_orders_snapshots_by_iteration_with_one_column_per_run(tmp_path):
     assert [line.split() for line in lines[2:6]] == [
         ["refine_iter_500", "500", "0.8000", "0.8000", "0.9000"],
         ["refine_iter_2000", "2000", "0.5000", "0.5000", "-"],
-        ["refine_iter_10000", "10000", "nan", "-", "-"],
+        ["refine_iter_10000", "10000", "0.5000", "-", "-"],  # over the image with an RMSE
         ["final", "-", "-", "0.2500", "-"],
     ]
     assert lines[6].startswith("run 1: started ") and "finished, exit status 0" in lines[6]

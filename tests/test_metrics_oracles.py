@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from depth_eval import metrics, standard_metrics
-from depth_eval.standard_metrics import (ALIGNMENTS, align_prediction, eigen_crop_mask,
-                                         evaluate_standard, valid_mask)
+from depth_eval import alignments, metrics
+from depth_eval.alignments import ALIGNMENTS, align_prediction
+from depth_eval.standard_metrics import eigen_crop_mask, evaluate_standard, valid_mask
 
 import oracles
 
@@ -300,13 +300,13 @@ def test_thesis_metrics_are_python_floats():
 
 def test_scale_summary_is_monodepth2s_report():
     ratios = np.array([0.8, 1.1, 1.3, 0.95, 2.4])
-    assert standard_metrics.scale_summary(ratios) == pytest.approx(
+    assert alignments.scale_summary(ratios) == pytest.approx(
         oracles.monodepth2_ratio_report(ratios), rel=1e-15)
     # Images without a scale (NaN: no valid pixel) are left out.
-    assert standard_metrics.scale_summary(np.append(ratios, np.nan)) == pytest.approx(
+    assert alignments.scale_summary(np.append(ratios, np.nan)) == pytest.approx(
         oracles.monodepth2_ratio_report(ratios), rel=1e-15)
 
 
 def test_scale_summary_of_no_scale_is_nan():
-    median, spread = standard_metrics.scale_summary(np.array([np.nan, np.nan]))
+    median, spread = alignments.scale_summary(np.array([np.nan, np.nan]))
     assert math.isnan(median) and math.isnan(spread)

@@ -319,8 +319,8 @@ def test_rerun_rewrites_its_own_files(tmp_path):
     small_mat(labeled, depth=4.0)
     assert prepare(labeled, splits, tmp_path / "out")[0] == errors.EXIT_OK
     assert (read_png(target)[0] == 102).all()
-    manifest = (tmp_path / "out" / "depths" / files.MANIFEST_NAME).read_text().split()
-    assert manifest == ["00000_depth.png", "00001_depth.png"]
+    manifest = files.read_manifest((tmp_path / "out" / "depths" / files.MANIFEST_NAME).read_bytes())
+    assert sorted(manifest) == ["00000_depth.png", "00001_depth.png"]
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
 
 
@@ -419,3 +419,26 @@ def test_quiet_run_prints_nothing_and_summary_otherwise(tmp_path, capsys):
     status, messages = prepare(labeled, splits, tmp_path / "v")
     assert "2 images of the NYU Depth v2 test split" in messages.out.getvalue()
     assert "NYU test: 2/2 images" in capsys.readouterr().err
+
+
+def test_the_two_commands_from_the_mat_to_the_thesis_numbers(nyu_files, tmp_path):
+    """README: ``depth-eval prepare-nyu`` then ``test_depth.py`` on its folders."""
+    from depth_eval import cli
+    from helpers import GOLDEN_E2E, GOOD
+
+    labeled, splits, _ = nyu_files
+    out = tmp_path / "nyu"
+    assert cli.main(["prepare-nyu", str(labeled), str(splits), str(out), "--quiet"]) == 0
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    for suffix in (".prototxt", ".caffemodel"):
+        (snapshots / f"{GOOD}{suffix}").write_bytes((GOLDEN_E2E / "snapshots" /
+                                                    f"{GOOD}{suffix}").read_bytes())
+    status = cli.main([str(out / "colors"), str(out / "depths"), str(tmp_path / "eval"),
+                       str(snapshots), "--quiet"])
+    assert status == 0
+    import json
+
+    entry = json.loads((tmp_path / "eval" / "results.json").read_text())["snapshots"][GOOD]
+    assert entry["images_evaluated"] == len(TEST_INDICES)
+    assert 0.0 < entry["metrics"]["RMSE"] < 10.0

@@ -148,7 +148,8 @@ def test_runs_record_computed_and_reused_units_and_history(tmp_path):
             ("net_iter_10000", 10000, first), ("net_iter_10000", 10000, second),
             ("final", None, second)]
         assert rows[0].value == pytest.approx(0.8) and rows[0].images == 2
-        assert math.isnan(rows[2].value)  # a thesis metric: plain mean, as the original
+        # A mean is over the images where the metric is defined (SPEC.md section 9).
+        assert rows[2].value == 0.5 and rows[2].images == 2
         assert rows[4].value == pytest.approx(0.3)
         scale = store.history("median/scale_median")
         assert [r.value for r in scale] == [2.5] * 4

@@ -14,6 +14,7 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
 
+from .. import guards
 from ..errors import CaffeFormatError
 
 _PACKAGE = "caffe"
@@ -324,10 +325,12 @@ def read_prototxt(path: str | Path) -> "NetParameter":
     ------
     CaffeFormatError
         If the file is not valid text format for a Caffe network.
+    OSError
+        If it cannot be read, or is not a regular file (:mod:`depth_eval.guards`).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = guards.read_regular(path).decode("utf-8")  # a FIFO would block read_text
     except UnicodeDecodeError as error:
         raise CaffeFormatError(f"{path}: not a text file ({error.reason})") from None
     net = NetParameter()
@@ -343,7 +346,7 @@ def read_caffemodel(path: str | Path) -> "NetParameter":
     path = Path(path)
     net = NetParameter()
     try:
-        net.ParseFromString(path.read_bytes())
+        net.ParseFromString(guards.read_regular(path))
     except DecodeError as error:
         raise CaffeFormatError(f"{path}: caffemodel is corrupt or truncated ({error})") from None
     return upgrade_v1(net)

@@ -247,3 +247,46 @@ def check_weights(net, weights) -> None:
             want = " + ".join("x".join(map(str, s)) for s in expected)
             got = " + ".join("x".join(map(str, s)) for s in found)
             raise ShapeError(f"layer '{name}' weights are {got}, the prototxt needs {want}")
+
+
+# Values checked for NaN at a time (a bounded temporary, not one as large as the weights).
+_CHECK_CHUNK = 1 << 20
+
+
+def check_weight_values(net, weights) -> None:
+    """Raise ShapeError naming the first layer the definition uses whose stored blobs hold
+    fewer or more values than their shape, or a NaN or infinite value.
+
+    ``weights``: a parsed NetParameter, or a :class:`~depth_eval.caffe.weights.CaffeWeights`
+    (its values are read from the mapped file, a million at a time: no copy of them is made).
+    OpenCV asserts on a short blob with a message that names no layer, and runs NaN or
+    infinite weights silently (every prediction then is NaN).
+    """
+    import numpy as np  # numpy only where weights are checked
+
+    from .weights import CaffeWeights
+
+    mapped = weights if isinstance(weights, CaffeWeights) else None
+    used = {layer.name for layer in net.layer}
+    for layer in (mapped.net.layer if mapped is not None else weights.layer):
+        if layer.name not in used:
+            continue
+        stored = mapped.values(layer.name) if mapped is not None else None
+        for index, blob in enumerate(layer.blobs):
+            if stored is not None:  # float32, as Caffe's float blobs hold them
+                array = stored[index] if stored[index] is not None else np.zeros(0, np.float32)
+            else:
+                double = len(blob.double_data) > 0
+                array = np.asarray(blob.double_data if double else blob.data,
+                                   dtype=np.float64 if double else np.float32)
+            shape = blob_shape(blob)
+            if array.size != math.prod(shape):
+                raise ShapeError(f"layer '{layer.name}' blob {index} holds {array.size} values, "
+                                 f"its shape {'x'.join(map(str, shape))} needs {math.prod(shape)}")
+            if all(np.isfinite(array[i:i + _CHECK_CHUNK]).all()
+                   for i in range(0, array.size, _CHECK_CHUNK)):
+                continue
+            bad = array[~np.isfinite(array)]
+            kinds = " and ".join(sorted({"NaN" if np.isnan(v) else "infinite" for v in bad[:1000]}))
+            raise ShapeError(f"layer '{layer.name}' blob {index} holds {bad.size} {kinds} "
+                             "value(s)")

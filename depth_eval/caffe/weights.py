@@ -23,6 +23,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import CaffeFormatError
+from ..guards import open_regular
 from .proto import NetParameter, upgrade_v1
 
 __all__ = ["CaffeWeights"]
@@ -159,6 +160,8 @@ class CaffeWeights:
     Attributes
     ----------
     path : Path
+    size : int
+        The file's size in bytes.
     net : NetParameter
         The file's messages with every blob's values left out (shapes kept); a legacy
         ``layers`` (V1) file is upgraded to ``layer``.
@@ -166,7 +169,7 @@ class CaffeWeights:
     Raises
     ------
     OSError
-        The file cannot be read.
+        The file cannot be read, or is not a regular file (:func:`depth_eval.guards.open_regular`).
     CaffeFormatError
         The file is not a well-formed NetParameter (corrupt or truncated).
 
@@ -178,10 +181,10 @@ class CaffeWeights:
 
     def __init__(self, path):
         self.path = Path(path)
-        with open(self.path, "rb") as stream:
-            size = stream.seek(0, 2)
-            self._buffer = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if size \
-                else b""
+        with open_regular(self.path) as stream:
+            self.size = stream.seek(0, 2)
+            self._buffer = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) \
+                if self.size else b""
         try:
             self.net, self._values = self._parse()
         except (_Corrupt, DecodeError, RuntimeError):

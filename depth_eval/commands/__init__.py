@@ -13,6 +13,7 @@ import importlib
 COMMANDS = {
     "evaluate": "depth_eval.commands.evaluate",
     "predict": "depth_eval.commands.predict",
+    "gradients": "depth_eval.commands.gradients",
     "prepare-nyu": "depth_eval.commands.prepare_nyu",
     "history": "depth_eval.commands.history",
 }

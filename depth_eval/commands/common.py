@@ -9,6 +9,9 @@ from .. import engines
 
 # PNG strategies (depth_eval.pictures.PNG_STRATEGIES); listed here so --help needs no OpenCV.
 PNG_STRATEGY_NAMES = ("default", "rle")
+# depth_eval.guards.DEFAULT_MAX_IMAGE_PIXELS (the justification is there); here so --help
+# needs no numpy.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
 
 def comma_list(allowed):
@@ -35,17 +38,26 @@ def add_snapshot_folders(parser: argparse.ArgumentParser, ground_truth: bool,
     parser.add_argument("snapshots_dir", type=Path, metavar="SNAPSHOTS_DIR",
                         help="every *.caffemodel here is a snapshot; its definition is the same "
                              "stem with .prototxt")
+    parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                        metavar="N",
+                        help="refuse images with more pixels than this, read from the file's "
+                             "header before decoding (decompression bombs; default "
+                             f"{DEFAULT_MAX_IMAGE_PIXELS:,})")
 
 
-def add_engine_options(parser: argparse.ArgumentParser, log: bool = True) -> None:
+# --output-blob's help for the depth commands.
+DEPTH_OUTPUT_HELP = ("blob to read the output from (default: depth-refine, else depth, else the "
+                     "single one-channel output)")
+
+
+def add_engine_options(parser: argparse.ArgumentParser, log: bool = True,
+                       output_help: str = DEPTH_OUTPUT_HELP) -> None:
     if log:
         parser.add_argument("--log", action="store_true",
                             help="the networks output log-encoded depth (exp((o - 1) / 0.179581))")
     parser.add_argument("--prototxt", type=Path, metavar="FILE",
                         help="deploy definition for snapshots without a .prototxt of their own")
-    parser.add_argument("--output-blob", metavar="NAME",
-                        help="blob to read the output from (default: depth-refine, else depth, "
-                             "else the single one-channel output)")
+    parser.add_argument("--output-blob", metavar="NAME", help=output_help)
     parser.add_argument("--engine", choices=tuple(engines.ENGINES), default="opencv",
                         help="inference engine: opencv (the reference, default) or onnxruntime "
                              "(faster; pip install 'depth_eval[fast]')")
@@ -61,12 +73,22 @@ def add_engine_options(parser: argparse.ArgumentParser, log: bool = True) -> Non
                         help="zlib strategy of the PNGs (compression level 8 either way): 'rle' "
                              "(default) is 20x faster, 'default' writes the original's files "
                              "byte for byte; the pixels are identical")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR",
+                        help="the user cache of derived files (onnxruntime translations; "
+                             "default $XDG_CACHE_HOME/depth_eval, else ~/.cache/depth_eval)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the results (no table, progress or warnings)")
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:
-    """--per-image, --figures and the CI gate: every scored task has them."""
+    """--per-image, --figures, the results store and the CI gate: every scored task has them."""
+    store = parser.add_argument_group("results store")
+    store.add_argument("--store", type=Path, metavar="PATH",
+                       help="SQLite file of every (snapshot, image) result, reused by later "
+                            "runs (default OUT_DIR/results.sqlite)")
+    store.add_argument("--recompute", action="store_true",
+                       help="evaluate every snapshot on every image again and replace the "
+                            "stored results")
     extra = parser.add_argument_group("outputs")
     extra.add_argument("--per-image", type=Path, metavar="FILE.csv",
                        help="one row per snapshot x image with every metric")

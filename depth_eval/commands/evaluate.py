@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     extra.add_argument("--colormap", metavar="NAME",
                        help="also write colour-mapped depth PNGs (X_depth_NAME.png) with this "
                             "matplotlib colour map")
+    joint = parser.add_argument_group("joint networks")
+    joint.add_argument("--with-gradients", action="store_true",
+                       help="also evaluate the snapshots' 'gradient' output (joint networks) as "
+                            "test_grad.py does, on the same forward pass; its metrics are keyed "
+                            "grad/RMSE, grad/MVN")
     add_report_options(parser)
 
 
@@ -70,7 +75,7 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace):
     from ..settings import RunSettings
 
-    return RunSettings.from_args(args, task="depth")
+    return RunSettings.from_args(args, task="joint" if args.with_gradients else "depth")
 
 
 def run(settings, console) -> int:

@@ -7,8 +7,9 @@ optional packages (onnxruntime) cost nothing to the others.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
+
+from ..registry import resolve
 
 
 # --engine name -> "module:class"; the first is the default (the reference).
@@ -20,8 +21,7 @@ ENGINES = {
 
 def engine_class(name: str):
     """The Engine subclass registered as ``name``."""
-    module_name, _, class_name = ENGINES[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return resolve(ENGINES[name])
 
 
 def devices(name: str) -> tuple[str, ...]:
@@ -29,7 +29,8 @@ def devices(name: str) -> tuple[str, ...]:
     return engine_class(name).devices
 
 
-def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
+def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=(), cache=None,
+                caffemodel_sha256: str | None = None, warn=None):
     """Load one snapshot into the engine the settings name.
 
     Parameters
@@ -37,25 +38,67 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule):
     settings : depth_eval.settings.EngineSettings
     prototxt, caffemodel : Path
     rule : depth_eval.engines.base.OutputRule
-        What the task reads.
+        What the task reads (``settings.output_blob`` overrides its blob).
+    extra_rules : tuple of OutputRule
+        Further outputs of the same forward pass (joint evaluations); ``forward`` then
+        returns a tuple.
+    cache : depth_eval.cache.BlobCache, optional
+        The user cache, for an engine that ``uses_cache``.
+    caffemodel_sha256 : str, optional
+        The caffemodel's sha256 if the run computed it already (not read again for the cache).
+    warn : callable, optional
+        Called with one line when the network's activations are large but fit in memory.
 
     Raises
     ------
     SnapshotError
-        The files cannot be read, parsed, matched or run (the message names the file).
+        The files cannot be read, parsed, matched or run, or the forward pass would need more
+        memory than the machine has available (the message names the file).
     EngineUnavailableError
         The engine's packages (or the device) are missing.
     """
     from ..errors import SnapshotError, UnsupportedLayerError
 
+    warning = check_memory(prototxt, caffemodel, settings.batch)
+    if warning and warn is not None:
+        warn(warning)
     try:
         return engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
             log_encoded=settings.log_encoded, device=settings.device,
-            cache_dir=settings.cache_dir)
+            cache=cache, caffemodel_sha256=caffemodel_sha256, extra_outputs=tuple(extra_rules))
     except UnsupportedLayerError as error:  # raised without the file's name
         raise SnapshotError(f"{caffemodel}: {error}") from None
     except SnapshotError:
         raise
     except ValueError as error:  # a layer or weights an engine's translation cannot take
         raise SnapshotError(f"{caffemodel}: {error}") from None
+
+
+def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
+    """Refuse (SnapshotError) a network whose activations for ``batch`` images and weights need
+    more memory than is available, before any weight is read (:mod:`depth_eval.guards`); a
+    warning (one line) when its activations are large but fit, else None.
+
+    A definition whose shapes cannot be inferred is left to the engine, which reports it.
+    """
+    import os
+
+    from .. import guards
+    from ..caffe import proto, shapes
+    from ..errors import ShapeError
+
+    definition = proto.read_prototxt(prototxt)
+    inputs = shapes.network_inputs(definition)
+    try:
+        blob_shapes = shapes.infer_shapes(definition, strict=False)
+    except ShapeError:
+        return None
+    if len(inputs) != 1:
+        return None
+    try:
+        weights_bytes = os.stat(caffemodel).st_size
+    except OSError:
+        weights_bytes = 0
+    return guards.check_network_memory(prototxt, blob_shapes, next(iter(inputs.values())),
+                                       batch, weights_bytes)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import timings
+from .. import guards, timings
 from ..caffe import proto as caffe_proto, shapes as caffe_shapes
 from ..caffe.weights import CaffeWeights
-from ..errors import ShapeError, SnapshotError
+from ..errors import CaffeFormatError, ShapeError, SnapshotError
 from ..metrics import LOG_ENCODING_SLOPE
 
 
@@ -69,7 +69,7 @@ def mapped_sha256(path: Path) -> str:
     chunks and, while another thread runs Python (the run's imports), waits for it each time:
     0.85 s instead of 0.17 s for a 287 MB caffemodel here (measured).
     """
-    with open(path, "rb") as stream:
+    with guards.open_regular(path) as stream:
         if not os.fstat(stream.fileno()).st_size:
             return hashlib.sha256(b"").hexdigest()
         with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
@@ -172,6 +172,10 @@ class Engine:
         What the task reads (:func:`describe_network`); the thesis' depth output by default.
     log_encoded : bool
         The output is log-encoded depth (``--log``): :meth:`decode` undoes it.
+    extra_outputs : tuple of OutputRule
+        Further outputs computed by the same forward pass (a joint network's gradients beside
+        its depth), each found by its rule alone (``output_blob`` names the first output
+        only).  With any, ``forward`` returns a tuple, the first output first.
 
     Attributes
     ----------
@@ -179,6 +183,8 @@ class Engine:
         The parsed prototxt.
     info : NetworkInfo
         Input name and shape, output blob and the layer that writes it.
+    extra_info : tuple of NetworkInfo
+        The same for each of ``extra_outputs``.
     prototxt_sha256, caffemodel_sha256 : str
         Hashes of the two files as read.
     """
@@ -188,19 +194,29 @@ class Engine:
     devices: tuple[str, ...] = ("cpu",)
     # Forward passes that may run at once on this object (OpenCV's Net is not thread-safe).
     concurrent_forwards = 1
+    # Keeps derived files (translations) in the user cache: the run then opens it (--cache-dir).
+    uses_cache = False
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
-                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False):
+                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
+                 extra_outputs: tuple[OutputRule, ...] = ()):
         self.prototxt, self.caffemodel = Path(prototxt), Path(caffemodel)
         self.log_encoded = log_encoded
         with timings.phase("model read"):
             self.definition = caffe_proto.read_prototxt(self.prototxt)
             self.info = describe_network(self.definition, output_blob, str(self.prototxt), rule)
-            self.prototxt_sha256 = sha256_of(self.prototxt.read_bytes())
+            self.extra_info = tuple(describe_network(self.definition, None, str(self.prototxt),
+                                                     extra) for extra in extra_outputs)
+            for extra in self.extra_info:
+                if extra.output_blob == self.info.output_blob:
+                    raise SnapshotError(f"{self.prototxt}: blob '{extra.output_blob}' cannot be "
+                                        "both outputs of a joint evaluation")
+            self.prototxt_sha256 = sha256_of(_read_bytes(self.prototxt))
         self.caffemodel_sha256 = ""
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        """Run N x 3 x H x W float32 inputs; returns the output blob, N x C x h x w."""
+    def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run N x 3 x H x W float32 inputs; returns the output blob, N x C x h x w, or with
+        ``extra_outputs`` a tuple of such blobs in :attr:`output_blobs` order."""
         raise NotImplementedError
 
     def decode(self, output: np.ndarray) -> np.ndarray:
@@ -214,6 +230,13 @@ class Engine:
             maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
         return maps[0] if maps.ndim == 3 and maps.shape[0] == 1 else maps
 
+    def decode_outputs(self, outputs: tuple[np.ndarray, ...], index: int) -> tuple[np.ndarray, ...]:
+        """Image ``index`` of a multi-output forward pass, as maps: the first output as
+        :meth:`decode` gives it, the extra ones C x h x w as they are (``--log`` is the first
+        output's encoding, never theirs)."""
+        first, *extras = (output[index:index + 1] for output in outputs)
+        return (self.decode(first), *(extra.reshape(extra.shape[-3:]) for extra in extras))
+
     def hash_weights(self) -> str:
         """sha256 of the caffemodel (no copy of the file in memory)."""
         try:
@@ -225,6 +248,10 @@ class Engine:
     def read_weights(self):
         """Map and check the caffemodel (its hash is :meth:`hash_weights`).
 
+        Refused with a SnapshotError naming the file: an empty file, one protobuf cannot
+        parse, weight shapes that do not fit the definition, blobs whose value count differs
+        from their shape, NaN or infinite weights (the layer named).
+
         Returns
         -------
         depth_eval.caffe.weights.CaffeWeights
@@ -235,11 +262,17 @@ class Engine:
             weights = CaffeWeights(self.caffemodel)
         except OSError as error:
             raise SnapshotError(f"{self.caffemodel}: cannot read ({error.strerror})") from None
+        if not weights.size:
+            raise CaffeFormatError(f"{self.caffemodel}: caffemodel file is empty (0 bytes)")
         try:
             caffe_shapes.check_weights(self.definition, weights.net)
         except ShapeError as error:
             raise SnapshotError(f"{self.caffemodel}: does not match {self.prototxt.name}: "
                                 f"{error}") from None
+        try:
+            caffe_shapes.check_weight_values(self.definition, weights)
+        except ShapeError as error:
+            raise SnapshotError(f"{self.caffemodel}: {error}") from None
         return weights
 
     @property
@@ -257,3 +290,15 @@ class Engine:
     @property
     def output_blob(self) -> str:
         return self.info.output_blob
+
+    @property
+    def output_blobs(self) -> tuple[str, ...]:
+        """Every blob a forward pass returns: the output, then the extra outputs."""
+        return (self.info.output_blob, *(extra.output_blob for extra in self.extra_info))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return guards.read_regular(path)
+    except OSError as error:
+        raise SnapshotError(f"{path}: cannot read ({error.strerror})") from None

@@ -10,6 +10,7 @@ Public API: :class:`OnnxRuntimeEngine`, :func:`cache_key`.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +60,18 @@ class OnnxRuntimeEngine(Engine):
     device : {"cpu", "cuda"}
         ``"cuda"`` runs on onnxruntime's CUDAExecutionProvider (CPU fallback for any node it
         cannot take) and needs an onnxruntime build that has it.
-    cache_dir : Path, optional
+    cache : depth_eval.cache.BlobCache, optional
         Where to keep the translation and, on the CPU, onnxruntime's optimised graph of it
         (:mod:`depth_eval.engines.onnx_cache`), reused on later runs: the session is then
-        built from the optimised graph with its weights mapped from the file.  Without it the
-        translation is made in memory every time.
-    rule, log_encoded
+        built from the optimised graph, its weights mapped from the file.  Without a cache
+        (or one that cannot be written) the translation is made in a temporary folder.
+    cache_dir : Path, optional
+        A cache folder, when no ``cache`` is given (a :class:`~depth_eval.cache.BlobCache`
+        with its default size bound is made there).
+    caffemodel_sha256 : str, optional
+        The caffemodel's sha256 when the caller has it already (the run hashed it for the
+        results store): the cache lookup then does not read the weights again.
+    rule, log_encoded, extra_outputs
         As :class:`depth_eval.engines.base.Engine`.
 
     Attributes
@@ -72,7 +79,7 @@ class OnnxRuntimeEngine(Engine):
     info, input_name, input_shape, output_blob, prototxt_sha256, caffemodel_sha256
         As :class:`depth_eval.engines.base.Engine`; ``forward`` accepts any batch size N.
     model_path : Path or None
-        The translation's graph in the cache, when ``cache_dir`` is given.
+        The translation's graph in the cache (None without one, or if it could not be stored).
     optimised_path : Path or None
         The optimised graph in the cache, once there is one (CPU only).
     loaded_from_cache : bool
@@ -93,11 +100,14 @@ class OnnxRuntimeEngine(Engine):
 
     engine = "onnxruntime"
     devices = ("cpu", "cuda")
+    uses_cache = True
 
     def __init__(self, prototxt, caffemodel, output_blob: str | None = None,
                  rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
                  threads: int | None = None, device: str = "cpu",
-                 cache_dir: Path | None = None):
+                 cache=None, cache_dir: Path | None = None,
+                 caffemodel_sha256: str | None = None,
+                 extra_outputs: tuple[OutputRule, ...] = ()):
         ort = _import_onnxruntime()
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
@@ -114,7 +124,7 @@ class OnnxRuntimeEngine(Engine):
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be positive, got {threads}")
 
-        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded)
+        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded, extra_outputs)
         self.device, self._ort, self._providers = device, ort, providers
         # On the CPU, one thread per forward pass and one pass per core (executor.stream).
         self._threads = threads or (1 if device == "cpu" else os.cpu_count() or 1)
@@ -126,13 +136,22 @@ class OnnxRuntimeEngine(Engine):
         self.optimised_path: Path | None = None
         self.loaded_from_cache = False
         self.optimised_from_cache = False
-        if cache_dir is not None:
+        if caffemodel_sha256:
+            self.caffemodel_sha256 = caffemodel_sha256
+        if cache is None and cache_dir is not None:
+            from ..cache import BlobCache
+
+            cache = BlobCache(cache_dir)
+        session = None
+        if cache is not None and cache.directory is not None:
+            # A cached translation was checked when it was made: only the hash is needed.
             with timings.phase("hash"):
-                key = cache_key(self.prototxt_sha256, self.hash_weights(), self.output_blob,
-                                TRANSLATOR_VERSION)
-            self._session = self._cached_session(Path(cache_dir), key)
-        else:
-            self._session = self._session_in_memory()
+                weights_sha256 = self.caffemodel_sha256 or self.hash_weights()
+            # One output: the key of earlier versions; several: their names, one per line.
+            key = cache_key(self.prototxt_sha256, weights_sha256, "\n".join(self.output_blobs),
+                            TRANSLATOR_VERSION)
+            session = self._cached_session(cache, key)
+        self._session = session or self._session_without_cache()
         names = [i.name for i in self._session.get_inputs()]
         self._ort_input = self.input_name if self.input_name in names else names[0]
 
@@ -160,39 +179,45 @@ class OnnxRuntimeEngine(Engine):
         return self._ort.InferenceSession(str(path), sess_options=options,
                                           providers=self._providers)
 
-    def _cached_session(self, folder: Path, key: str):
+    def _cached_session(self, cache, key: str):
         """The session from the cache: the optimised graph, else the translation (optimised
-        and saved now), else a new translation; an entry that does not load is made again."""
-        translation = Entry(folder, key)
-        optimised = Entry(folder, optimised_key(key, self._ort.__version__)) \
+        and saved now), else a new translation; an entry that does not load is made again.
+        None when the cache has no usable entry and cannot take a new one."""
+        translation = Entry(cache.directory, key)
+        optimised = Entry(cache.directory, optimised_key(key, self._ort.__version__)) \
             if self.device == "cpu" else None
-        self.model_path = translation.graph
         if optimised is not None and optimised.exists():
             with timings.phase("session"):
                 session = _try(self._open, optimised.graph, self._options(optimise=False))
             if session is not None:
                 optimised.touch()
+                self.model_path = translation.graph if translation.exists() else None
                 self.optimised_path, self.loaded_from_cache = optimised.graph, True
                 self.optimised_from_cache = True
                 return session
+        if not cache.writable:
+            optimised = None  # use what is there, write nothing
+        session = None
         if translation.exists():
-            session = self._optimise(translation, optimised)
-            if session is not None:
-                translation.touch()
-                self.loaded_from_cache = True
-                return session
-        try:
-            with timings.phase("translate"):
-                self._translate(translation)
-        except OSError:  # the cache cannot be written: translate in memory, cache nothing
-            self.model_path = None
-            return self._session_in_memory()
-        session = self._optimise(translation, optimised)
-        if session is None:  # the new translation does not load: say why
-            session = self._open(translation.graph, self._options(optimise=True))
+            session = self._optimise(cache, translation, optimised)
+            self.loaded_from_cache = session is not None
+        if session is None and cache.writable:
+            try:
+                with timings.phase("translate"):
+                    self._translate(translation)
+            except OSError as error:  # disk full, removed under us: go on without the cache
+                cache.failed(error)
+                return None
+            session = self._optimise(cache, translation, optimised)
+            if session is None:  # the new translation does not load: say why
+                session = self._open(translation.graph, self._options(optimise=True))
+        if session is not None:
+            translation.touch()
+            self.model_path = translation.graph
+            cache.evict(keep=translation.graph)
         return session
 
-    def _optimise(self, translation: Entry, optimised: Entry | None):
+    def _optimise(self, cache, translation: Entry, optimised: Entry | None):
         """A session of the translation, fully optimised, the optimised graph saved as the
         ``optimised`` entry on the way; None if the translation does not load."""
         if optimised is not None:
@@ -218,28 +243,41 @@ class OnnxRuntimeEngine(Engine):
             return _try(self._open, translation.graph, self._options(optimise=True))
 
     def _translate(self, entry: Entry) -> None:
-        """Translate the snapshot into the cache entry, its weights written straight from the
-        mapped caffemodel (no copy of them is held)."""
+        """Translate the snapshot into ``entry``, its weights written straight from the mapped
+        caffemodel (no copy of them is held)."""
         from ..caffe.onnx.external import ExternalData
 
         caffe_to_onnx = _import_translator()
         weights = self.read_weights()  # maps and checks the caffemodel
         with entry.writing() as (temp, weights_path):
             with open(weights_path, "wb") as stream:
-                model = caffe_to_onnx(self.definition, weights, [self.output_blob], batch=None,
-                                      external=ExternalData(stream, weights_path.name))
+                model = caffe_to_onnx(self.definition, weights, list(self.output_blobs),
+                                      batch=None, external=ExternalData(stream,
+                                                                        weights_path.name))
             del weights
             temp.write_bytes(model.SerializeToString())
 
-    def _session_in_memory(self):
-        """Translate into memory and build the session from the bytes (no cache folder)."""
-        caffe_to_onnx = _import_translator()
+    def _session_without_cache(self):
+        """Translate into a temporary folder and build the session from there (the weights
+        mapped from the file, as from the cache); in memory if no folder can be written."""
         if not self.caffemodel_sha256:
             with timings.phase("hash"):
                 self.hash_weights()
+        try:
+            with tempfile.TemporaryDirectory(prefix="depth_eval-",
+                                             ignore_cleanup_errors=True) as folder:
+                entry = Entry(folder, self.caffemodel_sha256)
+                with timings.phase("translate"):
+                    self._translate(entry)
+                with timings.phase("session"):
+                    # The session keeps the weights file mapped: removing its name is safe.
+                    return self._open(entry.graph, self._options(optimise=True))
+        except OSError:
+            pass
+        caffe_to_onnx = _import_translator()
         with timings.phase("translate"):
             weights = self.read_weights()
-            model = caffe_to_onnx(self.definition, weights, [self.output_blob], batch=None)
+            model = caffe_to_onnx(self.definition, weights, list(self.output_blobs), batch=None)
             del weights
             model_bytes = model.SerializeToString()
             del model
@@ -247,21 +285,24 @@ class OnnxRuntimeEngine(Engine):
             return self._ort.InferenceSession(model_bytes, sess_options=self._options(True),
                                               providers=self._providers)
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run preprocessed images (N x C x H x W float32) and return the output blob.
 
         Returns
         -------
-        np.ndarray
-            N x C_out x h x w float32 (the blob's own rank for a non-spatial output).
+        np.ndarray or tuple of np.ndarray
+            N x C_out x h x w float32 (the blob's own rank for a non-spatial output); with extra
+            outputs, one such array per blob of :attr:`output_blobs`, from one session run.
         """
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         expected = tuple(self.input_shape[1:])
         if batch.ndim != len(self.input_shape) or batch.shape[1:] != expected:
             raise ValueError(f"input batch has shape {batch.shape}, the network expects "
                              f"(N, {', '.join(map(str, expected))})")
-        (result,) = self._session.run([self.output_blob], {self._ort_input: batch})
-        return result
+        if not self.extra_info:
+            (result,) = self._session.run([self.output_blob], {self._ort_input: batch})
+            return result
+        return tuple(self._session.run(list(self.output_blobs), {self._ort_input: batch}))
 
     def __repr__(self) -> str:
         return (f"OnnxRuntimeEngine(input={self.input_name!r} {self.input_shape}, "

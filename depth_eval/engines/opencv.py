@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,32 +23,60 @@ class OpenCVEngine(Engine):
     engine = "opencv"
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
-                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False, **_options):
-        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded)
-        # The hash (0.17 s for the thesis' 287 MB) runs while OpenCV reads the model: both
-        # release the GIL.
+                 rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
+                 extra_outputs: tuple[OutputRule, ...] = (),
+                 caffemodel_sha256: str | None = None, **_options):
+        super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded, extra_outputs)
+        # The hash (0.17 s for the thesis' 287 MB; none when the run has it) runs while OpenCV
+        # reads the model: both release the GIL.
         with ThreadPoolExecutor(1, thread_name_prefix="hash") as hasher:
-            hashed = hasher.submit(self.hash_weights)
+            if caffemodel_sha256:
+                self.caffemodel_sha256 = caffemodel_sha256
+            hashed = None if caffemodel_sha256 else hasher.submit(self.hash_weights)
             with timings.phase("model read"):
-                self.read_weights()  # checks them; OpenCV reads the weights from the file itself
-            try:
-                # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
-                with timings.phase("session"):
-                    self._net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
-            except cv2.error as error:
-                raise SnapshotError(f"{self.caffemodel}: OpenCV cannot load it: "
-                                    f"{_cv_message(error)}") from None
-            finally:
+                self.read_weights()  # checks; OpenCV reads the weights from the file itself
+            with timings.phase("session"):
+                self._net = self._read_net()
+            if hashed is not None:
                 hashed.result()  # its SnapshotError if the file cannot be read
         self._output_layer = opencv_layer_for_blob(self._net, self.info, str(self.prototxt))
+        # Every output layer of a multi-output pass, the first first (net.forward(names)).
+        self._output_layers = [self._output_layer] + [
+            opencv_layer_for_blob(self._net, extra, str(self.prototxt))
+            for extra in self.extra_info]
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x C x h x w."""
+    def _read_net(self):
+        try:
+            # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
+            net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
+        except cv2.error as error:
+            raise SnapshotError(f"{self.caffemodel}: OpenCV cannot load it: "
+                                f"{_cv_message(error)}") from None
+        try:
+            # Creates every layer now (OpenCV defers it to the first forward pass), so a layer
+            # type OpenCV lacks is reported at load, naming the layer, and not per image.
+            net.getMemoryConsumption(tuple(self.input_shape))
+        except cv2.error as error:
+            unknown = _UNKNOWN_LAYER.search(str(error))
+            if unknown:
+                raise SnapshotError(f"{self.prototxt}: layer '{unknown[1]}' has type "
+                                    f"'{unknown[2]}', which OpenCV's dnn module cannot "
+                                    "run") from None
+            raise SnapshotError(f"{self.prototxt}: OpenCV cannot run this network: "
+                                f"{_cv_message(error)}") from None
+        return net
+
+    def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x C x h x w,
+        or with extra outputs a tuple of them (one pass computes all)."""
         self._net.setInput(batch, self.info.input_name)
         try:
-            return np.array(self._net.forward(self._output_layer), copy=True)
+            if len(self._output_layers) == 1:
+                return np.array(self._net.forward(self._output_layer), copy=True)
+            return tuple(np.array(output, copy=True)
+                         for output in self._net.forward(self._output_layers))
         except cv2.error as error:
             raise SnapshotError(f"forward pass failed: {_cv_message(error)}") from None
 
@@ -65,7 +94,16 @@ def opencv_layer_for_blob(net, info: NetworkInfo, source: str) -> str:
     raise SnapshotError(f"{source}: OpenCV has no layer writing blob '{info.output_blob}'")
 
 
+# OpenCV's message for a layer type its Caffe importer has no implementation of.
+_UNKNOWN_LAYER = re.compile(r'Can\'t create layer "([^"]*)" of type "([^"]*)"')
+# OpenCV's exception text: "OpenCV(4.x) FILE:LINE: error: (-N:KIND) MESSAGE in function 'F'".
+_CV_ERROR = re.compile(r"error: \(-?\d+:[^)]*\) (.*?)(?: in function '[^']*')?$")
+
+
 def _cv_message(error: cv2.error) -> str:
-    """The useful last line of an OpenCV exception."""
+    """The useful part of an OpenCV exception's last line (no version, source file or code)."""
     text = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+    match = _CV_ERROR.search(text)
+    if match:
+        return match[1]
     return text.split(") ", 1)[-1] if text.startswith("OpenCV(") else text

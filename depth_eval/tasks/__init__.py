@@ -6,17 +6,18 @@ in ``TASKS``.
 
 from __future__ import annotations
 
-import importlib
+from ..registry import resolve
 
 
 # task name -> "module:class"
 TASKS = {
     "depth": "depth_eval.tasks.depth:DepthTask",
     "predict": "depth_eval.tasks.predict:PredictTask",
+    "gradients": "depth_eval.tasks.gradients:GradientsTask",
+    "joint": "depth_eval.tasks.joint:JointTask",
 }
 
 
 def get(name: str):
     """The Task subclass registered as ``name``."""
-    module_name, _, class_name = TASKS[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return resolve(TASKS[name])

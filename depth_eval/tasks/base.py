@@ -7,6 +7,8 @@ A task (``depth``, ``predict``, ...) plugs into the one run (:mod:`depth_eval.ru
   :class:`SnapshotWork`, whose ``prepare`` (read, preprocess: worker threads) and ``finish``
   (the decoded network output -> metrics and pictures: worker threads) the executor calls;
 - :meth:`Task.summarise` turns the per-image metrics into the snapshot's values;
+- :meth:`Task.unit_inputs`, :meth:`Task.unit_files` and :meth:`Task.reusable` tell the results
+  store (:mod:`depth_eval.reuse`) what a (snapshot, image) unit reads and writes;
 - :meth:`Task.after_run` draws what needs every snapshot (figures).
 
 Adding a task is one module with a Task subclass plus one line in :mod:`depth_eval.tasks`.
@@ -63,6 +65,8 @@ class Task:
     name: ClassVar[str] = ""
     # The network output the task reads (engines find the blob with it).
     output_rule: ClassVar[OutputRule]
+    # Further outputs of the same forward pass; with any, ``finish`` gets a tuple of maps.
+    extra_output_rules: ClassVar[tuple[OutputRule, ...]] = ()
     # True: items are (colour, ground truth) pairs and the task reports metrics.
     scored: ClassVar[bool] = True
 
@@ -74,6 +78,10 @@ class Task:
         """Every per-image key the task reports with these settings (checked before any work)."""
         return []
 
+    def image_keys(self) -> list[MetricKey]:
+        """Every key of one image's metrics, in results.json order (the summary's by default)."""
+        return self.metric_keys()
+
     def find_items(self, console) -> list:
         raise NotImplementedError
 
@@ -82,6 +90,18 @@ class Task:
 
     def summarise(self, results: list[ImageResult]) -> dict[MetricKey, float]:
         return {}
+
+    def unit_inputs(self, item) -> tuple[Path, Path | None]:
+        """The files an item's numbers depend on: its input and its ground truth (or None)."""
+        return SnapshotWork.input_path(item), getattr(item, "depth_path", None)
+
+    def unit_files(self, snapshot_name: str, item) -> list[Path]:
+        """Every file the task writes for one item of one snapshot with these settings."""
+        return []
+
+    def reusable(self, item) -> bool:
+        """Whether a stored result may stand for the item (False: it needs the prediction)."""
+        return True
 
     def document_fields(self) -> dict:
         """Task-specific fields of results.json."""

@@ -1,6 +1,6 @@
 """The thesis' depth evaluation (``test_depth.py``): per image, read the pair, upsample the
-depth output to 320 x 420, score it, and write the original's three pictures into OUT_DIR (MVN
-fitted) and OUT_DIR_abs (raw)."""
+depth output to 320 x 420 (and to the ground truth's own size for the standard metrics), score
+it, and write the original's three pictures into OUT_DIR (MVN fitted) and OUT_DIR_abs (raw)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import discover, gt_encoding, io, metrics, pictures, scoring
+from .. import alignments, discover, gt_encoding, io, metrics, pictures, scoring, standard_metrics
 from ..engines.base import DEPTH_OUTPUT
 from ..errors import ImageError, SnapshotError, UsageError
 from ..files import OutputFolder
-from ..ground_truth import load_ground_truth, resize_ground_truth
+from ..ground_truth import load_ground_truth, thesis_pixels
 from ..upsample import upsample, warm_up
 from .base import ImageResult, Prepared, SnapshotWork, Task
 
@@ -43,6 +43,14 @@ def colormap_names(stem: str, colormap: str | None) -> tuple[str, ...]:
     return tuple(name.replace(".png", f"_{colormap}.png") for name in (depth_name, gt_name))
 
 
+def picture_names(stem: str, outputs) -> tuple[list[str], list[str]]:
+    """The files one image gets in OUT_DIR/S (fitted) and in OUT_DIR_abs/S (raw), by the
+    output settings (``--colormap``, ``--save-raw``)."""
+    both = list(output_names(stem)) + list(colormap_names(stem, outputs.colormap))
+    extra = list(prediction_names(stem)[1:]) if outputs.save_raw else []
+    return both, both + extra
+
+
 def _base(stem: str) -> str:
     suffix = discover.INPUT_SUFFIX
     return stem[: -len(suffix)] if stem.endswith(suffix) else stem
@@ -52,21 +60,40 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
                   gt_settings=None) -> Prepared:
     """Read and preprocess one pair; raises ImageError naming the file and the cause.
 
-    ``extra`` holds the ground truth at 320 x 420 (depth / 10) and the encoding it was read as.
+    ``extra`` holds the ground truth at 320 x 420 as depth / 10 (``ground_truth``, for the
+    pictures) and in metres (``gt_m``, for the thesis metrics), the pixels the thesis metrics
+    score there (``thesis_pixels``, None for all), the ground truth in metres at its own size
+    (``gt_native_m``, for the standard metrics) and the encoding it was read as.
     """
     color = io.read_image(pair.color_path)
-    depth, encoding = (load_ground_truth(pair.depth_path) if gt_settings is None
-                       else load_ground_truth(pair.depth_path, gt_settings))
+    truth = (load_ground_truth(pair.depth_path) if gt_settings is None
+             else load_ground_truth(pair.depth_path, gt_settings))
+    height, width = truth.shape
     color_aspect = color.shape[1] / color.shape[0]
-    depth_aspect = depth.shape[1] / depth.shape[0]
-    if abs(depth_aspect / color_aspect - 1.0) > ASPECT_TOLERANCE:
+    if abs(width / height / color_aspect - 1.0) > ASPECT_TOLERANCE:
         raise ImageError(
-            f"{pair.depth_path}: ground truth is {depth.shape[1]}x{depth.shape[0]} but input "
+            f"{pair.depth_path}: ground truth is {width}x{height} but input "
             f"{pair.color_path.name} is {color.shape[1]}x{color.shape[0]} (aspect ratios differ "
-            f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)")
-    rgb = io.resize_bilinear(io.as_rgb(io.to_unit_float(color)), input_hw)
+            f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)"
+            + io.exif_hint(pair.color_path, pair.depth_path))
+    rgb = io.resize_bilinear(io.as_rgb(io.color_to_unit(color, pair.color_path)), input_hw)
+    unit, gt_m = truth.on_thesis_grid()
     return Prepared(pair, io.to_network_blob(rgb),
-                    {"ground_truth": resize_ground_truth(depth, encoding), "encoding": encoding})
+                    {"ground_truth": unit, "gt_m": gt_m,
+                     "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
+                     "gt_native_m": truth.depth_m, "encoding": truth.encoding})
+
+
+def fitted_picture(prediction: np.ndarray, gt_unit: np.ndarray,
+                   pixels: np.ndarray | None) -> np.ndarray:
+    """The prediction MVN-fitted to the ground truth (depth / 10), as OUT_DIR shows it: on the
+    whole map as the original, or on the pixels with depth (zeros where there is none)."""
+    if pixels is None:
+        return metrics.mvn_fit(prediction, gt_unit)
+    if not pixels.any():
+        return np.zeros_like(prediction)
+    fitted = alignments.align_mvn(prediction, gt_unit, mask=pixels)
+    return fitted.astype(np.float32)
 
 
 def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
@@ -99,8 +126,9 @@ class DepthWork(SnapshotWork):
     the raw ones (and ``--save-raw`` maps)."""
 
     def __init__(self, task: "DepthTask", fitted_dir: OutputFolder, raw_dir: OutputFolder,
-                 pairs: list):
+                 pairs: list, snapshot_name: str = ""):
         self.task, self.fitted_dir, self.raw_dir = task, fitted_dir, raw_dir
+        self.snapshot_name = snapshot_name
         self.outputs = task.settings.outputs
         wanted = {fitted_dir: [], raw_dir: []}
         for pair in pairs:
@@ -109,9 +137,8 @@ class DepthWork(SnapshotWork):
         self.conflicts = claim_all(wanted)
 
     def names_of(self, stem: str) -> dict[OutputFolder, list[str]]:
-        both = list(output_names(stem)) + list(colormap_names(stem, self.outputs.colormap))
-        extra = list(prediction_names(stem)[1:]) if self.outputs.save_raw else []
-        return {self.fitted_dir: both, self.raw_dir: both + extra}
+        fitted, raw = picture_names(stem, self.outputs)
+        return {self.fitted_dir: fitted, self.raw_dir: raw}
 
     def prepare(self, item, input_hw):
         taken = [self.conflicts[f"{folder.path}/{name}"]
@@ -122,15 +149,29 @@ class DepthWork(SnapshotWork):
                              f"left untouched, {item.color_path.name} not evaluated")
         prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth)
         self.task.note_encoding(item.depth_path.name, prepared.extra["encoding"])
+        self.task.note_pixels(item.depth_path, prepared.extra["thesis_pixels"])
         return prepared
 
     def finish(self, prepared, maps):
-        stem = prepared.item.stem
+        stem, extra = prepared.item.stem, prepared.extra
+        scoring_settings = self.task.settings.scoring
         prediction = upsample(maps)
-        gt = prepared.extra["ground_truth"]
-        image_metrics = scoring.score_image(prediction * metrics.DEPTH_RANGE_M,
-                                            gt * metrics.DEPTH_RANGE_M, self.task.settings.scoring)
-        fitted = metrics.mvn_fit(prediction, gt)
+        gt, pixels = extra["ground_truth"], extra["thesis_pixels"]
+        native = None
+        if scoring_settings.needs_native:
+            # The standard metrics at the ground truth's own size (issue 10, item 5): the same
+            # cubic zoom to that size, metres in float64.
+            gt_native = extra["gt_native_m"]
+            zoomed = prediction if gt_native.shape == prediction.shape else upsample(
+                maps, gt_native.shape)
+            native = (zoomed.astype(np.float64) * metrics.DEPTH_RANGE_M, gt_native)
+        image_metrics = scoring.score_image(prediction * metrics.DEPTH_RANGE_M, extra["gt_m"],
+                                            scoring_settings, native=native, thesis_pixels=pixels)
+        missing = scoring.undefined(image_metrics)
+        if missing:
+            self.task.warn_undefined(self.snapshot_name, prepared.item.depth_path, missing,
+                                     undefined_reasons(prediction, extra, native, scoring_settings))
+        fitted = fitted_picture(prediction, gt, pixels)
         self.write_pictures(stem, prepared.blob, gt, prediction, fitted)
         if self.outputs.colormap:
             self.write_colormapped(stem, prediction, fitted, gt)
@@ -180,6 +221,7 @@ class DepthTask(Task):
         self.encodings: set[str] = set()
         self.kept_stems: frozenset = frozenset()
         self.left_out: list[str] = []
+        self.partial_files: set[Path] = set()
         self._lock = threading.Lock()
 
     def metric_keys(self):
@@ -196,7 +238,7 @@ class DepthTask(Task):
     def start_snapshot(self, snapshot_name, items):
         outputs = self.settings.outputs
         return DepthWork(self, output_folder(outputs.out_dir / snapshot_name),
-                         output_folder(outputs.abs_dir / snapshot_name), items)
+                         output_folder(outputs.abs_dir / snapshot_name), items, snapshot_name)
 
     def note_encoding(self, name: str, encoding: str) -> None:
         """Say once per encoding what a ground truth was read as (when it was guessed)."""
@@ -208,8 +250,41 @@ class DepthTask(Task):
             self.console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
                               "--gt-encoding to choose")
 
+    def note_pixels(self, path: Path, pixels: np.ndarray | None) -> None:
+        """Say once per ground-truth file that the thesis metrics skip its pixels without depth."""
+        if (pixels is None or not pixels.any()  # every pixel; or none (warned per metric)
+                or "thesis" not in self.settings.scoring.metric_sets):
+            return
+        with self._lock:
+            if path in self.partial_files:
+                return
+            self.partial_files.add(path)
+        if self.console is not None:
+            self.console.warn(
+                f"{path}: {pixels.size - int(pixels.sum())} of {pixels.size} pixels at 320 x 420 "
+                "have no depth (0, negative, NaN or inf): the thesis metrics score the other "
+                f"{int(pixels.sum())}")
+
+    def warn_undefined(self, snapshot_name: str, path: Path, keys: list,
+                       reasons: list[str]) -> None:
+        """One warning naming the file and the metrics undefined for it (left out of the means)."""
+        if self.console is not None:
+            because = f" ({'; '.join(reasons)})" if reasons else ""
+            self.console.warn(f"{snapshot_name}: {path}: {', '.join(str(k) for k in keys)} "
+                              f"undefined for this image{because}; left out of the snapshot's "
+                              "means")
+
     def summarise(self, results):
         return scoring.summarise([result.metrics for result in results])
+
+    def unit_files(self, snapshot_name, item):
+        outputs = self.settings.outputs
+        fitted, raw = picture_names(item.stem, outputs)
+        return ([outputs.out_dir / snapshot_name / name for name in fitted]
+                + [outputs.abs_dir / snapshot_name / name for name in raw])
+
+    def reusable(self, item):
+        return item.stem not in self.kept_stems  # --figures draws its prediction
 
     def document_fields(self) -> dict:
         return {"ground_truth_encodings": sorted(self.encodings),
@@ -222,6 +297,27 @@ class DepthTask(Task):
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
                              self.settings.inputs.ground_truth)
+
+
+def undefined_reasons(prediction: np.ndarray, extra: dict, native, settings) -> list[str]:
+    """Why metrics may be undefined for an image, as far as can be told (warnings only)."""
+    reasons = []
+    pixels = extra["thesis_pixels"]
+    gt_m = extra["gt_m"] if pixels is None else extra["gt_m"][pixels]
+    if pixels is not None and not pixels.any():
+        reasons.append("the ground truth has no pixel with depth")
+    elif "thesis" in settings.metric_sets and np.ptp(gt_m) == 0:
+        reasons.append("the ground truth is constant")
+    if native is not None and not standard_metrics.valid_mask(
+            native[1], settings.min_depth, settings.max_depth, settings.crop).any():
+        reasons.append(f"no ground-truth pixel in ({settings.min_depth:g}, "
+                       f"{settings.max_depth:g}) m" + (" inside the Eigen crop"
+                                                       if settings.crop == "eigen" else ""))
+    if not np.isfinite(prediction).all():
+        reasons.append("the prediction has NaN or inf values")
+    elif np.ptp(prediction) == 0:
+        reasons.append("the prediction is constant")
+    return reasons
 
 
 def find_pairs(input_dir: Path, gt_dir: Path, console) -> tuple[list[discover.ImagePair], list[str]]:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from .. import io, metrics
 from ..files import OutputFolder
-from ..ground_truth import load_ground_truth, resize_ground_truth
+from ..ground_truth import load_ground_truth, thesis_pixels
 from ..metric_keys import ranked
+from .depth import fitted_picture
 
 
 def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings) -> list[str]:
@@ -30,13 +31,14 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
         pair = by_stem[stem]
         try:
             rgb = io.as_rgb(io.read_image(pair.color_path))
-            gt_unit, encoding = load_ground_truth(pair.depth_path, gt_settings)
+            truth = load_ground_truth(pair.depth_path, gt_settings)
         except Exception as error:  # an image that failed is already reported
             problems.append(f"figure for {stem} not drawn: {error}")
             continue
-        gt_m = resize_ground_truth(gt_unit, encoding) * metrics.DEPTH_RANGE_M
+        gt_unit, gt_m = truth.on_thesis_grid()
+        pixels = thesis_pixels(gt_m, truth.encoding)
         panels = {name: (raw * metrics.DEPTH_RANGE_M,
-                         metrics.mvn_fit(raw, gt_m / metrics.DEPTH_RANGE_M) * metrics.DEPTH_RANGE_M)
+                         fitted_picture(raw, gt_unit, pixels) * metrics.DEPTH_RANGE_M)
                   for name, raw in predictions.items()}
         figures.image_figure(folder.path / f"{stem}.png", rgb, gt_m, panels,
                              title=pair.color_path.name)

@@ -44,13 +44,25 @@ class PredictTask(Task):
     scored = False
 
     def find_items(self, console) -> list:
+        """The images of INPUT_DIR in name order, one per stem: ``a.png`` and ``a.jpg`` would
+        write the same ``a_depth*`` files, so the first is predicted and the others listed in
+        one warning.  A FIFO or broken link with an image name is kept, and refused (named)
+        when it is read."""
         folder = self.settings.inputs.input_dir
         images = sorted((p for p in folder.iterdir()
-                         if p.is_file() and discover.is_image(p) and not p.name.startswith(".")),
+                         if not p.is_dir() and discover.is_image(p) and not p.name.startswith(".")),
                         key=lambda p: p.name)
         if not images:
             raise UsageError(f"{folder}: no image in INPUT_DIR")
-        return images
+        first: dict[str, object] = {}
+        for path in images:
+            first.setdefault(path.stem, path)
+        dropped = [f"{p.name} (same stem as {first[p.stem].name})"
+                   for p in images if first[p.stem] is not p]
+        if dropped:
+            console.warn(f"{len(dropped)} file(s) in INPUT_DIR not predicted: "
+                         + "; ".join(dropped))
+        return list(first.values())
 
     def start_snapshot(self, snapshot_name, items):
         outputs = self.settings.outputs

@@ -1,0 +1,218 @@
+"""The thesis' gradient evaluation (``test_grad.py``): per image, the filtered ground truth, the
+network's ``gradient`` blob zoomed to it, RMSE and MVN per channel, and the original's five
+pictures in ``OUT_DIR/S/`` (SPEC-grad.md; the numbers are :mod:`depth_eval.gradients`').
+
+Keys in results.json: the snapshot values are ``RMSE`` and ``MVN``, the mean over the images
+evaluated and both channels (the original's numbers).  Per image: ``RMSE`` / ``MVN`` are the
+mean of the image's two channels (so the snapshot value is their mean over images), and
+``grad1/RMSE``, ``grad2/RMSE``, ``grad1/MVN``, ``grad2/MVN`` each channel's own value (named
+after the channel's picture, ``X_grad1.png`` / ``X_grad2.png``).  In a joint evaluation
+(:mod:`.joint`) the mean keys carry the prefix ``grad/`` so they do not collide with the depth
+metrics of the same names.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .. import discover, gradients, pictures
+from ..engines.base import GRADIENT_OUTPUT
+from ..errors import ImageError
+from ..files import OutputFolder
+from ..metric_keys import NO_ALIGNMENT, MetricKey
+from .base import ImageResult, SnapshotWork, Task
+from .depth import figure_stems, find_pairs, output_folder, prepare_image
+
+# Per-image keys of each channel's value: the channel's picture name (X_grad1.png, X_grad2.png).
+CHANNEL_PREFIXES = ("grad1", "grad2")
+# The prefix of the gradient means in a joint evaluation ("grad/RMSE" beside the depth "RMSE").
+JOINT_PREFIX = "grad"
+
+
+def _base(stem: str) -> str:
+    """``X`` of an input stem ``X_colors`` (only the suffix is replaced: SPEC-grad.md 9)."""
+    suffix = discover.INPUT_SUFFIX
+    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
+
+
+def colors_name(stem: str) -> str:
+    """The network input picture, ``X_colors.png`` (the depth task writes the same file)."""
+    return f"{stem}.png"
+
+
+def picture_names(stem: str) -> dict[str, str]:
+    """Picture suffix (``_grad1``, ``_grad2``, ``_gt1``, ``_gt2``) -> its file name for input
+    ``stem``."""
+    base = _base(stem)
+    return {suffix: f"{base}{suffix}.png" for suffix in gradients.PICTURE_SUFFIXES}
+
+
+def channel_values(image_metrics: dict[MetricKey, float]) -> dict[str, list[float]]:
+    """One image's per-channel values back from its keys: title -> [channel 1, channel 2]."""
+    return {title: [image_metrics[MetricKey(prefix, title)] for prefix in CHANNEL_PREFIXES]
+            for title in gradients.METRIC_TITLES}
+
+
+class GradientsWork(SnapshotWork):
+    """One snapshot's gradient evaluation: metrics, and the five pictures per image in
+    ``folder`` (``OUT_DIR/S``).
+
+    Parameters
+    ----------
+    task : GradientsTask
+    snapshot_name : str
+    folder : OutputFolder
+        ``OUT_DIR/S``, shared with the depth work in a joint evaluation (one manifest).
+    items : list of ImagePair
+    write_colors : bool
+        Write ``X_colors.png`` (False when the depth work writes the same file).
+    """
+
+    def __init__(self, task: "GradientsTask", snapshot_name: str, folder: OutputFolder,
+                 items: list, write_colors: bool = True):
+        self.task, self.snapshot_name = task, snapshot_name
+        self.folder, self.write_colors = folder, write_colors
+        self.strategy = task.settings.outputs.png_strategy
+        self.conflicts = set(folder.claim([n for item in items for n in self.names_of(item.stem)]))
+
+    def names_of(self, stem: str) -> list[str]:
+        names = list(picture_names(stem).values())
+        return [colors_name(stem), *names] if self.write_colors else names
+
+    def check_outputs(self, item) -> None:
+        """Refuse an image whose picture names belong to files the tool did not write."""
+        taken = [name for name in self.names_of(item.stem) if name in self.conflicts]
+        if taken:
+            raise ImageError(f"{self.folder.path / taken[0]}: exists and was not written by "
+                             f"depth_eval; left untouched, {item.color_path.name} not evaluated")
+
+    def prepare(self, item, input_hw):
+        self.check_outputs(item)
+        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth)
+        self.task.note_encoding(item.depth_path.name, prepared.extra["encoding"])
+        return prepared
+
+    def finish(self, prepared, maps):
+        """``maps``: the decoded ``gradient`` blob, 2 x h x w."""
+        item = prepared.item
+        target = gradients.ground_truth_gradients(prepared.extra["ground_truth"])
+        prediction = gradients.upsample_gradients(maps)
+        values = gradients.gradient_metrics(prediction, target)
+        for title, channels in gradients.undefined_channels(values).items():
+            self.task.warn_undefined(self.snapshot_name, item, title, channels, target)
+        if self.write_colors:
+            self.folder.write(colors_name(item.stem), pictures.encode_png(
+                pictures.input_visual(prepared.blob), self.strategy))
+        names = picture_names(item.stem)
+        for suffix, picture in gradients.gradient_pictures(prediction, target).items():
+            self.folder.write(names[suffix], pictures.encode_png(picture, self.strategy))
+        kept = prediction if item.stem in self.task.kept_stems else None
+        return ImageResult(item.stem, self.task.image_metrics(values), kept)
+
+
+class GradientsTask(Task):
+    """RMSE and MVN of gradient (and joint) networks' ``gradient`` output (test_grad.py).
+
+    Parameters
+    ----------
+    settings : RunSettings
+    console : Console, optional
+    align : str
+        The alignment part of the snapshot keys: none (``RMSE``, the original's titles) or
+        :data:`JOINT_PREFIX` in a joint evaluation (``grad/RMSE``).
+    """
+
+    name = "gradients"
+    output_rule = GRADIENT_OUTPUT
+
+    def __init__(self, settings, console=None, align: str = NO_ALIGNMENT):
+        super().__init__(settings, console)
+        self.align = align
+        self.kept_stems: frozenset = frozenset()
+        self.left_out: list[str] = []
+        self.encodings: set[str] = set()
+        self.warned: set[tuple] = set()
+        self._lock = threading.Lock()
+
+    def metric_keys(self) -> list[MetricKey]:
+        """The snapshot keys (ranked, gated); per-channel keys are per-image only."""
+        return [MetricKey(self.align, title) for title in gradients.METRIC_TITLES]
+
+    def image_keys(self) -> list[MetricKey]:
+        """Every per-image key, in results.json order."""
+        return self.metric_keys() + [MetricKey(prefix, title) for title in gradients.METRIC_TITLES
+                                     for prefix in CHANNEL_PREFIXES]
+
+    def image_metrics(self, values: dict[str, list[float]]) -> dict[MetricKey, float]:
+        """One image's keys from :func:`gradients.gradient_metrics`' per-channel values."""
+        means = gradients.image_contribution(values)
+        keyed = {MetricKey(self.align, title): means[title] / gradients.GRADIENT_CHANNELS
+                 for title in gradients.METRIC_TITLES}
+        for title in gradients.METRIC_TITLES:
+            for prefix, value in zip(CHANNEL_PREFIXES, values[title]):
+                keyed[MetricKey(prefix, title)] = value
+        return keyed
+
+    def find_items(self, console) -> list:
+        pairs, self.left_out = find_pairs(self.settings.inputs.input_dir,
+                                          self.settings.inputs.gt_dir, console)
+        if self.settings.outputs.figures:
+            self.kept_stems = frozenset(figure_stems(pairs, self.settings.outputs.figures_max))
+        return pairs
+
+    def start_snapshot(self, snapshot_name, items):
+        return GradientsWork(self, snapshot_name,
+                             output_folder(self.settings.outputs.out_dir / snapshot_name), items)
+
+    def summarise(self, results):
+        """The original's mean over images and both channels (divided by 2 x the images
+        evaluated, not by 2 x every entry of INPUT_DIR: SPEC-grad.md 9)."""
+        means = gradients.mean_over_images(channel_values(r.metrics) for r in results)
+        return {MetricKey(self.align, title): means[title] for title in gradients.METRIC_TITLES}
+
+    def note_encoding(self, name: str, encoding: str) -> None:
+        """Say once per encoding other than the thesis' 8-bit how a ground truth was read."""
+        with self._lock:
+            if encoding in self.encodings:
+                return
+            self.encodings.add(encoding)
+        if self.console is not None and encoding != "thesis":
+            from ..gt_encoding import describe
+
+            self.console.note(f"ground truth {name}: read as {describe(encoding)}")
+
+    def warn_undefined(self, snapshot_name: str, item, title: str, channels: list[int],
+                       target) -> None:
+        """One warning line naming the file and the metric recorded as NaN: once per ground
+        truth for its constant filtered channels, once per snapshot and image for the others."""
+        flat = [c for c in channels if not target[c - 1].std() > 0]
+        causes = {
+            (str(item.depth_path), title): (
+                flat, f"{item.depth_path}: filtered ground truth "
+                      f"{' and '.join(f'gt{c}' for c in flat)} constant (for every snapshot)"),
+            (snapshot_name, item.stem, title): (
+                [c for c in channels if c not in flat],
+                f"snapshot {snapshot_name}, {item.color_path.name}: predicted gradient constant "
+                "or not finite")}
+        for key, (which, cause) in causes.items():
+            with self._lock:
+                if not which or key in self.warned:
+                    continue
+                self.warned.add(key)
+            if self.console is not None:
+                self.console.warn(f"{cause}: {title} of {' and '.join(f'grad{c}' for c in which)}"
+                                  " is 0 / 0, recorded as NaN (the snapshot's value is NaN and "
+                                  "ranks last)")
+
+    def document_fields(self) -> dict:
+        return {"ground_truth_encodings": sorted(self.encodings),
+                "files_not_evaluated": self.left_out}
+
+    def after_run(self, items, kept, means, console):
+        if not (self.settings.outputs.figures and means):
+            return []
+        from .gradient_figures import write_figures
+
+        return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
+                             self.settings.inputs.ground_truth)
+
