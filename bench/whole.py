@@ -8,8 +8,9 @@ Makes the workload of bench/run.py (the thesis' full refining network with rando
   peak RSS (the child's VmHWM) and CPU time; onnxruntime both cold (nothing cached) and warm;
 - the marginal cost per image (from the 16 vs 120 and the 4 vs 16 differences) against the
   sgemm floor (numpy's float32 matrix product, measured here, x 20.4 GFLOP per image);
-- the fixed cost broken down (``DEPTH_EVAL_TIMINGS=1``: start-up, model read, hash, translate,
-  optimise, session, first forward, image loop; the rest is results, summary and exit);
+- the fixed cost broken down (``DEPTH_EVAL_TIMINGS=1``: start-up, settings (with the imports a
+  run needs), hash, model read, translate, optimise, session, first forward (inside the image
+  loop); the rest is the results store, results.json, the printout and the exit);
 - the image loop against the bare forward pass (the engine alone over preprocessed inputs);
 - ``depth-eval --help`` and the largest imports of a run (``python -X importtime``);
 - OpenCV's own copies of the weights (RSS after reading the model and after a first pass);
@@ -17,9 +18,10 @@ Makes the workload of bench/run.py (the thesis' full refining network with rando
   ``ORIGINAL_SCRIPTS`` a folder with the thesis' test_depth.py + eval_depth.py
   (/work/shared/tools/README.md); otherwise the issue's measured figures are quoted.
 
-The warm onnxruntime runs find the cache where the engine looks for it: today
-OUT_DIR/.depth_eval-cache, so the cache of a first run is hard-linked into each fresh OUT_DIR
-(what a user cache outside OUT_DIR gives).  Figures are compared as ratios of this one run.
+Every run has a fresh OUT_DIR (so a fresh results store in it: every file is hashed, nothing
+reused) and ``--cache-dir``: an empty folder for the cold runs, the folder a cold run filled for
+the warm ones (the user's own cache is never touched).  Figures are compared as ratios of
+this one run; a run during which other processes kept more than 0.1 core busy is repeated.
 
     python bench/whole.py [--images 4 16 120] [--repeats 3] [--engine both]
 """
@@ -44,13 +46,13 @@ sys.path[:0] = [str(BENCH), str(REPO)]
 
 from run import GFLOP_PER_IMAGE, bare_forward, make_workload  # noqa: E402
 
-CACHE_NAME = ".depth_eval-cache"  # depth_eval.settings.ONNX_CACHE_DIR, until the user cache
 # The issue's measurements of the original (thesis test_depth.py on Caffe 1.0 built here with
 # OpenBLAS for this CPU), 16 images: whole process and marginal cost per image, in seconds.
 ORIGINAL_16_S = (15.2, 17.5)
 ORIGINAL_PER_IMAGE_S = (0.83, 0.87)
-PHASES = ("start-up", "model read", "hash", "translate", "optimise", "session", "first forward",
-          "image loop")
+ORIGINAL_SHIM = "/work/shared/tools/orig_shim.py"
+PHASES = ("start-up", "settings", "hash", "model read", "translate", "optimise", "session",
+          "first forward", "image loop")
 
 
 # -- measuring one process -------------------------------------------------------------------
@@ -133,20 +135,19 @@ def image_set(work: Path, colors: Path, depths: Path, count: int) -> tuple[Path,
     return root / "colors", root / "depths"
 
 
-def fresh_out(work: Path, cache: Path | None, name: str = "out_whole") -> Path:
-    out = work / name
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    if cache is not None:  # the user cache, simulated (see the module docstring)
-        (out / CACHE_NAME).mkdir()
-        for path in cache.iterdir():
-            os.link(path, out / CACHE_NAME / path.name)
-    return out
+def fresh(folder: Path) -> Path:
+    """``folder``, emptied (made if missing)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
-def cli_run(engine: str, colors: Path, depths: Path, snaps: Path, out: Path) -> dict:
-    command = [sys.executable, str(REPO / "test_depth.py"), str(colors), str(depths), str(out),
-               str(snaps), "--quiet", "--engine", engine]
+def cli_run(engine: str, colors: Path, depths: Path, snaps: Path, out: Path,
+            cache: Path) -> dict:
+    """One ``test_depth.py`` process (fresh ``out``), with its DEPTH_EVAL_TIMINGS phases."""
+    command = [sys.executable, str(REPO / "test_depth.py"), str(colors), str(depths),
+               str(fresh(out)), str(snaps), "--quiet", "--engine", engine, "--cache-dir",
+               str(cache)]
     env = {**os.environ, "DEPTH_EVAL_TIMINGS": "1", "PYTHONPATH": str(REPO)}
     result = measure(command, env)
     result["phases"] = phases(result["stderr"])
@@ -203,11 +204,11 @@ def help_seconds(repeats: int) -> float:
     return min(measure(command, env)["wall"] for _ in range(repeats))
 
 
-def import_times(engine: str, colors, depths, snaps, work, cache) -> list[tuple[float, str]]:
+def import_times(engine: str, colors, depths, snaps, out, cache) -> list[tuple[float, str]]:
     """The largest top-level imports of one run, (seconds, module)."""
-    out = fresh_out(work, cache)
     command = [sys.executable, "-X", "importtime", str(REPO / "test_depth.py"), str(colors),
-               str(depths), str(out), str(snaps), "--quiet", "--engine", engine]
+               str(depths), str(fresh(out)), str(snaps), "--quiet", "--engine", engine,
+               "--cache-dir", str(cache)]
     stderr = measure(command, {**os.environ, "PYTHONPATH": str(REPO)})["stderr"]
     top = []
     for line in stderr.splitlines():
@@ -238,17 +239,20 @@ def opencv_copies(snaps: Path) -> tuple[int, int, int]:
     return tuple(int(v) for v in done.stdout.split())
 
 
-def original_run(colors: Path, depths: Path, snaps: Path, work: Path) -> float | None:
-    """Seconds of the thesis' own test_depth.py on real Caffe, or None without a build."""
-    caffe, scripts = os.environ.get("CAFFE_PYTHONPATH"), os.environ.get("ORIGINAL_SCRIPTS")
-    shim = Path(os.environ.get("ORIGINAL_SHIM", "/work/shared/tools/orig_shim.py"))
-    if not (caffe and scripts and shim.is_file()):
-        return None
-    out = fresh_out(work, None)
-    env = {**os.environ, "PYTHONPATH": caffe, "ORIG_SCRIPT": "test_depth.py",
+def original_available() -> bool:
+    return bool(os.environ.get("CAFFE_PYTHONPATH") and os.environ.get("ORIGINAL_SCRIPTS")
+                and Path(os.environ.get("ORIGINAL_SHIM", ORIGINAL_SHIM)).is_file())
+
+
+def original_run(colors: Path, depths: Path, snaps: Path, out: Path) -> dict:
+    """The thesis' own test_depth.py on real Caffe (CAFFE_PYTHONPATH: pycaffe; ORIGINAL_SCRIPTS:
+    the folder with its test_depth.py and eval_depth.py), through the shared shim."""
+    env = {**os.environ, "PYTHONPATH": os.environ["CAFFE_PYTHONPATH"],
+           "ORIG_SCRIPT": "test_depth.py",
            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "Cooperlake")}
-    return measure(["/usr/bin/python3", str(shim), str(colors), str(depths), str(out),
-                    str(snaps)], env, cwd=Path(scripts))["wall"]
+    shim = os.environ.get("ORIGINAL_SHIM", ORIGINAL_SHIM)
+    return measure(["/usr/bin/python3", shim, str(colors), str(depths), str(fresh(out)),
+                    str(snaps)], env, cwd=Path(os.environ["ORIGINAL_SCRIPTS"]))
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -269,7 +273,7 @@ def main() -> None:
     floor = GFLOP_PER_IMAGE / gflops
     print(f"{os.cpu_count()} cores; model {model_mib:.0f} MiB; sgemm {gflops:.0f} GFLOP/s -> "
           f"floor {floor * 1000:.1f} ms/image (20.4 GFLOP)", flush=True)
-    cache = args.work / "whole_cache"
+    cache, out = args.work / "whole_cache", args.work / "out_whole"
     report: dict = {"sgemm_gflops": gflops, "floor_s": floor, "model_mib": model_mib}
     for engine in engines:
         def one_bare():
@@ -279,46 +283,41 @@ def main() -> None:
         bare = min(r["seconds"] for r in quiet_or_all(
             repeat_quietly(one_bare, args.repeats, 3 * args.repeats)))
         rows = {}
-        if engine == "onnxruntime":  # cold: nothing cached; its cache becomes the warm one
+        if engine == "onnxruntime":  # cold: an empty cache; the last one is the warm cache
             small = 16 if 16 in sets else counts[0]
-            outs: list[Path] = []
-
-            def cold_run():
-                outs.append(fresh_out(args.work, None, f"out_cold{len(outs)}"))
-                return cli_run(engine, *sets[small], snaps, outs[-1])
-
-            rows["cold"] = quietest(repeat_quietly(cold_run, args.repeats, args.repeats))
-            shutil.rmtree(cache, ignore_errors=True)
-            shutil.copytree(outs[-1] / CACHE_NAME, cache, copy_function=os.link)
-            for out in outs:
-                shutil.rmtree(out, ignore_errors=True)
+            rows["cold"] = quietest(repeat_quietly(
+                lambda: cli_run(engine, *sets[small], snaps, out, fresh(cache)),
+                args.repeats, args.repeats))
         for n in counts:
-            runs = repeat_quietly(lambda: cli_run(engine, *sets[n], snaps, fresh_out(
-                args.work, cache if engine == "onnxruntime" else None)),
-                args.repeats, 2 * args.repeats)
+            runs = repeat_quietly(lambda: cli_run(engine, *sets[n], snaps, out, cache),
+                                  args.repeats, 2 * args.repeats)
             rows[n] = quietest(runs)
             rows[n]["rss"] = max(r["rss"] for r in runs)
         report[engine] = summarise(engine, rows, counts, bare, floor, model_mib)
     report["help_s"] = help_seconds(5)
     print(f"depth-eval --help: {report['help_s']:.3f} s (min of 5)")
     for engine in engines:
-        top = import_times(engine, *sets[counts[0]], snaps, args.work,
-                           cache if engine == "onnxruntime" else None)
-        print(f"imports of a run, {engine}: " + ", ".join(f"{m} {s * 1000:.0f} ms"
-                                                          for s, m in top[:8]))
+        top = import_times(engine, *sets[counts[0]], snaps, out, cache)
+        print(f"imports of a run, {engine} (scipy.ndimage on a thread, beside the model's "
+              "loading): " + ", ".join(f"{m} {s * 1000:.0f} ms" for s, m in top[:8]))
     if "opencv" in engines:
         before, read, forward = opencv_copies(snaps)
         print(f"OpenCV's own copies of the weights (bare Python): +{read - before} MiB after "
               f"readNetFromCaffe, +{forward - before} MiB after the first forward pass "
               f"(model {model_mib:.0f} MiB)")
-    original = original_run(*sets[16], snaps, args.work) if 16 in sets else None
-    if original is None:
+    original = ORIGINAL_16_S[0]
+    if original_available() and 16 in sets:
+        runs = {n: quietest(repeat_quietly(lambda: original_run(*sets[n], snaps, out),
+                                           args.repeats, args.repeats))
+                for n in (4, 16) if n in sets}
+        original = runs[16]["wall"]
+        marginal = (runs[16]["wall"] - runs[4]["wall"]) / 12 if 4 in runs else float("nan")
+        print(f"original on Caffe (this run): 16 images {original:.2f} s, peak RSS "
+              f"{runs[16]['rss']:.0f} MiB, marginal per image {marginal:.3f} s")
+    else:
         print(f"original on Caffe: no build (CAFFE_PYTHONPATH, ORIGINAL_SCRIPTS); the issue "
               f"measured {ORIGINAL_16_S[0]}-{ORIGINAL_16_S[1]} s for 16 images, "
               f"{ORIGINAL_PER_IMAGE_S[0]}-{ORIGINAL_PER_IMAGE_S[1]} s per image (another run)")
-        original = ORIGINAL_16_S[0]
-    else:
-        print(f"original on Caffe, 16 images: {original:.2f} s (this run)")
     for engine in engines:
         key = "warm 16" if engine == "onnxruntime" else "16"
         whole = report[engine].get(key)
@@ -344,7 +343,7 @@ def summarise(engine: str, rows: dict, counts: list[int], bare: float, floor: fl
         print(f"| {'cold' if name == 'cold' else label + 'cache' if label else 'fresh'} | {n} | "
               f"{row['wall']:.2f} | {row['cpu']:.2f} | {row['others']:.2f} | {row['rss']:.0f} | "
               f"{row['loop'] / n * 1000:.1f} ({row['loop'] / n / bare:.3f}) | {breakdown}, "
-              f"results+exit {rest:.2f} |")
+              f"rest (store, results, exit) {rest:.2f} |")
         out[f"{label}{name}" if name != "cold" else "cold 16"] = row["wall"]
     for small, large in zip(counts, counts[1:]):
         marginal = (rows[large]["wall"] - rows[small]["wall"]) / (large - small)

@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None, prog: str | None = None,
     module = commands.load(args.command)
     previous = _catch_sigterm()
     try:
-        return module.run(module.settings_from_args(args), console)
+        with timings.phase("settings"):  # imports the modules a run needs (numpy, OpenCV)
+            settings = module.settings_from_args(args)
+        return module.run(settings, console)
     except DepthEvalError as error:
         console.error(str(error))
         return exit_status_of(error)

@@ -20,6 +20,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from . import timings
 from .guards import open_regular
 
 __all__ = ["file_sha256", "FileHasher"]
@@ -86,7 +87,8 @@ class FileHasher:
                 self.files_reused += 1
                 self._memo[memo_key] = known
                 return known
-        digest, read_signature = _hash_open(absolute)
+        with timings.phase("hash"):
+            digest, read_signature = _hash_open(absolute)
         self.files_read += 1
         if read_signature is not None:  # not changed while read: safe to remember
             self._memo[(absolute, *read_signature)] = digest

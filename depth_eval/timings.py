@@ -1,10 +1,16 @@
 """Where a run's time goes: ``DEPTH_EVAL_TIMINGS=1`` prints one line of phase times on stderr.
 
 The phases are timed where they happen (:func:`phase`); :func:`report` prints them once the run
-is over, e.g. ``timings: start-up 0.21 s, model read 0.00 s, hash 0.17 s, session 0.01 s,
-first forward 0.13 s, image loop 0.95 s, total 1.52 s`` (``start-up``: from the process's
-start to the command line being parsed, interpreter and imports included; ``total``: the
-process so far).  Unset, :func:`phase` costs a dictionary look-up and nothing is printed.
+is over, e.g. ``timings: start-up 0.03 s, settings 0.16 s, hash 0.19 s, model read 0.00 s,
+session 0.00 s, first forward 0.13 s, image loop 1.07 s, total 1.56 s``.  ``start-up``: from
+the process's start to the command line being parsed (the interpreter, the first imports);
+``settings``: the options checked, with the imports a run needs; ``hash``: the files' sha256
+(the caffemodel's and the images', for the results store); ``model read``: the prototxt and,
+where it is read, the caffemodel checked; ``translate`` / ``optimise`` / ``session``: the
+engine's translation, its optimised graph, the model loaded; ``first forward`` (inside the
+image loop): the first pass, which allocates; ``total``: the process so far (what is not
+listed: the results store, results.json, the printout).  Unset, :func:`phase` costs a
+dictionary update and nothing is printed.
 """
 
 from __future__ import annotations

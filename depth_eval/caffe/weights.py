@@ -177,6 +177,10 @@ class CaffeWeights:
     -----
     The arrays :meth:`values` returns are read-only views of the file: they stay valid as long
     as they (or this object) are referenced, and the mapping is released with the last one.
+    A file cut short by another process while mapped ends this one with SIGBUS when a lost
+    page is read (as any mapped reader: numpy's memmap, onnxruntime's external data); Caffe
+    writes each snapshot to a new file, and the mapping lives only while the weights are
+    checked or translated.
     """
 
     def __init__(self, path):
