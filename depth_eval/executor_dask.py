@@ -1,0 +1,247 @@
+"""Running the units on a Dask cluster (``--dask ADDRESS`` or ``--dask local:N``).
+
+:class:`DaskExecutor` has the executor interface of :mod:`depth_eval.executor`: it cuts each
+snapshot's work into chunks of images (about four per worker over the run, :func:`chunk_size`),
+submits every chunk as a future at once, snapshot after snapshot (Dask runs them roughly in
+that order, so a worker keeps one model loaded through a run of chunks of its snapshot), and
+yields each chunk's results as it completes.  The workers run
+:func:`depth_eval.dask_worker.run_unit`; the results, the task's messages (printed here, once
+each) and what the task learnt come back to this process, which alone writes the results
+store, results.json and the rankings.  A chunk whose worker dies is run again by Dask; its
+results are stored when its future completes, so once.  Pictures are written by the workers:
+every folder must be at the same path on every worker (a shared filesystem), which
+:meth:`DaskExecutor.start` checks.
+
+dask is imported only here, and this module only with ``--dask``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import uuid
+from dataclasses import replace
+from typing import Callable, Iterable, Iterator
+
+from .console import one_line
+from .dask_worker import UnitReply, host_of, run_unit
+from .errors import SnapshotError, UsageError
+from .executor import Unit
+from .hashing import FileHasher
+from .settings import GateSettings
+
+# Chunks per worker over the run: enough that a worker that finishes early takes more and a
+# lost worker costs little, few enough that each chunk is worth its model load.
+CHUNKS_PER_WORKER = 4
+# Seconds to wait for a scheduler to answer before the run gives up.
+CONNECT_TIMEOUT_S = 30
+
+
+def chunk_size(images: int, workers: int, batch: int) -> int:
+    """Images per chunk for a run of ``images`` (snapshot, image) units in all: about
+    :data:`CHUNKS_PER_WORKER` chunks per worker, a whole number of batches (each batch then
+    holds the images it holds on one machine: the same numbers)."""
+    size = max(1, math.ceil(images / (CHUNKS_PER_WORKER * max(1, workers))))
+    return batch * math.ceil(size / batch)
+
+
+def chunks(unit: Unit, size: int) -> list[Unit]:
+    """The unit's items in consecutive chunks of ``size`` (one empty unit stays one)."""
+    if not unit.items:
+        return [unit]
+    return [Unit(unit.snapshot, unit.items[start:start + size])
+            for start in range(0, len(unit.items), size)]
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError("--dask needs dask's distributed scheduler, which is not installed: "
+                         "pip install 'depth_eval[dask]'") from None
+    return distributed
+
+
+class DaskExecutor:
+    """Runs chunks of units on a Dask cluster; see the module docstring.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    settings : depth_eval.settings.RunSettings
+    task : depth_eval.tasks.base.Task
+        The run's task (its ``add_facts`` takes what the workers' tasks learnt).
+    console : depth_eval.console.Console
+    hasher : callable, optional
+        The run's FileHasher (the results store's); one of its own otherwise.
+    cluster : distributed.LocalCluster, optional
+        The cluster made for ``--dask local:N``, closed with the client.
+    """
+
+    parallel = True
+
+    def __init__(self, client, settings, task, console, hasher=None, cluster=None):
+        self.client, self.cluster = client, cluster
+        # The workers need neither the gate (a baseline can be large) nor anything relative.
+        self.settings = replace(settings, gate=GateSettings())
+        self.task, self.console = task, console
+        self.hasher = hasher if hasher is not None else FileHasher()
+        self.token = uuid.uuid4().hex
+        self._said: set[tuple[str, str]] = set()
+
+    @classmethod
+    def start(cls, settings, task, console, hasher=None) -> "DaskExecutor":
+        """Connect to the scheduler (or make the local cluster), wait for a worker and check
+        that every worker runs this depth_eval and sees every folder of the run."""
+        distributed = _import_distributed()
+        cluster = None
+        workers = settings.executor.local_workers
+        try:
+            if workers is not None:
+                cluster = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=logging.CRITICAL)
+                client = distributed.Client(cluster)
+            else:
+                client = distributed.Client(settings.executor.dask, timeout=CONNECT_TIMEOUT_S)
+        except OSError as error:  # no scheduler there (distributed raises OSError/TimeoutError)
+            if cluster is not None:
+                cluster.close()
+            raise UsageError(f"--dask {settings.executor.dask}: cannot reach the scheduler "
+                             f"({one_line(error)})") from None
+        executor = cls(client, settings, task, console, hasher, cluster)
+        try:
+            if not client.scheduler_info().get("workers"):
+                console.note(f"--dask {settings.executor.dask}: waiting for a worker to join")
+            client.wait_for_workers(1)
+            check_workers(client, settings)
+        except BaseException:
+            executor.close()
+            raise
+        return executor
+
+    def close(self) -> None:
+        """Let go of the scheduler (and stop the local cluster)."""
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+    # -- the executor interface ------------------------------------------------------------
+
+    def run_all(self, units: Iterable[Unit], on_item: Callable | None = None,
+                on_result: Callable | None = None) -> Iterator[tuple[Unit, object]]:
+        """Submit every unit's chunks, then yield ``(chunk, UnitRun or SnapshotError)`` as
+        they complete (see :mod:`depth_eval.executor`).  Stopped early (Ctrl-C, an error that
+        stops the run), the chunks not done are cancelled; those done are kept."""
+        distributed = _import_distributed()
+        info = self.client.scheduler_info()["workers"]
+        hosts: dict[str, int] = {}
+        for address in info:
+            hosts[host_of(address)] = hosts.get(host_of(address), 0) + 1
+        futures: dict = {}
+        try:
+            units = list(units)  # every snapshot planned: the chunks' size is the run's
+            size = chunk_size(sum(len(unit.items) for unit in units), len(info),
+                              self.settings.engine.batch)
+            for unit in units:
+                self._submit(unit, size, hosts, futures)
+            for future in distributed.as_completed(list(futures)):
+                chunk = futures.pop(future, None)
+                if chunk is None:  # cancelled with its snapshot's other chunks
+                    continue
+                try:
+                    reply: UnitReply = future.result()
+                except SnapshotError as error:
+                    yield from self._fail_snapshot(chunk, error, futures)
+                    continue
+                except distributed.KilledWorker:  # died on every worker Dask tried it on
+                    yield from self._fail_snapshot(chunk, SnapshotError(
+                        f"{chunk.snapshot.caffemodel}: the workers running it died (out of "
+                        "memory?)"), futures)
+                    continue
+                self._say(reply.messages)
+                self.task.add_facts(reply.facts)
+                self._hand_over(chunk, reply, on_item, on_result)
+                yield chunk, reply.run
+        finally:
+            if futures:
+                self.client.cancel(list(futures))
+
+    def _submit(self, unit: Unit, size: int, hosts: dict, futures: dict) -> None:
+        snapshot = unit.snapshot
+        try:  # the model's identity on the workers; unreadable: the worker says why
+            model_key = (self.hasher(snapshot.caffemodel), str(snapshot.caffemodel),
+                         self.hasher(snapshot.prototxt) if snapshot.prototxt else None,
+                         str(snapshot.prototxt), self.settings.engine, self.task.name)
+        except OSError:
+            model_key = None
+        for chunk in chunks(unit, size):
+            future = self.client.submit(
+                run_unit, self.settings, self.task.name, self.token, snapshot, chunk.items,
+                model_key, model_key[0] if model_key else None, hosts, pure=False,
+                key=f"depth_eval-{snapshot.name}-{len(futures)}-{self.token}")
+            futures[future] = chunk
+
+    def _fail_snapshot(self, chunk: Unit, error: SnapshotError, futures: dict):
+        """The chunk's snapshot cannot run: its other chunks are cancelled, all give the error."""
+        name = chunk.snapshot.name
+        others = [future for future, other in futures.items() if other.snapshot.name == name]
+        if others:
+            self.client.cancel(others)
+        yield chunk, error
+        for future in others:
+            yield futures.pop(future), error
+
+    def _hand_over(self, chunk: Unit, reply: UnitReply, on_item, on_result) -> None:
+        """``on_result`` for every result and ``on_item`` for every item, in the chunk's order."""
+        from .tasks.base import SnapshotWork
+
+        results = {result.stem: result for result in reply.run.results}
+        for item in chunk.items:
+            stem = SnapshotWork.input_path(item).stem
+            if on_result is not None and stem in results:
+                on_result(chunk, item, results[stem])
+            if on_item is not None:
+                on_item(chunk, stem)
+
+    def _say(self, messages) -> None:
+        """The workers' messages, each once in the run."""
+        for kind, text in messages:
+            if (kind, text) not in self._said:
+                self._said.add((kind, text))
+                getattr(self.console, kind)(text)
+
+
+def check_workers(client, settings) -> None:
+    """Every worker runs this version of depth_eval and sees every folder of the run at the
+    same path; else a UsageError naming the worker and the folder."""
+    from . import __version__
+
+    def version():
+        import depth_eval
+
+        return depth_eval.__version__
+
+    for worker, answer in client.run(version, on_error="return").items():
+        if isinstance(answer, BaseException) or answer != __version__:
+            what = (f"cannot import depth_eval ({one_line(answer)})"
+                    if isinstance(answer, BaseException) else f"runs depth_eval {answer}")
+            raise UsageError(f"--dask: worker {worker} {what}; install depth_eval "
+                             f"{__version__} there")
+    inputs, outputs = settings.inputs, settings.outputs
+    folders = {"INPUT_DIR": inputs.input_dir, "GT_DIR": inputs.gt_dir,
+               "SNAPSHOTS_DIR": inputs.snapshots_dir,
+               "OUT_DIR's parent folder": outputs.out_dir.parent}
+    if outputs.out_dir.is_dir():  # made by this run here: a worker must see it too
+        folders["OUT_DIR"] = outputs.out_dir
+    for label, path in folders.items():
+        if path is None:
+            continue
+        for worker, seen in client.run(os.path.isdir, str(path)).items():
+            if not seen:
+                raise UsageError(f"{path}: worker {worker} cannot see {label} (every worker "
+                                 "needs the run's folders at the same path: a shared "
+                                 "filesystem)")
