@@ -86,7 +86,7 @@ _runs: OrderedDict = OrderedDict()      # run token -> (task, console, blob cach
 def _run_state(token: str, settings, task_name: str):
     """The run's task on this worker (made once, with its images found: ``--figures``' choice
     of images is the task's), its collecting console and the user cache."""
-    from . import engines, guards, tasks
+    from . import engines, tasks
 
     with _lock:
         state = _runs.get(token)
@@ -94,7 +94,6 @@ def _run_state(token: str, settings, task_name: str):
             _runs.move_to_end(token)
             return state
     console = CollectingConsole()
-    guards.set_max_image_pixels(settings.inputs.max_image_pixels)
     task = tasks.get(task_name)(settings, console)
     task.find_items(console)
     console.drain()  # the client said it already
@@ -188,10 +187,12 @@ def run_unit(settings, task_name: str, token: str, snapshot, items: tuple, model
     """
     import cv2
 
+    from . import guards
     from .executor import run_items
     from .run import open_engine
 
     task, console, cache = _run_state(token, settings, task_name)
+    guards.set_max_image_pixels(settings.inputs.max_image_pixels)  # per process: per unit
     threads = unit_threads(hosts)
     cv2.setNumThreads(threads)
 

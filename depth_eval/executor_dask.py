@@ -99,17 +99,20 @@ class DaskExecutor:
         workers = settings.executor.local_workers
         try:
             if workers is not None:
+                # ":0": the scheduler's web server on a free port (another cluster may hold
+                # Dask's 8787, and the warning would take several lines).
                 cluster = distributed.LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.CRITICAL)
+                    dashboard_address=":0", silence_logs=logging.CRITICAL)
                 client = distributed.Client(cluster)
             else:
                 client = distributed.Client(settings.executor.dask, timeout=CONNECT_TIMEOUT_S)
         except OSError as error:  # no scheduler there (distributed raises OSError/TimeoutError)
             if cluster is not None:
                 cluster.close()
-            raise UsageError(f"--dask {settings.executor.dask}: cannot reach the scheduler "
-                             f"({one_line(error)})") from None
+            what = "cannot start the local cluster" if workers else "cannot reach the scheduler"
+            raise UsageError(f"--dask {settings.executor.dask}: {what} ({one_line(error)})"
+                             ) from None
         executor = cls(client, settings, task, console, hasher, cluster)
         try:
             if not client.scheduler_info().get("workers"):
@@ -137,6 +140,7 @@ class DaskExecutor:
         they complete (see :mod:`depth_eval.executor`).  Stopped early (Ctrl-C, an error that
         stops the run), the chunks not done are cancelled; those done are kept."""
         distributed = _import_distributed()
+        check_out_dir(self.client, self.settings)
         info = self.client.scheduler_info()["workers"]
         hosts: dict[str, int] = {}
         for address in info:
@@ -231,12 +235,20 @@ def check_workers(client, settings) -> None:
                     if isinstance(answer, BaseException) else f"runs depth_eval {answer}")
             raise UsageError(f"--dask: worker {worker} {what}; install depth_eval "
                              f"{__version__} there")
-    inputs, outputs = settings.inputs, settings.outputs
-    folders = {"INPUT_DIR": inputs.input_dir, "GT_DIR": inputs.gt_dir,
-               "SNAPSHOTS_DIR": inputs.snapshots_dir,
-               "OUT_DIR's parent folder": outputs.out_dir.parent}
-    if outputs.out_dir.is_dir():  # made by this run here: a worker must see it too
-        folders["OUT_DIR"] = outputs.out_dir
+    inputs = settings.inputs
+    _check_folders(client, {"INPUT_DIR": inputs.input_dir, "GT_DIR": inputs.gt_dir,
+                            "SNAPSHOTS_DIR": inputs.snapshots_dir,
+                            "OUT_DIR's parent folder": settings.outputs.out_dir.parent})
+
+
+def check_out_dir(client, settings) -> None:
+    """OUT_DIR, once this process made it (scored tasks): seen by every worker, or a
+    UsageError (a folder of the same path on a disk that is not shared)."""
+    if settings.outputs.out_dir.is_dir():
+        _check_folders(client, {"OUT_DIR": settings.outputs.out_dir})
+
+
+def _check_folders(client, folders: dict) -> None:
     for label, path in folders.items():
         if path is None:
             continue

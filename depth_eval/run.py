@@ -239,22 +239,24 @@ def run(settings, console) -> int:
     guards.set_max_image_pixels(settings.inputs.max_image_pixels)
     snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names())
     items = task.find_items(console)
-    cache = None
-    if engines.engine_class(settings.engine.name).uses_cache:
-        from .cache import BlobCache
-
-        cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
-    # OUT_DIR first: a folder that cannot be made is named as such, before the store in it.
-    files = ResultsFiles(settings.outputs.out_dir) if task.scored else None
-    stored = None
-    if task.scored and settings.outputs.store is not None:
-        from .reuse import StoredRun
-
-        stored = StoredRun.open(settings, task, items)
+    executor = stored = None
     status = EXIT_NOTHING
-    executor = None
     try:
-        executor = make_executor(settings, task, console, cache, stored)
+        if settings.executor.dask is not None:  # the cluster answers before anything is made
+            from .executor_dask import DaskExecutor
+
+            executor = DaskExecutor.start(settings, task, console)
+        # OUT_DIR first: a folder that cannot be made is named as such, before the store in it.
+        files = ResultsFiles(settings.outputs.out_dir) if task.scored else None
+        if task.scored and settings.outputs.store is not None:
+            from .reuse import StoredRun
+
+            stored = StoredRun.open(settings, task, items)
+        hasher = stored.hasher if stored is not None else None
+        if executor is None:
+            executor = local_executor(settings, task, console, hasher)
+        elif hasher is not None:
+            executor.hasher = hasher  # the store's: the snapshots are hashed once
         status = _run(settings, console, task, executor, snapshots, items, stored, files)
         return status
     except BaseException as error:  # Ctrl-C included: the store records 130
@@ -269,17 +271,17 @@ def run(settings, console) -> int:
                 stored.close(status)
 
 
-def make_executor(settings, task, console, cache=None, stored=None):
-    """The executor the settings ask for: this machine's, or a Dask cluster's (``--dask``)."""
-    if settings.executor.dask is not None:
-        from .executor_dask import DaskExecutor
+def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
+    """This machine's executor, the engines loaded with the user cache where they use one."""
+    cache = None
+    if engines.engine_class(settings.engine.name).uses_cache:
+        from .cache import BlobCache
 
-        return DaskExecutor.start(settings, task, console,
-                                  hasher=stored.hasher if stored is not None else None)
+        cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
     return LocalExecutor(
         partial(open_engine, settings.engine, task.output_rule,
-                extra_rules=task.extra_output_rules, cache=cache,
-                hasher=stored.hasher if stored is not None else None, warn=console.warn),
+                extra_rules=task.extra_output_rules, cache=cache, hasher=hasher,
+                warn=console.warn),
         task.start_snapshot, settings.outputs.jobs, settings.engine.batch)
 
 

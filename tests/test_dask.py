@@ -69,7 +69,7 @@ class CountingOnWorkers(WorkerPlugin):
 def cluster():
     """(scheduler address, client) of two single-threaded worker processes."""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as local, \
+                      dashboard_address=":0", silence_logs=logging.ERROR) as local, \
             Client(local) as client:
         client.register_plugin(CountingOnWorkers(), name="counting")
         yield local.scheduler_address, client
@@ -304,7 +304,7 @@ def test_a_snapshot_that_kills_its_workers_is_skipped_with_one_line(monkeypatch,
     monkeypatch.setitem(engines.ENGINES, "dying", "test_dask:DyingEngine")
     # Dask gives up on a chunk after this many worker deaths (3 by default).
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
-            LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+            LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0",
                          silence_logs=logging.CRITICAL) as local, Client(local) as client:
         client.register_plugin(DyingOnWorkers(), name="dying")
         status, _, stderr = run_cli(workspace / "colors", workspace / "depths",
@@ -355,7 +355,7 @@ def test_no_scheduler_there_is_one_line(workspace, monkeypatch):
     status, _, stderr = run_cli(workspace / "colors", workspace / "depths", workspace / "out",
                                 workspace / "snapshots", "--dask", "tcp://127.0.0.1:9")
     assert status == 2 and "cannot reach the scheduler" in stderr
-    assert len(stderr.splitlines()) == 1
+    assert len(stderr.splitlines()) == 1 and not (workspace / "out").exists()
 
 
 def test_dask_missing_says_how_to_install_it(workspace, monkeypatch):
