@@ -152,6 +152,15 @@ def unit_threads(hosts: dict) -> int:
     return max(1, cores // (processes * max(1, worker.state.nthreads)))
 
 
+def warm_up(engine_name: str) -> None:
+    """Import what a unit needs (OpenCV, the engine's packages), while the client plans."""
+    import cv2  # noqa: F401
+
+    from . import engines, run  # noqa: F401
+
+    engines.engine_class(engine_name)
+
+
 def host_of(address: str) -> str:
     """The machine part of a worker's address (``tcp://10.0.0.5:39123`` -> ``10.0.0.5``)."""
     return address.split("://", 1)[-1].rsplit(":", 1)[0]

@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Callable, Iterable, Iterator
 
 from .console import one_line
-from .dask_worker import UnitReply, host_of, run_unit
+from .dask_worker import UnitReply, host_of, run_unit, warm_up
 from .errors import SnapshotError, UsageError
 from .executor import Unit
 from .hashing import FileHasher
@@ -44,6 +44,30 @@ def chunk_size(images: int, workers: int, batch: int) -> int:
     holds the images it holds on one machine: the same numbers)."""
     size = max(1, math.ceil(images / (CHUNKS_PER_WORKER * max(1, workers))))
     return batch * math.ceil(size / batch)
+
+
+def submission_order(per_snapshot: list[list], workers: int) -> list:
+    """Every snapshot's chunks in the order to submit them, so that few workers load each
+    snapshot.
+
+    Dask hands chunks to free workers roughly in submission order: with all running at the
+    same pace, position p goes to worker p mod W.  Snapshots are taken in groups of at most W;
+    in a group of g, each round of W positions gives each snapshot a block of about W / g
+    consecutive positions, so each worker meets the same snapshot round after round (one
+    load) instead of every worker loading every snapshot.  A worker that falls out of step
+    costs a load at most (it keeps two models).
+    """
+    order: list = []
+    workers = max(1, workers)
+    for start in range(0, len(per_snapshot), workers):
+        group = [list(chunks_of) for chunks_of in per_snapshot[start:start + workers]]
+        blocks = [workers // len(group) + (index < workers % len(group))
+                  for index in range(len(group))]
+        while any(group):
+            for queue, block in zip(group, blocks):
+                order += queue[:block]
+                del queue[:block]
+    return order
 
 
 def chunks(unit: Unit, size: int) -> list[Unit]:
@@ -119,6 +143,7 @@ class DaskExecutor:
                 console.note(f"--dask {settings.executor.dask}: waiting for a worker to join")
             client.wait_for_workers(1)
             check_workers(client, settings)
+            client.run(warm_up, settings.engine.name, wait=False, on_error="ignore")
         except BaseException:
             executor.close()
             raise
@@ -150,8 +175,13 @@ class DaskExecutor:
             units = list(units)  # every snapshot planned: the chunks' size is the run's
             size = chunk_size(sum(len(unit.items) for unit in units), len(info),
                               self.settings.engine.batch)
-            for unit in units:
-                self._submit(unit, size, hosts, futures)
+            keys = {unit.snapshot.name: self._model_key(unit.snapshot) for unit in units}
+            for chunk in submission_order([chunks(unit, size) for unit in units], len(info)):
+                futures[self.client.submit(
+                    run_unit, self.settings, self.task.name, self.token, chunk.snapshot,
+                    chunk.items, keys[chunk.snapshot.name], keys[chunk.snapshot.name][0]
+                    if keys[chunk.snapshot.name] else None, hosts, pure=False,
+                    key=f"depth_eval_chunk-{len(futures)}-{self.token}")] = chunk
             for future in distributed.as_completed(list(futures)):
                 chunk = futures.pop(future, None)
                 if chunk is None:  # cancelled with its snapshot's other chunks
@@ -174,20 +204,15 @@ class DaskExecutor:
             if futures:
                 self.client.cancel(list(futures))
 
-    def _submit(self, unit: Unit, size: int, hosts: dict, futures: dict) -> None:
-        snapshot = unit.snapshot
-        try:  # the model's identity on the workers; unreadable: the worker says why
-            model_key = (self.hasher(snapshot.caffemodel), str(snapshot.caffemodel),
-                         self.hasher(snapshot.prototxt) if snapshot.prototxt else None,
-                         str(snapshot.prototxt), self.settings.engine, self.task.name)
+    def _model_key(self, snapshot):
+        """The model's identity in the workers' engine caches (None: a file the client cannot
+        read; the worker that loads it says why)."""
+        try:
+            return (self.hasher(snapshot.caffemodel), str(snapshot.caffemodel),
+                    self.hasher(snapshot.prototxt) if snapshot.prototxt else None,
+                    str(snapshot.prototxt), self.settings.engine, self.task.name)
         except OSError:
-            model_key = None
-        for chunk in chunks(unit, size):
-            future = self.client.submit(
-                run_unit, self.settings, self.task.name, self.token, snapshot, chunk.items,
-                model_key, model_key[0] if model_key else None, hosts, pure=False,
-                key=f"depth_eval-{snapshot.name}-{len(futures)}-{self.token}")
-            futures[future] = chunk
+            return None
 
     def _fail_snapshot(self, chunk: Unit, error: SnapshotError, futures: dict):
         """The chunk's snapshot cannot run: its other chunks are cancelled, all give the error."""

@@ -35,7 +35,7 @@ from counting_engine import ENGINE_NAME, PASSES_ENV, SLOW_ENV, logged_passes  # 
 from depth_eval import cli, engines, executor_dask, io  # noqa: E402
 from depth_eval.engines.opencv import OpenCVEngine  # noqa: E402
 from depth_eval.executor import Unit  # noqa: E402
-from depth_eval.executor_dask import chunk_size, chunks  # noqa: E402
+from depth_eval.executor_dask import chunk_size, chunks, submission_order  # noqa: E402
 from depth_eval.files import MANIFEST_NAME, OutputFolder, read_manifest  # noqa: E402
 from helpers import GLOBAL, GOOD, add_snapshot, evaluate, make_workspace, results  # noqa: E402
 from test_gradients_task import JOINT, make_grad_workspace  # noqa: E402
@@ -133,7 +133,7 @@ def wait_until(condition, timeout_s: float = 60.0) -> None:
 def rerun_counts(dask_scheduler) -> list[int]:
     """Per task of the run: how many workers died while running it (on the scheduler)."""
     return [task.suspicious for key, task in dask_scheduler.tasks.items()
-            if str(key).startswith("depth_eval-")]
+            if str(key).startswith("depth_eval_chunk-")]
 
 
 def stored_units(store_path: Path) -> int:
@@ -264,6 +264,8 @@ def test_a_worker_killed_mid_run_costs_nothing(cluster, counting, tmp_path):
 def test_ctrl_c_cancels_the_rest_and_keeps_the_snapshots_done(cluster, tmp_path):
     address, client = cluster
     workspace = make_workspace(tmp_path, (GOOD, GLOBAL), STEMS4)
+    for name in ("zzz_1", "zzz_2"):  # after the first two, which run side by side
+        add_snapshot(workspace, name)
     passes = tmp_path / "passes.log"
     with slow_workers(client, passes, 0.4):
         process = subprocess.Popen(
@@ -276,11 +278,12 @@ def test_ctrl_c_cancels_the_rest_and_keeps_the_snapshots_done(cluster, tmp_path)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr
         time.sleep(1.5)  # a chunk running when it was cancelled still finishes
-    (name, entry), = results(workspace)["snapshots"].items()
-    assert name == GLOBAL and entry["status"] == "evaluated" and entry["images_evaluated"] == 4
-    assert sorted(snapshot for snapshot, _ in units_in(workspace / "out" / "results.sqlite")
-                  ).count(GLOBAL) == 4
-    assert len(logged_passes(passes)) < 8  # the queued chunks never ran
+    done = results(workspace)["snapshots"]
+    assert list(done) in ([GLOBAL], [GLOBAL, GOOD])  # recorded in order, the last ones not
+    stored = [snapshot for snapshot, _ in units_in(workspace / "out" / "results.sqlite")]
+    for name, entry in done.items():
+        assert entry["status"] == "evaluated" and stored.count(name) == 4
+    assert len(logged_passes(passes)) < 16  # the queued chunks never ran
 
 
 class DyingEngine(OpenCVEngine):
@@ -376,6 +379,16 @@ def test_chunks_are_whole_batches_about_four_per_worker():
     parts = chunks(unit, 4)
     assert [p.items for p in parts] == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10)]
     assert chunks(Unit("s", ()), 4) == [Unit("s", ())]
+
+
+def test_chunks_are_submitted_so_that_each_worker_keeps_one_snapshot():
+    a, b, c = (["a1", "a2", "a3"], ["b1", "b2", "b3"], ["c1", "c2"])
+    # Two workers: a and b side by side (worker 0 gets a, worker 1 b), then c.
+    assert submission_order([a, b, c], 2) == ["a1", "b1", "a2", "b2", "a3", "b3", "c1", "c2"]
+    # Four workers, two snapshots: two workers each.
+    assert submission_order([a, b], 4) == ["a1", "a2", "b1", "b2", "a3", "b3"]
+    # Three workers, one snapshot: in order.
+    assert submission_order([a], 3) == a
 
 
 def _claim(folder: str, names: list[str]) -> list[str]:
