@@ -43,7 +43,7 @@ from depth_eval import cli, tasks  # noqa: E402
 from depth_eval.dask_worker import CollectingConsole, UnitReply  # noqa: E402
 from depth_eval.discover import find_snapshots  # noqa: E402
 from depth_eval.executor import run_items  # noqa: E402
-from depth_eval.executor_dask import chunk_size  # noqa: E402
+from depth_eval.executor_dask import chunk_size, submission_order  # noqa: E402
 from depth_eval.hashing import file_sha256  # noqa: E402
 from depth_eval.run import open_engine  # noqa: E402
 from depth_eval.settings import GateSettings  # noqa: E402
@@ -107,23 +107,27 @@ def chunk_costs(colors, depths, snapshots, workers: int, extra: list[str]) -> di
             "read_per_image": read / size, "model_bytes": snapshot.caffemodel.stat().st_size}
 
 
-def predicted_s(costs: dict, snapshots: int, images: int, workers: int, machines: int) -> float:
-    """Seconds the model predicts for ``snapshots`` x ``images`` on ``workers`` single-threaded
-    worker processes spread over ``machines`` (see the README's "Clusters (Dask)").
+def predicted_s(costs: dict, snapshots: int, images: int, cores: int, machines: int) -> float:
+    """Seconds the model predicts for ``snapshots`` x ``images`` on ``machines`` of ``cores``
+    cores, one single-threaded worker process per core (see the README's "Clusters (Dask)").
 
-    The run is bound by the slowest of: the workers' compute, every image of every snapshot
-    plus one model load per worker that gets chunks of a snapshot, spread over the workers;
-    the shared filesystem, which serves each machine each snapshot's model once (the workers
-    of a machine share its page cache) and every image's input and pictures; the scheduler,
-    one task per chunk.
+    The chunks are laid out as the run submits them (:func:`submission_order`), chunk p going
+    to worker p mod W as when every worker keeps the same pace.  The run is bound by the
+    slowest of: the workers' compute (every image, plus one model load per worker and
+    snapshot it meets, spread over the workers); the shared filesystem (each machine reads a
+    snapshot's model once, its workers share its page cache; every image's input is read and
+    its pictures written); the scheduler (one task per chunk, its bytes on the network).
     """
+    workers = cores * machines
     size = chunk_size(snapshots * images, workers, 1)
-    per_snapshot = math.ceil(images / size)
-    compute = (snapshots * images * costs["image_s"]
-               + snapshots * min(workers, per_snapshot) * costs["load_s"]) / workers
-    shared = snapshots * (machines * costs["model_bytes"] + images * (
+    layout = [[snapshot] * math.ceil(images / size) for snapshot in range(snapshots)]
+    order = submission_order(layout, workers)
+    loads = {(position % workers, snapshot) for position, snapshot in enumerate(order)}
+    reads = {(worker // cores, snapshot) for worker, snapshot in loads}
+    compute = (snapshots * images * costs["image_s"] + len(loads) * costs["load_s"]) / workers
+    shared = (len(reads) * costs["model_bytes"] + snapshots * images * (
         costs["read_per_image"] + costs["written_per_image"])) / SHARED_FS_BYTES_PER_S
-    scheduler = snapshots * per_snapshot * (SCHEDULER_S_PER_CHUNK + (
+    scheduler = len(order) * (SCHEDULER_S_PER_CHUNK + (
         costs["request_bytes"] + costs["reply_bytes"]) / NETWORK_BYTES_PER_S)
     return max(compute, shared, scheduler)
 
@@ -142,13 +146,16 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores (shared with other jobs: min of {args.repeats}); "
           f"workload: full refining network, {args.snapshots} snapshots x {args.images} "
           f"scenes, --engine {args.engine}")
-    local_s, dask_s, reference = [], [], None
+    local_s, dask_s, reference, busy_image_s = [], [], None, []
     for repeat in range(args.repeats):
         seconds, local = one_run(colors, depths, snapshots, args.work / "out_local", extra)
         local_s.append(seconds)
         seconds, remote = one_run(colors, depths, snapshots, args.work / "out_dask",
                                   extra + ["--dask", f"local:{args.workers}"])
         dask_s.append(seconds)
+        # A chunk's seconds are its worker's; a snapshot's, the sum of its chunks'.
+        busy_image_s.append(sum(e["seconds"] for e in remote["snapshots"].values())
+                            / (args.images * args.snapshots))
         reference = reference or values(local)
         same = values(local) == values(remote) == reference
         print(f"run {repeat + 1}: local {local_s[-1]:.1f} s, --dask local:{args.workers} "
@@ -162,22 +169,24 @@ def main() -> None:
           f" (min of {args.repeats}; target >= 0.9)")
 
     costs = chunk_costs(colors, depths, snapshots, args.workers, extra)
-    print(f"per chunk of {costs['chunk']} images on one worker thread: "
-          f"{costs['image_s'] * 1000:.0f} ms/image, model load {costs['load_s']:.1f} s; "
+    alone_s, costs["image_s"] = costs["image_s"], min(busy_image_s)
+    print(f"per chunk of {costs['chunk']} images: {costs['image_s'] * 1000:.0f} ms/image on "
+          f"a worker while all {args.workers} run ({alone_s * 1000:.0f} ms alone), model "
+          f"load {costs['load_s']:.1f} s (alone); "
           f"sent {costs['request_bytes']} B, returned {costs['reply_bytes']} B "
           f"({costs['reply_bytes'] / costs['chunk']:.0f} B/image); shared filesystem per "
           f"image: {costs['read_per_image'] / 1e3:.0f} kB read, "
           f"{costs['written_per_image'] / 1e3:.0f} kB of pictures written; model "
           f"{costs['model_bytes'] / 1e6:.0f} MB read per machine and snapshot")
     here = predicted_s(costs, args.snapshots, args.images, args.workers, 1)
-    print(f"model for this run: {here:.1f} s of image work; measured {min(dask_s):.1f} s "
-          "(the process's start, the cluster's start and the first load included)")
+    print(f"model for this run: {here:.1f} s; measured {min(dask_s):.1f} s (the process's "
+          "and the cluster's start and hashing the inputs included)")
+    one = predicted_s(costs, 10, 654, 16, 1)
     print(f"model, 10 snapshots x 654 NYU test images on machines of 16 cores (16 workers of "
           f"one thread), shared filesystem {SHARED_FS_BYTES_PER_S / 1e9:.0f} GB/s:")
-    one = predicted_s(costs, 10, 654, 16, 1)
     for machines in (1, 2, 4, 8, 16, 32):
-        seconds = predicted_s(costs, 10, 654, 16 * machines, machines)
-        print(f"  {machines:2d} machines ({16 * machines:3d} workers): {seconds / 60:5.1f} min, "
+        seconds = predicted_s(costs, 10, 654, 16, machines)
+        print(f"  {machines:2d} machines ({16 * machines:3d} workers): {seconds / 60:5.2f} min, "
               f"speed-up {one / seconds:5.2f}x")
 
 

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator
 
@@ -50,12 +51,12 @@ def submission_order(per_snapshot: list[list], workers: int) -> list:
     """Every snapshot's chunks in the order to submit them, so that few workers load each
     snapshot.
 
-    Dask hands chunks to free workers roughly in submission order: with all running at the
-    same pace, position p goes to worker p mod W.  Snapshots are taken in groups of at most W;
-    in a group of g, each round of W positions gives each snapshot a block of about W / g
-    consecutive positions, so each worker meets the same snapshot round after round (one
-    load) instead of every worker loading every snapshot.  A worker that falls out of step
-    costs a load at most (it keeps two models).
+    Position p goes to worker p mod W (a hint to Dask: :meth:`DaskExecutor.run_all`).
+    Snapshots are taken in groups of at most W; in a group of g, each round of W positions
+    gives each snapshot a block of about W / g consecutive positions, so each worker meets the
+    same snapshot round after round (one load) instead of every worker loading every
+    snapshot.  A chunk that runs elsewhere (stolen by an idle worker, or its worker lost)
+    costs a load at most.
     """
     order: list = []
     workers = max(1, workers)
@@ -92,70 +93,105 @@ class DaskExecutor:
 
     Parameters
     ----------
-    client : distributed.Client
     settings : depth_eval.settings.RunSettings
     task : depth_eval.tasks.base.Task
         The run's task (its ``add_facts`` takes what the workers' tasks learnt).
     console : depth_eval.console.Console
     hasher : callable, optional
         The run's FileHasher (the results store's); one of its own otherwise.
-    cluster : distributed.LocalCluster, optional
+
+    Attributes
+    ----------
+    client : distributed.Client
+    cluster : distributed.LocalCluster or None
         The cluster made for ``--dask local:N``, closed with the client.
     """
 
     parallel = True
 
-    def __init__(self, client, settings, task, console, hasher=None, cluster=None):
-        self.client, self.cluster = client, cluster
+    def __init__(self, settings, task, console, hasher=None):
         # The workers need neither the gate (a baseline can be large) nor anything relative.
         self.settings = replace(settings, gate=GateSettings())
         self.task, self.console = task, console
         self.hasher = hasher if hasher is not None else FileHasher()
         self.token = uuid.uuid4().hex
+        self.cluster = self._client = self._pending = None
         self._said: set[tuple[str, str]] = set()
 
     @classmethod
     def start(cls, settings, task, console, hasher=None) -> "DaskExecutor":
-        """Connect to the scheduler (or make the local cluster), wait for a worker and check
-        that every worker runs this depth_eval and sees every folder of the run."""
+        """Reach the scheduler, wait for a worker and check the workers (:func:`check_workers`)
+        before returning; ``local:N``'s cluster is made on a thread meanwhile, while this
+        process hashes and plans, and joined when first needed."""
+        executor = cls(settings, task, console, hasher)
         distributed = _import_distributed()
-        cluster = None
+        if settings.executor.local_workers is None:
+            executor._connect(distributed)
+        else:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-cluster")
+            executor._pending = pool.submit(executor._connect, distributed)
+            pool.shutdown(wait=False)
+        return executor
+
+    def _connect(self, distributed) -> None:
+        settings = self.settings
         workers = settings.executor.local_workers
         try:
             if workers is not None:
                 # ":0": the scheduler's web server on a free port (another cluster may hold
                 # Dask's 8787, and the warning would take several lines).
-                cluster = distributed.LocalCluster(
+                self.cluster = distributed.LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True,
                     dashboard_address=":0", silence_logs=logging.CRITICAL)
-                client = distributed.Client(cluster)
+                self._client = distributed.Client(self.cluster)
             else:
-                client = distributed.Client(settings.executor.dask, timeout=CONNECT_TIMEOUT_S)
+                self._client = distributed.Client(settings.executor.dask,
+                                                  timeout=CONNECT_TIMEOUT_S)
         except OSError as error:  # no scheduler there (distributed raises OSError/TimeoutError)
-            if cluster is not None:
-                cluster.close()
+            self._let_go()
             what = "cannot start the local cluster" if workers else "cannot reach the scheduler"
             raise UsageError(f"--dask {settings.executor.dask}: {what} ({one_line(error)})"
                              ) from None
-        executor = cls(client, settings, task, console, hasher, cluster)
         try:
-            if not client.scheduler_info().get("workers"):
-                console.note(f"--dask {settings.executor.dask}: waiting for a worker to join")
-            client.wait_for_workers(1)
-            check_workers(client, settings)
-            client.run(warm_up, settings.engine.name, wait=False, on_error="ignore")
+            if not self._client.scheduler_info().get("workers"):
+                self.console.note(f"--dask {settings.executor.dask}: waiting for a worker "
+                                  "to join")
+            self._client.wait_for_workers(1)
+            check_workers(self._client, settings)
+            # Each worker imports what a chunk needs while this process hashes and plans.
+            distributed.fire_and_forget([
+                self._client.submit(warm_up, settings.engine.name, workers=[worker],
+                                    pure=False, key=f"depth_eval_warm_up-{index}-{self.token}")
+                for index, worker in enumerate(self._client.scheduler_info()["workers"])])
         except BaseException:
-            executor.close()
+            self._let_go()
             raise
-        return executor
+
+    @property
+    def client(self):
+        """The connected client (the local cluster's, once it is up)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # what making it raised, raised here
+        return self._client
 
     def close(self) -> None:
         """Let go of the scheduler (and stop the local cluster)."""
+        if self._pending is not None:
+            try:
+                self.client
+            except BaseException:  # noqa: BLE001 - the run is ending for another reason
+                pass
+        self._let_go()
+
+    def _let_go(self) -> None:
         try:
-            self.client.close()
+            if self._client is not None:
+                self._client.close()
         finally:
             if self.cluster is not None:
                 self.cluster.close()
+            self._client = self.cluster = None
 
     # -- the executor interface ------------------------------------------------------------
 
@@ -165,23 +201,29 @@ class DaskExecutor:
         they complete (see :mod:`depth_eval.executor`).  Stopped early (Ctrl-C, an error that
         stops the run), the chunks not done are cancelled; those done are kept."""
         distributed = _import_distributed()
-        check_out_dir(self.client, self.settings)
-        info = self.client.scheduler_info()["workers"]
-        hosts: dict[str, int] = {}
-        for address in info:
-            hosts[host_of(address)] = hosts.get(host_of(address), 0) + 1
         futures: dict = {}
         try:
             units = list(units)  # every snapshot planned: the chunks' size is the run's
+            check_out_dir(self.client, self.settings)
+            info = self.client.scheduler_info()["workers"]
+            hosts: dict[str, int] = {}
+            for address in info:
+                hosts[host_of(address)] = hosts.get(host_of(address), 0) + 1
             size = chunk_size(sum(len(unit.items) for unit in units), len(info),
                               self.settings.engine.batch)
             keys = {unit.snapshot.name: self._model_key(unit.snapshot) for unit in units}
-            for chunk in submission_order([chunks(unit, size) for unit in units], len(info)):
+            workers = sorted(info)
+            order = submission_order([chunks(unit, size) for unit in units], len(workers))
+            for position, chunk in enumerate(order):
+                key = keys[chunk.snapshot.name]
+                # A hint, not a rule: the chunk's worker by its place in the order; Dask
+                # runs it elsewhere when that worker is gone, and idle workers steal.
                 futures[self.client.submit(
                     run_unit, self.settings, self.task.name, self.token, chunk.snapshot,
-                    chunk.items, keys[chunk.snapshot.name], keys[chunk.snapshot.name][0]
-                    if keys[chunk.snapshot.name] else None, hosts, pure=False,
-                    key=f"depth_eval_chunk-{len(futures)}-{self.token}")] = chunk
+                    chunk.items, key, key[0] if key else None, hosts, pure=False,
+                    key=f"depth_eval_chunk-{position}-{self.token}",
+                    workers=[workers[position % len(workers)]], allow_other_workers=True,
+                    priority=len(order) - position)] = chunk
             for future in distributed.as_completed(list(futures)):
                 chunk = futures.pop(future, None)
                 if chunk is None:  # cancelled with its snapshot's other chunks
