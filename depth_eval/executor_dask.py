@@ -223,7 +223,7 @@ class DaskExecutor:
                     chunk.items, key, key[0] if key else None, hosts, pure=False,
                     key=f"depth_eval_chunk-{position}-{self.token}",
                     workers=[workers[position % len(workers)]], allow_other_workers=True,
-                    priority=len(order) - position)] = chunk
+                    priority=-position)] = chunk  # in this order, after other clients' work
             for future in distributed.as_completed(list(futures)):
                 chunk = futures.pop(future, None)
                 if chunk is None:  # cancelled with its snapshot's other chunks
@@ -244,7 +244,10 @@ class DaskExecutor:
                 yield chunk, reply.run
         finally:
             if futures:
-                self.client.cancel(list(futures))
+                try:
+                    self.client.cancel(list(futures))
+                except Exception:  # noqa: BLE001 - the scheduler is gone: nothing runs anyway
+                    pass
 
     def _model_key(self, snapshot):
         """The model's identity in the workers' engine caches (None: a file the client cannot
