@@ -4,6 +4,16 @@ The executor loads a snapshot's engine, streams the images through the task's ``
 ``finish`` on a small thread pool while the forward passes run on threads of their own, and
 hands back the per-image results in the images' order.  It knows nothing of metrics or files:
 those are the task's (:mod:`depth_eval.tasks`).
+
+Every executor has the interface the run (:mod:`depth_eval.run`) uses:
+``run_all(units, on_item, on_result)`` yields ``(unit, UnitRun or SnapshotError)`` for the
+units it was given or for parts of them (a snapshot's images in chunks: the parts' items
+together are the unit's, each part's in order), in the order they complete; ``on_item(unit,
+stem)`` and ``on_result(unit, item, result)`` are called on the calling thread before the part
+that holds the item is yielded.  ``parallel`` says whether several units may be in flight (the
+run then plans every unit before the first completes).  :class:`LocalExecutor` runs one unit
+at a time, lazily, so that one model is in memory at a time;
+:class:`depth_eval.executor_dask.DaskExecutor` runs chunks on a Dask cluster.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from . import timings
-from .errors import ImageError
+from .errors import ImageError, SnapshotError
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,27 @@ class LocalExecutor:
         Images per forward pass.
     """
 
+    parallel = False   # one unit at a time: the next is taken once the last was handled
+
     def __init__(self, open_engine: Callable, start_work: Callable, jobs: int = 2,
                  batch_size: int = 1):
         self.open_engine, self.start_work = open_engine, start_work
         self.jobs, self.batch_size = jobs, batch_size
+
+    def run_all(self, units: Iterable[Unit], on_item: Callable | None = None,
+                on_result: Callable | None = None) -> Iterator[tuple[Unit, object]]:
+        """Each unit in turn, taken from ``units`` only after the last one was yielded; see
+        the module docstring.  A unit whose snapshot cannot run gives its SnapshotError."""
+        for unit in units:
+            try:
+                run = self.run(unit, _bound(on_item, unit), _bound(on_result, unit))
+            except SnapshotError as error:
+                yield unit, error
+                continue
+            yield unit, run
+
+    def close(self) -> None:
+        """Nothing to let go of (a cluster executor closes its client here)."""
 
     def run(self, unit: Unit, on_item: Callable[[str], None] | None = None,
             on_result: Callable | None = None) -> UnitRun:
@@ -211,6 +238,10 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
         # is dropped, only what is running finishes; after a full run nothing is queued.
         nets.shutdown(wait=True, cancel_futures=True)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _bound(callback: Callable | None, unit: Unit) -> Callable | None:
+    return None if callback is None else (lambda *args: callback(unit, *args))
 
 
 def _copy_outcome(source: Future, target: Future) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import engines, gate, guards, per_image, tasks
@@ -54,6 +55,27 @@ class EngineSettings:
     output_blob: str | None = None
     batch: int = 1
     cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.cache)
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Where the units of work run: here (``dask`` None) or on a Dask cluster (``--dask``)."""
+
+    dask: str | None = None            # a scheduler's address, or "local:N"
+
+    @property
+    def local_workers(self) -> int | None:
+        """N of ``--dask local:N`` (a LocalCluster made for the run), else None."""
+        if self.dask is None or not self.dask.startswith(LOCAL_CLUSTER_PREFIX):
+            return None
+        return int(self.dask[len(LOCAL_CLUSTER_PREFIX):])
+
+
+# --dask local:N makes a LocalCluster of N worker processes (depth_eval.executor_dask).
+LOCAL_CLUSTER_PREFIX = "local:"
+# A scheduler's address: [SCHEME://]HOST:PORT, the schemes distributed can connect with.
+_SCHEDULER_ADDRESS = re.compile(
+    r"^(?:(tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
 @dataclass(frozen=True)
@@ -113,23 +135,29 @@ class RunSettings:
     engine: EngineSettings = EngineSettings()
     scoring: ScoringSettings = ScoringSettings()
     gate: GateSettings = field(default_factory=GateSettings)
+    executor: ExecutorSettings = ExecutorSettings()
 
     @classmethod
     def from_args(cls, args, task: str) -> "RunSettings":
         """Build and check the settings of an ``evaluate`` / ``predict`` / task command."""
         task_class = tasks.get(task)
+        executor = ExecutorSettings(getattr(args, "dask", None))
+        _check_executor(executor)
+        # A cluster's workers have other working folders: they get absolute paths.
+        where = _absolute if executor.dask is not None else Path
         inputs = InputSettings(
-            input_dir=Path(args.input_dir), snapshots_dir=Path(args.snapshots_dir),
-            gt_dir=Path(args.gt_dir) if getattr(args, "gt_dir", None) is not None else None,
-            prototxt=args.prototxt,
+            input_dir=where(args.input_dir), snapshots_dir=where(args.snapshots_dir),
+            gt_dir=where(args.gt_dir) if getattr(args, "gt_dir", None) is not None else None,
+            prototxt=where(args.prototxt) if args.prototxt is not None else None,
             ground_truth=GroundTruthSettings(getattr(args, "gt_encoding", "auto"),
                                              getattr(args, "depth_scale", None)),
             max_image_pixels=getattr(args, "max_image_pixels", guards.DEFAULT_MAX_IMAGE_PIXELS))
-        out_dir = Path(args.out_dir)
+        out_dir = where(args.out_dir)
+        cache_dir = getattr(args, "cache_dir", None)
         engine = EngineSettings(name=args.engine, device=args.device,
                                 log_encoded=getattr(args, "log", False),
                                 output_blob=args.output_blob, batch=args.batch,
-                                cache_dir=getattr(args, "cache_dir", None))
+                                cache_dir=where(cache_dir) if cache_dir is not None else None)
         scoring = ScoringSettings(
             metric_sets=getattr(args, "metrics", ("thesis",)),
             alignments=getattr(args, "align", ("none",)),
@@ -148,9 +176,14 @@ class RunSettings:
         _check_engine(engine)
         _check_scoring(scoring, inputs.ground_truth)
         _check_outputs(outputs, args.jobs)
-        settings = cls(task, inputs, outputs, engine, scoring)
+        settings = cls(task, inputs, outputs, engine, scoring, executor=executor)
         gate_settings = _gate(args, task_class(settings).metric_keys())
-        return cls(task, inputs, outputs, engine, scoring, gate_settings)
+        return replace(settings, gate=gate_settings)
+
+
+def _absolute(path) -> Path:
+    """``path`` made absolute without resolving links (the name the user's folders have)."""
+    return Path(os.path.abspath(path))
 
 
 def numbers_options(settings: RunSettings) -> dict:
@@ -196,6 +229,29 @@ def _check_inputs(inputs: InputSettings) -> None:
                              else f"{inputs.prototxt}: --prototxt is {what}, not a file")
     if inputs.max_image_pixels < 1:
         raise UsageError(f"--max-image-pixels must be at least 1, got {inputs.max_image_pixels}")
+
+
+def _check_executor(executor: ExecutorSettings) -> None:
+    """--dask: the address's form (a scheduler is contacted only when the run starts), and
+    dask's distributed scheduler installed."""
+    text = executor.dask
+    if text is None:
+        return
+    if text.startswith(LOCAL_CLUSTER_PREFIX):
+        count = text[len(LOCAL_CLUSTER_PREFIX):]
+        if not count.isdigit() or int(count) < 1:
+            raise UsageError(f"--dask {text}: local:N needs N, the worker processes, a whole "
+                             "number of at least 1")
+    else:
+        match = _SCHEDULER_ADDRESS.match(text)
+        if match is None or not 0 < int(match[3]) < 65536:
+            raise UsageError(f"--dask {text}: expected a scheduler's address, "
+                             "[tcp://]HOST:PORT (e.g. tcp://10.0.0.5:8786), or local:N")
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise UsageError("--dask needs dask's distributed scheduler, which is not installed: "
+                         "pip install 'depth_eval[dask]'")
 
 
 def _check_engine(engine: EngineSettings) -> None:

@@ -78,6 +78,12 @@ def add_engine_options(parser: argparse.ArgumentParser, log: bool = True,
                              "default $XDG_CACHE_HOME/depth_eval, else ~/.cache/depth_eval)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the results (no table, progress or warnings)")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="run the snapshots x images on a Dask cluster: a running "
+                             "scheduler's address (tcp://HOST:8786) or local:N (N worker "
+                             "processes on this machine); every folder must be at the same "
+                             "path on every worker (a shared filesystem; pip install "
+                             "'depth_eval[dask]')")
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,9 @@ A task (``depth``, ``predict``, ...) plugs into the one run (:mod:`depth_eval.ru
 - :meth:`Task.summarise` turns the per-image metrics into the snapshot's values;
 - :meth:`Task.unit_inputs`, :meth:`Task.unit_files` and :meth:`Task.reusable` tell the results
   store (:mod:`depth_eval.reuse`) what a (snapshot, image) unit reads and writes;
-- :meth:`Task.after_run` draws what needs every snapshot (figures).
+- :meth:`Task.after_run` draws what needs every snapshot (figures);
+- :meth:`Task.facts` / :meth:`Task.add_facts`: what ``prepare`` / ``finish`` learnt that
+  results.json reports, carried from a cluster's workers to the run's own task.
 
 Adding a task is one module with a Task subclass plus one line in :mod:`depth_eval.tasks`.
 """
@@ -106,6 +108,14 @@ class Task:
     def document_fields(self) -> dict:
         """Task-specific fields of results.json."""
         return {}
+
+    def facts(self) -> dict:
+        """What this task object learnt from the images it ran that :meth:`document_fields`
+        reports (picklable); a cluster's worker sends it with each unit's results."""
+        return {}
+
+    def add_facts(self, facts: dict) -> None:
+        """Add what another task object (on a worker) learnt: see :meth:`facts`."""
 
     def after_run(self, items: list, kept: dict, means: dict, console) -> list[str]:
         """Drawing that needs every snapshot; returns problems (one line each)."""

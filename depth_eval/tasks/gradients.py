@@ -208,6 +208,14 @@ class GradientsTask(Task):
         return {"ground_truth_encodings": sorted(self.encodings),
                 "files_not_evaluated": self.left_out}
 
+    def facts(self) -> dict:
+        with self._lock:
+            return {"encodings": sorted(self.encodings)}
+
+    def add_facts(self, facts):
+        with self._lock:
+            self.encodings.update(facts.get("encodings", ()))
+
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []

@@ -85,6 +85,13 @@ class JointTask(Task):
     def document_fields(self) -> dict:
         return self.depth.document_fields()
 
+    def facts(self) -> dict:
+        return {"depth": self.depth.facts(), "gradients": self.gradients.facts()}
+
+    def add_facts(self, facts):
+        self.depth.add_facts(facts.get("depth", {}))
+        self.gradients.add_facts(facts.get("gradients", {}))
+
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []
