@@ -45,6 +45,8 @@ def keep_freed_memory() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES)
     mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES)
+
+
 # SIGTERM, as a shell reports a process it ended (128 + 15).
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
@@ -52,10 +54,11 @@ EXIT_TERMINATED = 128 + signal.SIGTERM
 def _command_parser(name: str, prog: str | None = None,
                     subparsers=None) -> argparse.ArgumentParser:
     module = commands.load(name)
+    description = getattr(module, "DESCRIPTION", module.HELP)
     if subparsers is None:
-        parser = argparse.ArgumentParser(prog=prog, description=getattr(module, "DESCRIPTION", module.HELP))
+        parser = argparse.ArgumentParser(prog=prog, description=description)
     else:
-        parser = subparsers.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        parser = subparsers.add_parser(name, help=module.HELP, description=description)
     module.add_arguments(parser)
     parser.add_argument("--version", action="version", version=f"depth_eval {__version__}")
     parser.set_defaults(command=name)
