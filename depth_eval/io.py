@@ -22,9 +22,6 @@ GT_SHAPE = (320, 420)
 # The thesis' scalar input mean (test_depth.py: x * 255 - 127, no per-channel mean).
 INPUT_MEAN = 127.0
 
-# BT.709 luma weights, as skimage.color.rgb2gray (what caffe.io.load_image(color=False) used).
-_LUMA_WEIGHTS = np.array([0.2125, 0.7154, 0.0721], dtype=np.float64)
-
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as stored: H x W or H x W x C, channels in RGB(A) order.
@@ -137,17 +134,6 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return image[:, :, :3]
 
 
-def as_gray(image: np.ndarray) -> np.ndarray:
-    """One channel: grey kept as is, colour converted with skimage's rgb2gray weights."""
-    if image.ndim == 2:
-        return image
-    if image.shape[2] in (1, 2):  # grey, or grey + alpha
-        return image[:, :, 0]
-    weights = _LUMA_WEIGHTS.astype(image.dtype)
-    return (image[:, :, 0] * weights[0] + image[:, :, 1] * weights[1]
-            + image[:, :, 2] * weights[2]).astype(image.dtype)
-
-
 def resize_bilinear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize to ``shape`` (H, W) exactly as the thesis-era skimage did.
 
@@ -178,11 +164,6 @@ def to_network_blob(rgb_unit: np.ndarray) -> np.ndarray:
     """H x W x 3 RGB in [0, 1] -> 1 x 3 x H x W float32 blob, ``x * 255 - 127``."""
     chw = np.ascontiguousarray(rgb_unit.transpose(2, 0, 1), dtype=np.float32)
     return (chw * np.float32(255.0) - np.float32(INPUT_MEAN))[np.newaxis]
-
-
-def load_ground_truth(path: str | Path, shape: tuple[int, int] = GT_SHAPE) -> np.ndarray:
-    """Load a thesis-encoded ground truth as float32 in [0, 1] (= depth_m / 10), resized to ``shape``."""
-    return resize_bilinear(as_gray(to_unit_float(read_image(path))), shape)
 
 
 def encode_thesis_depth(depth_m: np.ndarray) -> np.ndarray:

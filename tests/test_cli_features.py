@@ -11,8 +11,9 @@ import png
 import pytest
 
 from helpers import GLOBAL, GOLDEN_E2E, GOOD, REPO as REPO_ROOT, STEMS, evaluate, results
-from depth_eval import cli, io, metrics, standard_metrics
+from depth_eval import cli, metrics, standard_metrics
 from depth_eval.errors import EXIT_GATE
+from depth_eval.ground_truth import load_ground_truth
 
 pytestmark = pytest.mark.snapshots(GOOD, GLOBAL)
 
@@ -22,7 +23,8 @@ def test_standard_metrics_and_alignments_match_the_library_on_saved_maps(workspa
                       "--align", "none,mvn,median,lsq", "--save-raw")
     assert status == 0
     entry = results(workspace)["snapshots"][GOOD]
-    gts = [io.load_ground_truth(workspace / "depths" / f"{s}_depth.png") * 10 for s in STEMS]
+    gts = [load_ground_truth(workspace / "depths" / f"{s}_depth.png").on_thesis_grid()[1]
+           for s in STEMS]
     preds = [np.load(workspace / "out_abs" / GOOD / f"{s}_depth.npy") for s in STEMS]
     for align in ("none", "median", "lsq", "mvn"):
         expected = [standard_metrics.evaluate_standard(p.astype(np.float64), g, align=align)[0]
@@ -216,7 +218,8 @@ def test_predict_on_the_shipped_examples(tmp_path):
     assert len(maps) == 12
     errors = []
     for path in maps:
-        truth = io.load_ground_truth(examples / "depths" / path.name.replace(".npy", ".png")) * 10
+        truth = load_ground_truth(examples / "depths" / path.name.replace(".npy", ".png"))
+        truth = truth.on_thesis_grid()[1]
         errors.append(np.sqrt(np.mean((np.load(path) - truth) ** 2)))
     # real depth, not noise: well under a constant map's error (1.43 m, tools/README.md)
     assert np.mean(errors) < 1.1

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import zoom
 
-from depth_eval.io import load_color_input, load_ground_truth, to_network_blob
+from depth_eval.ground_truth import load_ground_truth
+from depth_eval.io import load_color_input, to_network_blob
 from depth_eval.metrics import thesis_metrics
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -46,7 +47,8 @@ def examples():
     for colors in sorted((EXAMPLES / "colors").glob("*_colors.png")):
         stem = colors.name[: -len("_colors.png")]
         blob = to_network_blob(load_color_input(colors, INPUT_HW))
-        gt_m = load_ground_truth(EXAMPLES / "depths" / f"{stem}_depth.png").astype(np.float64) * 10
+        gt_unit, _ = load_ground_truth(EXAMPLES / "depths" / f"{stem}_depth.png").on_thesis_grid()
+        gt_m = gt_unit.astype(np.float64) * 10
         items.append((stem, blob, gt_m))
     return items
 

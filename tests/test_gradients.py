@@ -23,6 +23,7 @@ from scipy.ndimage import zoom
 from caffemodel_factory import write_random_caffemodel
 from helpers import GOLDEN, GOLDEN_E2E, GOLDEN_NETS, relative_range_error
 from depth_eval import gradients, io, pictures
+from depth_eval.ground_truth import load_ground_truth
 from depth_eval.engines.base import GRADIENT_OUTPUT
 from depth_eval.tasks.depth import prepare_image
 from depth_eval.discover import ImagePair
@@ -59,8 +60,8 @@ def _depth_path(stem):
 @functools.lru_cache(maxsize=None)
 def _filtered_gt(stem):
     """The filtered GT from the depth task's own loading functions (thesis 8-bit PNGs)."""
-    unit = io.as_gray(io.to_unit_float(io.read_image(_depth_path(stem))))
-    return gradients.ground_truth_gradients(io.resize_bilinear(unit, gradients.GT_SHAPE))
+    unit, _ = load_ground_truth(_depth_path(stem)).on_thesis_grid()
+    return gradients.ground_truth_gradients(unit)
 
 
 def _caffe_blob(snapshot, stem):
