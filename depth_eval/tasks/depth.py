@@ -210,7 +210,47 @@ class DepthWork(SnapshotWork):
             folder.write(gt_name, gt_png)
 
 
-class DepthTask(Task):
+class PairTask(Task):
+    """What the tasks on colour / ground-truth pairs share (depth, gradients): the pairs and
+    the files left out, the stems whose predictions ``--figures`` draws, and the ground-truth
+    encodings read (carried back from Dask workers as facts)."""
+
+    def __init__(self, settings, console=None):
+        super().__init__(settings, console)
+        self.encodings: set[str] = set()
+        self.kept_stems: frozenset = frozenset()
+        self.left_out: list[str] = []
+        self._lock = threading.Lock()
+
+    def find_items(self, console) -> list:
+        pairs, self.left_out = find_pairs(self.settings.inputs.input_dir,
+                                          self.settings.inputs.gt_dir, console)
+        if self.settings.outputs.figures:
+            self.kept_stems = frozenset(figure_stems(pairs, self.settings.outputs.figures_max))
+        return pairs
+
+    def first_encoding(self, encoding: str) -> bool:
+        """Record a ground-truth encoding read; True the first time (say it once)."""
+        with self._lock:
+            if encoding in self.encodings:
+                return False
+            self.encodings.add(encoding)
+            return True
+
+    def document_fields(self) -> dict:
+        return {"ground_truth_encodings": sorted(self.encodings),
+                "files_not_evaluated": self.left_out}
+
+    def facts(self) -> dict:
+        with self._lock:
+            return {"encodings": sorted(self.encodings)}
+
+    def add_facts(self, facts):
+        with self._lock:
+            self.encodings.update(facts.get("encodings", ()))
+
+
+class DepthTask(PairTask):
     """Thesis (and optionally standard) metrics of depth networks on colour / depth pairs."""
 
     name = "depth"
@@ -218,22 +258,14 @@ class DepthTask(Task):
 
     def __init__(self, settings, console=None):
         super().__init__(settings, console)
-        self.encodings: set[str] = set()
-        self.kept_stems: frozenset = frozenset()
-        self.left_out: list[str] = []
         self.partial_files: set[Path] = set()
-        self._lock = threading.Lock()
 
     def metric_keys(self):
         return self.settings.scoring.metric_keys()
 
     def find_items(self, console) -> list:
         warm_up()  # SciPy's import overlaps the first model's loading
-        pairs, self.left_out = find_pairs(self.settings.inputs.input_dir,
-                                          self.settings.inputs.gt_dir, console)
-        if self.settings.outputs.figures:
-            self.kept_stems = frozenset(figure_stems(pairs, self.settings.outputs.figures_max))
-        return pairs
+        return super().find_items(console)
 
     def start_snapshot(self, snapshot_name, items):
         outputs = self.settings.outputs
@@ -242,10 +274,8 @@ class DepthTask(Task):
 
     def note_encoding(self, name: str, encoding: str) -> None:
         """Say once per encoding what a ground truth was read as (when it was guessed)."""
-        with self._lock:
-            if encoding in self.encodings:
-                return
-            self.encodings.add(encoding)
+        if not self.first_encoding(encoding):
+            return
         if self.console is not None and self.settings.inputs.ground_truth.encoding == "auto":
             self.console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
                               "--gt-encoding to choose")
@@ -285,18 +315,6 @@ class DepthTask(Task):
 
     def reusable(self, item):
         return item.stem not in self.kept_stems  # --figures draws its prediction
-
-    def document_fields(self) -> dict:
-        return {"ground_truth_encodings": sorted(self.encodings),
-                "files_not_evaluated": self.left_out}
-
-    def facts(self) -> dict:
-        with self._lock:
-            return {"encodings": sorted(self.encodings)}
-
-    def add_facts(self, facts):
-        with self._lock:
-            self.encodings.update(facts.get("encodings", ()))
 
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):

@@ -13,15 +13,14 @@ metrics of the same names.
 
 from __future__ import annotations
 
-import threading
 
 from .. import discover, gradients, pictures
 from ..engines.base import GRADIENT_OUTPUT
 from ..errors import ImageError
 from ..files import OutputFolder
 from ..metric_keys import NO_ALIGNMENT, MetricKey
-from .base import ImageResult, SnapshotWork, Task
-from .depth import figure_stems, find_pairs, output_folder, prepare_image
+from .base import ImageResult, SnapshotWork
+from .depth import PairTask, output_folder, prepare_image
 
 # Per-image keys of each channel's value: the channel's picture name (X_grad1.png, X_grad2.png).
 CHANNEL_PREFIXES = ("grad1", "grad2")
@@ -110,7 +109,7 @@ class GradientsWork(SnapshotWork):
         return ImageResult(item.stem, self.task.image_metrics(values), kept)
 
 
-class GradientsTask(Task):
+class GradientsTask(PairTask):
     """RMSE and MVN of gradient (and joint) networks' ``gradient`` output (test_grad.py).
 
     Parameters
@@ -128,11 +127,7 @@ class GradientsTask(Task):
     def __init__(self, settings, console=None, align: str = NO_ALIGNMENT):
         super().__init__(settings, console)
         self.align = align
-        self.kept_stems: frozenset = frozenset()
-        self.left_out: list[str] = []
-        self.encodings: set[str] = set()
         self.warned: set[tuple] = set()
-        self._lock = threading.Lock()
 
     def metric_keys(self) -> list[MetricKey]:
         """The snapshot keys (ranked, gated); per-channel keys are per-image only."""
@@ -153,13 +148,6 @@ class GradientsTask(Task):
                 keyed[MetricKey(prefix, title)] = value
         return keyed
 
-    def find_items(self, console) -> list:
-        pairs, self.left_out = find_pairs(self.settings.inputs.input_dir,
-                                          self.settings.inputs.gt_dir, console)
-        if self.settings.outputs.figures:
-            self.kept_stems = frozenset(figure_stems(pairs, self.settings.outputs.figures_max))
-        return pairs
-
     def start_snapshot(self, snapshot_name, items):
         return GradientsWork(self, snapshot_name,
                              output_folder(self.settings.outputs.out_dir / snapshot_name), items)
@@ -172,10 +160,8 @@ class GradientsTask(Task):
 
     def note_encoding(self, name: str, encoding: str) -> None:
         """Say once per encoding other than the thesis' 8-bit how a ground truth was read."""
-        with self._lock:
-            if encoding in self.encodings:
-                return
-            self.encodings.add(encoding)
+        if not self.first_encoding(encoding):
+            return
         if self.console is not None and encoding != "thesis":
             from ..gt_encoding import describe
 
@@ -203,18 +189,6 @@ class GradientsTask(Task):
                 self.console.warn(f"{cause}: {title} of {' and '.join(f'grad{c}' for c in which)}"
                                   " is 0 / 0, recorded as NaN (the snapshot's value is NaN and "
                                   "ranks last)")
-
-    def document_fields(self) -> dict:
-        return {"ground_truth_encodings": sorted(self.encodings),
-                "files_not_evaluated": self.left_out}
-
-    def facts(self) -> dict:
-        with self._lock:
-            return {"encodings": sorted(self.encodings)}
-
-    def add_facts(self, facts):
-        with self._lock:
-            self.encodings.update(facts.get("encodings", ()))
 
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
