@@ -112,3 +112,10 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
                         help="print the best snapshot's name alone on the last line")
     checks.add_argument("--format", choices=("text", "markdown"), default="text",
                         help="tables as plain text (default) or GitHub Markdown")
+
+
+def run_task(settings, console) -> int:
+    """``run`` of the commands that run snapshots through a task (evaluate, predict, gradients)."""
+    from ..run import run
+
+    return run(settings, console)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_engine_options, add_report_options, add_snapshot_folders, comma_list
+from .common import (add_engine_options, add_report_options, add_snapshot_folders, comma_list,
+                     run_task)
 
 NAME = "evaluate"
 HELP = ("evaluate depth snapshots on colour / ground-truth pairs and rank them by the thesis "
@@ -78,7 +79,5 @@ def settings_from_args(args: argparse.Namespace):
     return RunSettings.from_args(args, task="joint" if args.with_gradients else "depth")
 
 
-def run(settings, console) -> int:
-    from ..run import run as run_task
-
-    return run_task(settings, console)
+# The command's work: the one run over the snapshots (depth_eval.run).
+run = run_task

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_engine_options, add_report_options, add_snapshot_folders
+from .common import add_engine_options, add_report_options, add_snapshot_folders, run_task
 
 NAME = "gradients"
 HELP = ("evaluate gradient (and joint) snapshots' 'gradient' output against the filtered "
@@ -33,7 +33,5 @@ def settings_from_args(args: argparse.Namespace):
     return RunSettings.from_args(args, task="gradients")
 
 
-def run(settings, console) -> int:
-    from ..run import run as run_task
-
-    return run_task(settings, console)
+# The command's work: the one run over the snapshots (depth_eval.run).
+run = run_task

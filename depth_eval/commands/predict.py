@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_engine_options, add_snapshot_folders
+from .common import add_engine_options, add_snapshot_folders, run_task
 
 NAME = "predict"
 HELP = "depth maps of every image by every snapshot, without ground truth (get_depth.py)"
@@ -27,7 +27,5 @@ def settings_from_args(args: argparse.Namespace):
     return RunSettings.from_args(args, task="predict")
 
 
-def run(settings, console) -> int:
-    from ..run import run as run_task
-
-    return run_task(settings, console)
+# The command's work: the one run over the snapshots (depth_eval.run).
+run = run_task
