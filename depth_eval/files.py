@@ -87,6 +87,16 @@ def read_manifest(data: bytes) -> set[str]:
     return set(text.split("\n")) - {""}
 
 
+def written_names(folder: Path) -> set[str]:
+    """The names the tool wrote into ``folder``, from its manifest (none without one)."""
+    manifest = Path(folder) / MANIFEST_NAME
+    try:
+        return read_manifest(manifest.read_bytes()) if manifest.is_file() else set()
+    except OSError as error:
+        raise OutputError(f"{manifest}: cannot read the list of the tool's files "
+                          f"({error.strerror or error}); the run stops") from None
+
+
 def manifest_bytes(names) -> bytes:
     return (json.dumps({"format": MANIFEST_FORMAT, "written": sorted(names)}, indent=0,
                        ensure_ascii=True) + "\n").encode("ascii")
@@ -111,12 +121,7 @@ class OutputFolder:
         self._lock = threading.Lock()  # worker threads claim names concurrently
 
     def _read_manifest(self) -> set[str]:
-        manifest = self.path / MANIFEST_NAME
-        try:
-            return read_manifest(manifest.read_bytes()) if manifest.is_file() else set()
-        except OSError as error:
-            raise OutputError(f"{manifest}: cannot read the list of the tool's files "
-                              f"({error.strerror or error}); the run stops") from None
+        return written_names(self.path)
 
     @contextmanager
     def _folder_lock(self):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import guards
 from .errors import UsageError
-from .files import MANIFEST_NAME, OutputFolder, read_manifest, write_atomic
+from .files import OutputFolder, write_atomic, written_names
 
 # The first cells of the header report.per_image_csv writes: how an earlier file is recognised.
 HEADER_START = b"snapshot,image"
@@ -44,9 +44,7 @@ def check(path: Path | None, out_dir: Path, reserved=frozenset()) -> None:
                              "choose another name")
         if os.path.lexists(path) and not path.is_file():
             raise UsageError(f"--per-image {path}: is {guards.describe(path)}, not a file")
-        manifest = out_dir / MANIFEST_NAME
-        ours = read_manifest(manifest.read_bytes()) if manifest.is_file() else set()
-        if os.path.lexists(path) and path.name not in ours:
+        if os.path.lexists(path) and path.name not in written_names(out_dir):
             raise UsageError(f"--per-image {path}: exists and was not written by depth_eval; "
                              "left untouched, choose another name")
         return
