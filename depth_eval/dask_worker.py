@@ -131,12 +131,6 @@ def _engine(model_key, open_engine, snapshot) -> _Loaded:
     return loaded
 
 
-def loaded_models() -> int:
-    """How many engines this worker holds (tests, diagnostics)."""
-    with _lock:
-        return len(_engines)
-
-
 def unit_threads(hosts: dict) -> int:
     """Threads for one unit on this worker: the cores this process may use, shared between
     the worker processes the client saw on this machine at the start and their Dask threads;
