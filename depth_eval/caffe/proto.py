@@ -381,7 +381,15 @@ def upgrade_v1(net: "NetParameter") -> "NetParameter":
 
 
 def blob_shape(blob: "BlobProto") -> tuple[int, ...]:
-    """The shape of a stored blob (``shape`` field, or the legacy num/channels/height/width)."""
+    """The shape of a stored blob, as Caffe's ``Blob::FromProto`` reads it: the ``shape`` field,
+    else the legacy num/channels/height/width if any of them is set, else 0 axes (one value:
+    Caffe writes no shape at all for the scalar of ``PReLU { channel_shared }``)."""
     if blob.HasField("shape"):
         return tuple(int(d) for d in blob.shape.dim)
-    return (blob.num, blob.channels, blob.height, blob.width)
+    if any(blob.HasField(axis) for axis in _LEGACY_AXES):
+        return tuple(getattr(blob, axis) for axis in _LEGACY_AXES)
+    return ()
+
+
+# BlobProto's pre-``shape`` dimensions (caffe.proto fields 1-4).
+_LEGACY_AXES = ("num", "channels", "height", "width")
