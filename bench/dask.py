@@ -39,14 +39,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
 import cv2  # noqa: E402
 
-from depth_eval import cli, tasks  # noqa: E402
-from depth_eval.dask_worker import CollectingConsole, UnitReply  # noqa: E402
-from depth_eval.discover import find_snapshots  # noqa: E402
-from depth_eval.executor import run_items  # noqa: E402
-from depth_eval.executor_dask import chunk_size, submission_order  # noqa: E402
-from depth_eval.hashing import file_sha256  # noqa: E402
-from depth_eval.run import open_engine  # noqa: E402
-from depth_eval.settings import GateSettings  # noqa: E402
+from depth_eval import cli, tasks  # noqa: F401
+from depth_eval.execution.dask_worker import CollectingConsole, UnitReply  # noqa: F401
+from depth_eval.inputs.discover import find_snapshots  # noqa: F401
+from depth_eval.execution.local import run_items  # noqa: F401
+from depth_eval.execution.dask_cluster import chunk_size, submission_order  # noqa: F401
+from depth_eval.inputs.hashing import file_sha256  # noqa: F401
+from depth_eval.execution.run import open_engine  # noqa: F401
+from depth_eval.settings import GateSettings  # noqa: F401
 
 # Fields of a snapshot's entry that say how the run went, not what it found.
 RUN_FIELDS = ("seconds", "images_reused", "images_computed")

@@ -24,8 +24,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
-from depth_eval import io  # noqa: E402
-from depth_eval.engines.opencv import OpenCVEngine  # noqa: E402
+from depth_eval.inputs import images as io  # noqa: F401
+from depth_eval.engines.opencv import OpenCVEngine  # noqa: F401
 
 GFLOP_PER_IMAGE = 20.4
 

@@ -25,8 +25,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-from depth_eval.commands import prepare_nyu  # noqa: E402
-from depth_eval.console import Console  # noqa: E402
+from depth_eval.commands import prepare_nyu  # noqa: F401
+from depth_eval.console import Console  # noqa: F401
 from nyu_factory import MATLAB_HEADER, smooth_scene, write_splits_mat  # noqa: E402
 
 # Frames generated and written per step (bounds the generator's memory).

@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tools"), str(REPO / "tests")]
 
 from caffemodel_factory import write_random_caffemodel  # noqa: E402
-from depth_eval import io  # noqa: E402
-from depth_eval.engines.opencv import OpenCVEngine  # noqa: E402
+from depth_eval.inputs import images as io  # noqa: F401
+from depth_eval.engines.opencv import OpenCVEngine  # noqa: F401
 from synth_scenes import render_scene, write_scene  # noqa: E402
 
 PROTOTXT = REPO / "prototxt" / "refining_network" / "norm_abs.prototxt"

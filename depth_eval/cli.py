@@ -19,8 +19,8 @@ import signal
 import sys
 import threading
 
-from . import __version__, commands
-from .errors import EXIT_INTERRUPTED, EXIT_NOTHING, DepthEvalError, exit_status_of
+from depth_eval import __version__, commands
+from depth_eval.errors import EXIT_INTERRUPTED, EXIT_NOTHING, DepthEvalError, exit_status_of
 
 # The evaluator runs its small matrix products (the cubic upsampling) on worker threads beside
 # the network's forward pass: a multithreaded BLAS would only contend with it for the cores.
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None, prog: str | None = None,
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or (os.path.basename(sys.argv[0]) if only else "depth-eval")
     args = parse(argv, prog, only)
-    from . import timings
-    from .console import Console
+    from depth_eval import timings
+    from depth_eval.console import Console
 
     timings.start()
     console = Console(quiet=getattr(args, "quiet", False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .console import one_line
+from depth_eval.console import one_line
 
 # Seconds between plain progress lines when stderr is not a terminal (CI logs).
 PLAIN_INTERVAL_S = 10.0

@@ -15,11 +15,13 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import engines, gate, guards, per_image, tasks
-from .errors import UsageError
-from .ground_truth import GroundTruthSettings
-from .metric_keys import MetricKey, ranked
-from .scoring import ScoringSettings
+from depth_eval import engines, tasks
+from depth_eval.report import gate, per_image
+from depth_eval.inputs import limits
+from depth_eval.errors import UsageError
+from depth_eval.inputs.ground_truth import GroundTruthSettings
+from depth_eval.scoring.keys import MetricKey, ranked
+from depth_eval.scoring.score import ScoringSettings
 
 # The results store's file in OUT_DIR when --store names none.
 STORE_NAME = "results.sqlite"
@@ -42,7 +44,7 @@ class InputSettings:
     gt_dir: Path | None = None
     prototxt: Path | None = None   # --prototxt: the definition of snapshots without their own
     ground_truth: GroundTruthSettings = GroundTruthSettings()
-    max_image_pixels: int = guards.DEFAULT_MAX_IMAGE_PIXELS  # larger images are refused
+    max_image_pixels: int = limits.DEFAULT_MAX_IMAGE_PIXELS  # larger images are refused
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class EngineSettings:
     log_encoded: bool = False          # --log: decoded by the engine (Engine.decode)
     output_blob: str | None = None
     batch: int = 1
-    cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.cache)
+    cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.store.user_cache)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class ExecutorSettings:
         return int(self.dask[len(LOCAL_CLUSTER_PREFIX):])
 
 
-# --dask local:N makes a LocalCluster of N worker processes (depth_eval.executor_dask).
+# --dask local:N makes a LocalCluster of N worker processes (depth_eval.execution.dask_cluster).
 LOCAL_CLUSTER_PREFIX = "local:"
 # A scheduler's address: [SCHEME://]HOST:PORT, the schemes distributed can connect with.
 _SCHEDULER_ADDRESS = re.compile(
@@ -102,8 +104,8 @@ class OutputSettings:
     def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
         """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
         itself, no --per-image file)."""
-        from .files import MANIFEST_NAME
-        from .results import RESULTS_CSV, RESULTS_JSON
+        from depth_eval.writing import MANIFEST_NAME
+        from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
 
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
                  f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"}
@@ -151,7 +153,7 @@ class RunSettings:
             prototxt=where(args.prototxt) if args.prototxt is not None else None,
             ground_truth=GroundTruthSettings(getattr(args, "gt_encoding", "auto"),
                                              getattr(args, "depth_scale", None)),
-            max_image_pixels=getattr(args, "max_image_pixels", guards.DEFAULT_MAX_IMAGE_PIXELS))
+            max_image_pixels=getattr(args, "max_image_pixels", limits.DEFAULT_MAX_IMAGE_PIXELS))
         out_dir = where(args.out_dir)
         cache_dir = getattr(args, "cache_dir", None)
         engine = EngineSettings(name=args.engine, device=args.device,
@@ -219,11 +221,11 @@ def _check_inputs(inputs: InputSettings) -> None:
         if path is None:
             continue
         if not path.is_dir():
-            what = guards.describe(path)
+            what = limits.describe(path)
             raise UsageError(f"{path}: {label} does not exist" if what == "missing"
                              else f"{path}: {label} is {what}, not a folder")
     if inputs.prototxt is not None:
-        what = guards.describe(inputs.prototxt)
+        what = limits.describe(inputs.prototxt)
         if what != "a regular file":
             raise UsageError(f"{inputs.prototxt}: --prototxt file does not exist" if what == "missing"
                              else f"{inputs.prototxt}: --prototxt is {what}, not a file")
@@ -286,7 +288,7 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
                          f"(e.g. {outputs.store / STORE_NAME})")
     per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
     if outputs.colormap:
-        from .figures import check_colormap
+        from depth_eval.pictures import check_colormap
 
         try:
             check_colormap(outputs.colormap)

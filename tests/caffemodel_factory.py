@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from depth_eval.caffe.proto import BlobProto, NetParameter, read_prototxt, write_caffemodel
-from depth_eval.caffe.shapes import Shape, infer_shapes, weight_shapes  # noqa: F401 (re-exported)
+from depth_eval.caffe.shapes import Shape, infer_shapes, weight_shapes  # noqa: F401
 
 
 # Floats are copied into the protobuf repeated field in slices: one big ``tolist()`` of a

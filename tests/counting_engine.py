@@ -18,8 +18,8 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from depth_eval import engines  # noqa: E402
-from depth_eval.engines.opencv import OpenCVEngine  # noqa: E402
+from depth_eval import engines  # noqa: F401
+from depth_eval.engines.opencv import OpenCVEngine  # noqa: F401
 
 # A file that gets one line per image forward pass: "<caffemodel stem> <input blob digest>".
 PASSES_ENV = "DEPTH_EVAL_TEST_PASSES"

@@ -91,7 +91,7 @@ def depth_settings(out_dir: Path, **options):
 def evaluate_pairs(engine, pairs, out_dir: Path, snapshot="snapshot", jobs=1, batch=1):
     """One loaded engine over ``pairs`` with the depth task, in this process; every upsampled
     prediction is kept (``result.kept``)."""
-    from depth_eval.executor import run_items
+    from depth_eval.execution.local import run_items
     from depth_eval.tasks.depth import DepthTask
 
     task = DepthTask(depth_settings(out_dir, jobs=jobs, batch=batch))

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from depth_eval.cache import (DEFAULT_MAX_BYTES, STALE_TEMP_S, BlobCache, default_cache_dir,
-                              parse_size)
+from depth_eval.store.user_cache import (DEFAULT_MAX_BYTES, STALE_TEMP_S, BlobCache, default_cache_dir, parse_size)
 
 
 def key(name: str, extension: str = ".onnx") -> str:

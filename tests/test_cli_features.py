@@ -11,9 +11,10 @@ import png
 import pytest
 
 from helpers import GLOBAL, GOLDEN_E2E, GOOD, REPO as REPO_ROOT, STEMS, evaluate, results
-from depth_eval import cli, metrics, standard_metrics
+from depth_eval import cli
+from depth_eval.scoring import thesis_metrics as metrics, standard_metrics
 from depth_eval.errors import EXIT_GATE
-from depth_eval.ground_truth import load_ground_truth
+from depth_eval.inputs.ground_truth import load_ground_truth
 
 pytestmark = pytest.mark.snapshots(GOOD, GLOBAL)
 

@@ -32,11 +32,13 @@ from distributed import Client, LocalCluster  # noqa: E402
 from distributed.diagnostics.plugin import WorkerPlugin  # noqa: E402
 
 from counting_engine import ENGINE_NAME, PASSES_ENV, SLOW_ENV, logged_passes  # noqa: E402
-from depth_eval import cli, engines, executor_dask, io  # noqa: E402
-from depth_eval.engines.opencv import OpenCVEngine  # noqa: E402
-from depth_eval.executor import Unit  # noqa: E402
-from depth_eval.executor_dask import chunk_size, chunks, submission_order  # noqa: E402
-from depth_eval.files import MANIFEST_NAME, OutputFolder, read_manifest  # noqa: E402
+from depth_eval import cli, engines  # noqa: F401
+from depth_eval.execution import dask_cluster as executor_dask
+from depth_eval.inputs import images as io
+from depth_eval.engines.opencv import OpenCVEngine  # noqa: F401
+from depth_eval.execution.local import Unit  # noqa: F401
+from depth_eval.execution.dask_cluster import chunk_size, chunks, submission_order  # noqa: F401
+from depth_eval.writing import MANIFEST_NAME, OutputFolder, read_manifest  # noqa: F401
 from helpers import GLOBAL, GOOD, add_snapshot, evaluate, make_workspace, results  # noqa: E402
 from test_gradients_task import JOINT, make_grad_workspace  # noqa: E402
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import zoom
 
-from depth_eval.ground_truth import load_ground_truth
-from depth_eval.io import load_color_input, to_network_blob
-from depth_eval.metrics import thesis_metrics
+from depth_eval.inputs.ground_truth import load_ground_truth
+from depth_eval.inputs.images import load_color_input, to_network_blob
+from depth_eval.scoring.thesis_metrics import thesis_metrics
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SNAPSHOTS = EXAMPLES / "snapshots"

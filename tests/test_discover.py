@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from depth_eval.discover import find_pairs, find_snapshots
+from depth_eval.inputs.discover import find_pairs, find_snapshots
 
 
 def touch(folder: Path, *names: str) -> None:

@@ -9,11 +9,11 @@ import pytest
 from scipy.ndimage import zoom
 
 from depth_eval.errors import ImageError, SnapshotError
-from depth_eval.executor import stream
-from depth_eval.metric_keys import MetricKey
-from depth_eval.metrics import THESIS_METRIC_TITLES
-from depth_eval.scoring import ScoringSettings, score_image
-from depth_eval.upsample import upsample
+from depth_eval.execution.local import stream
+from depth_eval.scoring.keys import MetricKey
+from depth_eval.scoring.thesis_metrics import THESIS_METRIC_TITLES
+from depth_eval.scoring.score import ScoringSettings, score_image
+from depth_eval.scoring.upsample import upsample
 
 
 def run(items, batch_size=1, forward_workers=1, jobs=3, fail=(), forward_error=None):

@@ -6,8 +6,8 @@ import matplotlib.colors
 import numpy as np
 import pytest
 
-from depth_eval import figures
-from depth_eval.metrics import THESIS_METRICS, mvn_fit
+from depth_eval import pictures as figures
+from depth_eval.scoring.thesis_metrics import THESIS_METRICS, mvn_fit
 
 SHAPE = (320, 420)
 LONG_NAME = "refining_network_norm_abs_model_iter_100000"  # 43 characters: wrapped on two lines

@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from depth_eval import figures
+from depth_eval import pictures as figures
 
 SHAPE = (318, 418)  # the gradient networks' upsampled maps (SPEC-grad.md, section 5)
 SCALE = (-1.0, 1.0)
@@ -103,10 +103,10 @@ def test_maps_figure_refuses_bad_input(rows, scale, colormap, message):
 
 
 def test_colormaps_import_leaves_the_figure_machinery_unloaded():
-    code = ("import sys\nfrom depth_eval.figures import check_colormap, colormap_png\n"
+    code = ("import sys\nfrom depth_eval.pictures import check_colormap, colormap_png\n"
             "check_colormap('magma')\n"
             "print(sorted(m for m in sys.modules if m.startswith(('matplotlib.pyplot', "
-            "'matplotlib.figure', 'matplotlib.backends.backend_agg', 'depth_eval.figures.'))))")
+            "'matplotlib.figure', 'matplotlib.backends.backend_agg', 'depth_eval.pictures.'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.strip() == "['depth_eval.figures.colormaps']"
+    assert result.stdout.strip() == "['depth_eval.pictures.colormaps']"

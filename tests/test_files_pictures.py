@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_eval import files, pictures
+from depth_eval import writing as files
+from depth_eval.pictures import pngs as pictures
 
 
 def test_depth_visual_is_the_thesis_log_scale_truncated():

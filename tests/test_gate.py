@@ -6,12 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from depth_eval import report
-from depth_eval.gate import (SUPPORTED_SCHEMA_VERSION, Rule, Unmatched, best_snapshot, compare,
-                             comparison_table, load_results, new_snapshots, parse_rule,
-                             unmatched)
-from depth_eval.metrics import THESIS_METRICS
-from depth_eval.standard_metrics import STANDARD_METRICS
+from depth_eval.report import rankings as report
+from depth_eval.report.gate import (SUPPORTED_SCHEMA_VERSION, Rule, Unmatched, best_snapshot, compare, comparison_table,
+    load_results, new_snapshots, parse_rule, unmatched)
+from depth_eval.scoring.thesis_metrics import THESIS_METRICS
+from depth_eval.scoring.standard_metrics import STANDARD_METRICS
 
 DIRECTIONS = {m.title: m.lower_is_better for m in THESIS_METRICS + STANDARD_METRICS}
 

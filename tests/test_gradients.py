@@ -22,11 +22,13 @@ from scipy.ndimage import zoom
 
 from caffemodel_factory import write_random_caffemodel
 from helpers import GOLDEN, GOLDEN_E2E, GOLDEN_NETS, relative_range_error
-from depth_eval import gradients, io, pictures
-from depth_eval.ground_truth import load_ground_truth
+from depth_eval.scoring import gradient_metrics as gradients
+from depth_eval.inputs import images as io
+from depth_eval.pictures import pngs as pictures
+from depth_eval.inputs.ground_truth import load_ground_truth
 from depth_eval.engines.base import GRADIENT_OUTPUT
 from depth_eval.tasks.depth import prepare_image
-from depth_eval.discover import ImagePair
+from depth_eval.inputs.discover import ImagePair
 from depth_eval.engines.opencv import OpenCVEngine
 
 GOLDEN_GRAD = GOLDEN / "grad"

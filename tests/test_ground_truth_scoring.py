@@ -16,14 +16,15 @@ import numpy as np
 import png
 import pytest
 
-from depth_eval import io, scoring
+from depth_eval.inputs import images as io
+from depth_eval.scoring import score as scoring
 from depth_eval.engines import load_engine
 from depth_eval.engines.base import DEPTH_OUTPUT
 from depth_eval.errors import EXIT_PARTIAL, ImageError
-from depth_eval.ground_truth import GroundTruthSettings, load_ground_truth
-from depth_eval.metric_keys import MetricKey
+from depth_eval.inputs.ground_truth import GroundTruthSettings, load_ground_truth
+from depth_eval.scoring.keys import MetricKey
 from depth_eval.settings import EngineSettings
-from depth_eval.alignments import ALIGNMENTS
+from depth_eval.scoring.alignments import ALIGNMENTS
 from helpers import GLOBAL, GOLDEN_E2E, GOOD, STEMS, evaluate, make_workspace, results
 
 import oracles

@@ -5,7 +5,7 @@ import numpy as np
 import png
 import pytest
 
-from depth_eval.gt_encoding import encode_depth_mm_png, read_depth_m, write_depth_mm_png
+from depth_eval.inputs.gt_encodings import encode_depth_mm_png, read_depth_m, write_depth_mm_png
 
 
 def write_png(path, pixels, bitdepth, **kwargs):

@@ -13,8 +13,8 @@ import pytest
 from depth_eval.commands import history as command
 from depth_eval.console import Console
 from depth_eval.errors import UsageError
-from depth_eval.history import shown_runs
-from depth_eval.store import ResultsStore, SnapshotRef, StoreError
+from depth_eval.report.history import shown_runs
+from depth_eval.store.database import ResultsStore, SnapshotRef, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOTS = [SnapshotRef(f"refine_iter_{n}", f"{i}" * 64, "b" * 64)
@@ -113,7 +113,7 @@ def test_plot_writes_a_png_chart(tmp_path):
 
 
 def test_plot_with_snapshots_without_iterations(tmp_path):
-    from depth_eval.history import plot_history
+    from depth_eval.report.history import plot_history
 
     store = make_store(tmp_path / "r.sqlite")
     with ResultsStore.open(store) as opened:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from caffemodel_factory import write_random_caffemodel
-from depth_eval import guards
+from depth_eval.inputs import limits as guards
 from depth_eval.caffe.proto import NetParameter
 from depth_eval.errors import SnapshotError
 from helpers import GOLDEN_E2E, GOOD, REPO, STEMS, add_snapshot, evaluate, results, run_cli

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from depth_eval import files
+from depth_eval import writing as files
 from depth_eval.errors import OutputError
-from depth_eval.files import MANIFEST_NAME, OutputFolder
+from depth_eval.writing import MANIFEST_NAME, OutputFolder
 from helpers import GOLDEN_E2E, GOOD, STEMS, add_snapshot, evaluate, results
 
 

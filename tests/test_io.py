@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_eval import io
-from depth_eval.ground_truth import load_ground_truth
+from depth_eval.inputs import images as io
+from depth_eval.inputs.ground_truth import load_ground_truth
 
 
 def test_integer_pixels_scale_by_their_dtype_range():

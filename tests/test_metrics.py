@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from depth_eval.metrics import (DEPTH_FLOOR, LOG_ENCODING_SLOPE, THESIS_METRIC_TITLES, mvn_fit,
-                                scaled_log, thesis_metrics)
+from depth_eval.scoring.thesis_metrics import (DEPTH_FLOOR, LOG_ENCODING_SLOPE, THESIS_METRIC_TITLES, mvn_fit, scaled_log,
+    thesis_metrics)
 
 
 def test_metric_order_is_the_originals():

@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from depth_eval import alignments, metrics
-from depth_eval.alignments import ALIGNMENTS, align_prediction
-from depth_eval.standard_metrics import eigen_crop_mask, evaluate_standard, valid_mask
+from depth_eval.scoring import alignments, thesis_metrics as metrics
+from depth_eval.scoring.alignments import ALIGNMENTS, align_prediction
+from depth_eval.scoring.standard_metrics import eigen_crop_mask, evaluate_standard, valid_mask
 
 import oracles
 

@@ -21,14 +21,13 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from depth_eval.caffe import onnx as onnx_translate  # noqa: E402
-from depth_eval.caffe.onnx import caffe_to_onnx  # noqa: E402
-from depth_eval.caffe.proto import (NetParameter, read_caffemodel, read_prototxt,  # noqa: E402
-                                    write_caffemodel)
-from depth_eval.engines.base import ANY_OUTPUT  # noqa: E402
-from depth_eval.engines.onnx_cache import ORPHAN_AGE_S, Entry, optimised_key  # noqa: E402
-from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine  # noqa: E402
-from depth_eval.errors import DepthEvalError, EngineUnavailableError, UnsupportedLayerError  # noqa: E402
+from depth_eval.caffe import onnx as onnx_translate  # noqa: F401
+from depth_eval.caffe.onnx import caffe_to_onnx  # noqa: F401
+from depth_eval.caffe.proto import NetParameter, read_caffemodel, read_prototxt, write_caffemodel  # noqa: F401
+from depth_eval.engines.base import ANY_OUTPUT  # noqa: F401
+from depth_eval.engines.onnx_cache import ORPHAN_AGE_S, Entry, optimised_key  # noqa: F401
+from depth_eval.engines.onnx_runtime import OnnxRuntimeEngine  # noqa: F401
+from depth_eval.errors import DepthEvalError, EngineUnavailableError, UnsupportedLayerError  # noqa: F401
 
 
 def any_output_engine(*args, **options):
@@ -641,7 +640,7 @@ def test_opencv_path_never_imports_onnx():
     code = (
         "import sys\n"
         "from depth_eval.engines.opencv import OpenCVEngine\n"
-        "import depth_eval.run\n"
+        "import depth_eval.execution.run\n"
         f"net = OpenCVEngine({str(snapshot.with_suffix('.prototxt'))!r}, "
         f"{str(snapshot.with_suffix('.caffemodel'))!r})\n"
         "net.read_weights()\n"

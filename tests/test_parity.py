@@ -11,8 +11,8 @@ import pytest
 from depth_eval import cli
 from depth_eval.engines.base import ANY_OUTPUT
 from depth_eval.engines.opencv import OpenCVEngine
-from depth_eval.discover import find_pairs
-from depth_eval.metrics import THESIS_METRIC_TITLES
+from depth_eval.inputs.discover import find_pairs
+from depth_eval.scoring.thesis_metrics import THESIS_METRIC_TITLES
 from helpers import GOLDEN_E2E, GOLDEN_NETS, evaluate_pairs, relative_range_error
 
 # Tolerances of the port (issue 2): outputs and raw maps within 1e-4 of the range, continuous

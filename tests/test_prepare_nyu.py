@@ -16,7 +16,8 @@ import png
 import pytest
 from PIL import Image
 
-from depth_eval import errors, files, nyu
+from depth_eval import errors, writing as files
+from depth_eval.inputs import nyu
 from depth_eval.commands import prepare_nyu
 from depth_eval.console import Console
 from nyu_factory import smooth_scene, write_labeled_mat, write_splits_mat

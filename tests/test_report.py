@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from depth_eval import report
-from depth_eval.metric_keys import MetricKey
+from depth_eval.report import rankings as report
+from depth_eval.scoring.keys import MetricKey
 
 
 def keyed(means):

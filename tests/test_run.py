@@ -8,7 +8,8 @@ import types
 
 import pytest
 
-from depth_eval import engines, run
+from depth_eval import engines
+from depth_eval.execution import run
 from depth_eval.console import Console
 from depth_eval.engines.opencv import OpenCVEngine
 from depth_eval.errors import EXIT_OK, EXIT_PARTIAL, UsageError

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_eval.metrics import Metric, mvn_fit
-from depth_eval.alignments import align_least_squares, align_median, align_mvn, align_prediction
-from depth_eval.standard_metrics import (STANDARD_METRIC_TITLES, STANDARD_METRICS, eigen_crop_mask,
-                                         evaluate_standard, standard_metrics, valid_mask)
+from depth_eval.scoring.thesis_metrics import Metric, mvn_fit
+from depth_eval.scoring.alignments import (align_least_squares, align_median, align_mvn, align_prediction)
+from depth_eval.scoring.standard_metrics import (STANDARD_METRIC_TITLES, STANDARD_METRICS, eigen_crop_mask, evaluate_standard,
+    standard_metrics, valid_mask)
 
 
 def reference_errors(gt, pred):

@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 
 from depth_eval import errors
-from depth_eval.hashing import FileHasher, file_sha256
-from depth_eval.store import (NUMBERS_VERSION, NotAStoreError, ResultsStore, SnapshotRef,
-                              StoreError, StoreVersionError, canonical_json, decode_metrics,
-                              encode_metrics, iteration_of, unit_key)
-from depth_eval.store_schema import SCHEMA_VERSION
+from depth_eval.inputs.hashing import FileHasher, file_sha256
+from depth_eval.store.database import (NUMBERS_VERSION, NotAStoreError, ResultsStore, SnapshotRef, StoreError, StoreVersionError,
+    canonical_json, decode_metrics, encode_metrics, iteration_of, unit_key)
+from depth_eval.store.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAP = SnapshotRef("net_iter_500", "a" * 64, "b" * 64)
@@ -257,7 +256,7 @@ def test_two_processes_writing_one_store_lose_and_duplicate_nothing(tmp_path):
 
 _KILLED_WRITER = """
 import sys
-from depth_eval.store import ResultsStore, SnapshotRef
+from depth_eval.store.database import ResultsStore, SnapshotRef
 sys.path.insert(0, sys.argv[2])
 from test_store import SNAP, key_of, metrics_of
 store = ResultsStore.open(sys.argv[1])

@@ -17,7 +17,7 @@ import pytest
 from counting_engine import ENGINE_NAME, PASSES_ENV, SLOW_ENV, CountingEngine, logged_passes
 from depth_eval import cli, engines
 from depth_eval.engines.base import Engine
-from depth_eval.store import ResultsStore
+from depth_eval.store.database import ResultsStore
 from helpers import GLOBAL, GOLDEN_E2E, GOOD, evaluate, make_workspace, results
 
 ENGINE = ("--engine", ENGINE_NAME)

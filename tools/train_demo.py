@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
-from depth_eval.caffe import proto as caffe_proto  # noqa: E402
+from depth_eval.caffe import proto as caffe_proto  # noqa: F401
 from synth_scenes import encode_depth, render_scene  # noqa: E402
 
 INPUT_HW = (218, 298)

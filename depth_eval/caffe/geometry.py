@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ShapeError
+from depth_eval.errors import ShapeError
 
 __all__ = ["Window", "canonical_axis", "conv_extent", "conv_window", "convolution", "pool_extent",
            "pool_output", "pooling"]

@@ -14,8 +14,8 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
 
-from .. import guards
-from ..errors import CaffeFormatError
+from depth_eval.inputs import limits
+from depth_eval.errors import CaffeFormatError
 
 _PACKAGE = "caffe"
 _F = descriptor_pb2.FieldDescriptorProto
@@ -326,11 +326,11 @@ def read_prototxt(path: str | Path) -> "NetParameter":
     CaffeFormatError
         If the file is not valid text format for a Caffe network.
     OSError
-        If it cannot be read, or is not a regular file (:mod:`depth_eval.guards`).
+        If it cannot be read, or is not a regular file (:mod:`depth_eval.inputs.limits`).
     """
     path = Path(path)
     try:
-        text = guards.read_regular(path).decode("utf-8")  # a FIFO would block read_text
+        text = limits.read_regular(path).decode("utf-8")  # a FIFO would block read_text
     except UnicodeDecodeError as error:
         raise CaffeFormatError(f"{path}: not a text file ({error.reason})") from None
     net = NetParameter()
@@ -346,7 +346,7 @@ def read_caffemodel(path: str | Path) -> "NetParameter":
     path = Path(path)
     net = NetParameter()
     try:
-        net.ParseFromString(guards.read_regular(path))
+        net.ParseFromString(limits.read_regular(path))
     except DecodeError as error:
         raise CaffeFormatError(f"{path}: caffemodel is corrupt or truncated ({error})") from None
     return upgrade_v1(net)

@@ -14,10 +14,10 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import ShapeError
-from . import geometry
-from .geometry import canonical_axis
-from .proto import NetParameter, blob_shape, read_prototxt
+from depth_eval.errors import ShapeError
+from depth_eval.caffe import geometry
+from depth_eval.caffe.geometry import canonical_axis
+from depth_eval.caffe.proto import NetParameter, blob_shape, read_prototxt
 
 Shape = tuple[int, ...]
 
@@ -264,7 +264,7 @@ def check_weight_values(net, weights) -> None:
     """
     import numpy as np  # numpy only where weights are checked
 
-    from .weights import CaffeWeights
+    from depth_eval.caffe.weights import CaffeWeights
 
     mapped = weights if isinstance(weights, CaffeWeights) else None
     used = {layer.name for layer in net.layer}

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from ..errors import CaffeFormatError
-from ..guards import open_regular
-from .proto import NetParameter, upgrade_v1
+from depth_eval.errors import CaffeFormatError
+from depth_eval.inputs.limits import open_regular
+from depth_eval.caffe.proto import NetParameter, upgrade_v1
 
 __all__ = ["CaffeWeights"]
 
@@ -169,7 +169,7 @@ class CaffeWeights:
     Raises
     ------
     OSError
-        The file cannot be read, or is not a regular file (:func:`depth_eval.guards.open_regular`).
+        The file cannot be read, or is not a regular file (:func:`depth_eval.inputs.limits.open_regular`).
     CaffeFormatError
         The file is not a well-formed NetParameter (corrupt or truncated).
 

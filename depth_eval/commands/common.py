@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import engines
+from depth_eval import engines
 
-# PNG strategies (depth_eval.pictures.PNG_STRATEGIES); listed here so --help needs no OpenCV.
+# PNG strategies (depth_eval.pictures.pngs.PNG_STRATEGIES); listed here so --help needs no OpenCV.
 PNG_STRATEGY_NAMES = ("default", "rle")
-# depth_eval.guards.DEFAULT_MAX_IMAGE_PIXELS (the justification is there); here so --help
+# depth_eval.inputs.limits.DEFAULT_MAX_IMAGE_PIXELS (the justification is there); here so --help
 # needs no numpy.
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
@@ -116,6 +116,6 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
 
 def run_task(settings, console) -> int:
     """``run`` of the commands that run snapshots through a task (evaluate, predict, gradients)."""
-    from ..run import run
+    from depth_eval.execution.run import run
 
     return run(settings, console)

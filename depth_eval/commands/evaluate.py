@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (add_engine_options, add_report_options, add_snapshot_folders, comma_list,
-                     run_task)
+from depth_eval.commands.common import (add_engine_options, add_report_options, add_snapshot_folders, comma_list, run_task)
 
 NAME = "evaluate"
 HELP = ("evaluate depth snapshots on colour / ground-truth pairs and rank them by the thesis "
@@ -14,12 +13,12 @@ HELP = ("evaluate depth snapshots on colour / ground-truth pairs and rank them b
 DESCRIPTION = ("Evaluate Caffe depth-estimation snapshots (deploy .prototxt + .caffemodel) on "
                "colour / ground-truth image pairs with OpenCV's dnn module, and rank them by "
                "the thesis metrics.")
-# Metric sets and alignments (depth_eval.scoring); listed here so --help needs no numpy.
+# Metric sets and alignments (depth_eval.scoring.score); listed here so --help needs no numpy.
 METRIC_SETS = ("thesis", "standard")
 ALIGNMENTS = ("none", "median", "lsq", "mvn")
 CROPS = ("none", "eigen")
 GT_ENCODINGS = ("auto", "thesis", "mm", "npy", "float")
-# BTS / monodepth2 evaluation bounds for NYU (depth_eval.standard_metrics defaults), metres.
+# BTS / monodepth2 evaluation bounds for NYU (depth_eval.scoring.standard_metrics defaults), metres.
 DEFAULT_MIN_DEPTH_M, DEFAULT_MAX_DEPTH_M = 1e-3, 10.0
 
 
@@ -74,10 +73,10 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from ..settings import RunSettings
+    from depth_eval.settings import RunSettings
 
     return RunSettings.from_args(args, task="joint" if args.with_gradients else "depth")
 
 
-# The command's work: the one run over the snapshots (depth_eval.run).
+# The command's work: the one run over the snapshots (depth_eval.execution.run).
 run = run_task

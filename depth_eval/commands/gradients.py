@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_engine_options, add_report_options, add_snapshot_folders, run_task
+from depth_eval.commands.common import (add_engine_options, add_report_options, add_snapshot_folders, run_task)
 
 NAME = "gradients"
 HELP = ("evaluate gradient (and joint) snapshots' 'gradient' output against the filtered "
@@ -28,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from ..settings import RunSettings
+    from depth_eval.settings import RunSettings
 
     return RunSettings.from_args(args, task="gradients")
 
 
-# The command's work: the one run over the snapshots (depth_eval.run).
+# The command's work: the one run over the snapshots (depth_eval.execution.run).
 run = run_task

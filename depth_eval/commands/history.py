@@ -11,10 +11,10 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..console import Console
-from ..errors import EXIT_OK, OutputError, UsageError
-from ..history import DEFAULT_LAST_RUNS, history_table, plot_history
-from ..store import ResultsStore
+from depth_eval.console import Console
+from depth_eval.errors import EXIT_OK, OutputError, UsageError
+from depth_eval.report.history import DEFAULT_LAST_RUNS, history_table, plot_history
+from depth_eval.store.database import ResultsStore
 
 NAME = "history"
 HELP = ("a metric across snapshots (by training iteration) and across the runs a results "

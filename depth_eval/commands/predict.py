@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_engine_options, add_snapshot_folders, run_task
+from depth_eval.commands.common import add_engine_options, add_snapshot_folders, run_task
 
 NAME = "predict"
 HELP = "depth maps of every image by every snapshot, without ground truth (get_depth.py)"
@@ -22,10 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from ..settings import RunSettings
+    from depth_eval.settings import RunSettings
 
     return RunSettings.from_args(args, task="predict")
 
 
-# The command's work: the one run over the snapshots (depth_eval.run).
+# The command's work: the one run over the snapshots (depth_eval.execution.run).
 run = run_task

@@ -3,7 +3,7 @@
 Reads ``nyu_depth_v2_labeled.mat`` one image at a time and writes, for each image of the chosen
 split, ``OUT_DIR/colors/NNNNN_colors.png`` and ``OUT_DIR/depths/NNNNN_depth.png`` as the thesis'
 ``convert.py`` + ``crop.py`` did (420 x 320, 8-bit depth code), or with ``--full-frame`` as
-``convert.py`` alone did (640 x 480, 16-bit millimetres).  The arithmetic is :mod:`depth_eval.nyu`.
+``convert.py`` alone did (640 x 480, 16-bit millimetres).  The arithmetic is :mod:`depth_eval.inputs.nyu`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import nyu
-from ..files import OutputFolder
-from ..pictures import encode_png
-from ..console import Console
-from ..errors import (EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, ImageError, OutputError,
-                      UsageError)
-from ..progress import Progress
+from depth_eval.inputs import nyu
+from depth_eval.writing import OutputFolder
+from depth_eval.pictures.pngs import encode_png
+from depth_eval.console import Console
+from depth_eval.errors import (EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, ImageError, OutputError, UsageError)
+from depth_eval.progress import Progress
 
 NAME = "prepare-nyu"
 HELP = "write the NYU Depth v2 test split as the thesis' inputs, from the labeled .mat and splits.mat"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..registry import resolve
+from depth_eval.registry import resolve
 
 
 # --engine name -> "module:class"; the first is the default (the reference).
@@ -42,7 +42,7 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     extra_rules : tuple of OutputRule
         Further outputs of the same forward pass (joint evaluations); ``forward`` then
         returns a tuple.
-    cache : depth_eval.cache.BlobCache, optional
+    cache : depth_eval.store.user_cache.BlobCache, optional
         The user cache, for an engine that ``uses_cache``.
     caffemodel_sha256 : str, optional
         The caffemodel's sha256 if the run computed it already (not read again for the cache).
@@ -57,7 +57,7 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     EngineUnavailableError
         The engine's packages (or the device) are missing.
     """
-    from ..errors import SnapshotError, UnsupportedLayerError
+    from depth_eval.errors import SnapshotError, UnsupportedLayerError
 
     warning = check_memory(prototxt, caffemodel, settings.batch)
     if warning and warn is not None:
@@ -77,16 +77,16 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
 
 def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
     """Refuse (SnapshotError) a network whose activations for ``batch`` images and weights need
-    more memory than is available, before any weight is read (:mod:`depth_eval.guards`); a
+    more memory than is available, before any weight is read (:mod:`depth_eval.inputs.limits`); a
     warning (one line) when its activations are large but fit, else None.
 
     A definition whose shapes cannot be inferred is left to the engine, which reports it.
     """
     import os
 
-    from .. import guards
-    from ..caffe import proto, shapes
-    from ..errors import ShapeError
+    from depth_eval.inputs import limits
+    from depth_eval.caffe import proto, shapes
+    from depth_eval.errors import ShapeError
 
     definition = proto.read_prototxt(prototxt)
     inputs = shapes.network_inputs(definition)
@@ -100,5 +100,5 @@ def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
         weights_bytes = os.stat(caffemodel).st_size
     except OSError:
         weights_bytes = 0
-    return guards.check_network_memory(prototxt, blob_shapes, next(iter(inputs.values())),
+    return limits.check_network_memory(prototxt, blob_shapes, next(iter(inputs.values())),
                                        batch, weights_bytes)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import guards, timings
-from ..hashing import file_sha256
-from ..caffe import proto as caffe_proto, shapes as caffe_shapes
-from ..caffe.weights import CaffeWeights
-from ..errors import CaffeFormatError, ShapeError, SnapshotError
-from ..metrics import LOG_ENCODING_SLOPE
+from depth_eval.inputs import limits
+from depth_eval import timings
+from depth_eval.inputs.hashing import file_sha256
+from depth_eval.caffe import proto as caffe_proto, shapes as caffe_shapes
+from depth_eval.caffe.weights import CaffeWeights
+from depth_eval.errors import CaffeFormatError, ShapeError, SnapshotError
+from depth_eval.scoring.thesis_metrics import LOG_ENCODING_SLOPE
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,6 @@ class Engine:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        return guards.read_regular(path)
+        return limits.read_regular(path)
     except OSError as error:
         raise SnapshotError(f"{path}: cannot read ({error.strerror})") from None

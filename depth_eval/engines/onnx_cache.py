@@ -1,7 +1,7 @@
 """The onnxruntime engine's cached files: a snapshot's translation and its optimised graph.
 
 Both live in the cache folder the engine is given, flat, named by key (a sha256 in hex, as
-:mod:`depth_eval.cache` names its entries), and are stored the same way: ``<key>.onnx`` is the
+:mod:`depth_eval.store.user_cache` names its entries), and are stored the same way: ``<key>.onnx`` is the
 graph (a few kilobytes) and ``<key>.d<8 hex digits>`` the weights it names (ONNX external data),
 which onnxruntime maps from the file instead of reading and copying them.
 

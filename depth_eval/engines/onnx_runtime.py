@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import timings
-from ..caffe.onnx.version import TRANSLATOR_VERSION
-from ..errors import EngineUnavailableError
-from .base import DEPTH_OUTPUT, Engine, OutputRule
-from .onnx_cache import Entry, cache_key, optimised_key
+from depth_eval import timings
+from depth_eval.caffe.onnx.version import TRANSLATOR_VERSION
+from depth_eval.errors import EngineUnavailableError
+from depth_eval.engines.base import DEPTH_OUTPUT, Engine, OutputRule
+from depth_eval.engines.onnx_cache import Entry, cache_key, optimised_key
 
 __all__ = ["OnnxRuntimeEngine", "cache_key"]
 
@@ -36,7 +36,7 @@ def _import_onnxruntime():
 
 def _import_translator():
     try:
-        from ..caffe.onnx import caffe_to_onnx
+        from depth_eval.caffe.onnx import caffe_to_onnx
     except ImportError as error:
         if getattr(error, "name", None) and error.name.split(".")[0] == "onnx":
             raise EngineUnavailableError(f"onnx is not installed: {_INSTALL_HINT}") from None
@@ -60,13 +60,13 @@ class OnnxRuntimeEngine(Engine):
     device : {"cpu", "cuda"}
         ``"cuda"`` runs on onnxruntime's CUDAExecutionProvider (CPU fallback for any node it
         cannot take) and needs an onnxruntime build that has it.
-    cache : depth_eval.cache.BlobCache, optional
+    cache : depth_eval.store.user_cache.BlobCache, optional
         Where to keep the translation and, on the CPU, onnxruntime's optimised graph of it
         (:mod:`depth_eval.engines.onnx_cache`), reused on later runs: the session is then
         built from the optimised graph, its weights mapped from the file.  Without a cache
         (or one that cannot be written) the translation is made in a temporary folder.
     cache_dir : Path, optional
-        A cache folder, when no ``cache`` is given (a :class:`~depth_eval.cache.BlobCache`
+        A cache folder, when no ``cache`` is given (a :class:`~depth_eval.store.user_cache.BlobCache`
         with its default size bound is made there).
     caffemodel_sha256 : str, optional
         The caffemodel's sha256 when the caller has it already (the run hashed it for the
@@ -139,7 +139,7 @@ class OnnxRuntimeEngine(Engine):
         if caffemodel_sha256:
             self.caffemodel_sha256 = caffemodel_sha256
         if cache is None and cache_dir is not None:
-            from ..cache import BlobCache
+            from depth_eval.store.user_cache import BlobCache
 
             cache = BlobCache(cache_dir)
         session = None
@@ -245,7 +245,7 @@ class OnnxRuntimeEngine(Engine):
     def _translate(self, entry: Entry) -> None:
         """Translate the snapshot into ``entry``, its weights written straight from the mapped
         caffemodel (no copy of them is held)."""
-        from ..caffe.onnx.external import ExternalData
+        from depth_eval.caffe.onnx.external import ExternalData
 
         caffe_to_onnx = _import_translator()
         weights = self.read_weights()  # maps and checks the caffemodel

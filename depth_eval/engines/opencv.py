@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import timings
-from ..errors import SnapshotError
-from .base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule
+from depth_eval import timings
+from depth_eval.errors import SnapshotError
+from depth_eval.engines.base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule
 
 
 class OpenCVEngine(Engine):

@@ -6,7 +6,7 @@ in ``TASKS``.
 
 from __future__ import annotations
 
-from ..registry import resolve
+from depth_eval.registry import resolve
 
 
 # task name -> "module:class"

@@ -1,6 +1,6 @@
 """What a task is: what an evaluation reads, scores and draws, per image of a snapshot.
 
-A task (``depth``, ``predict``, ...) plugs into the one run (:mod:`depth_eval.run`):
+A task (``depth``, ``predict``, ...) plugs into the one run (:mod:`depth_eval.execution.run`):
 
 - ``Task(settings)`` once per run; :meth:`Task.find_items` lists the images (pairs or inputs);
 - :meth:`Task.start_snapshot` claims the snapshot's output names and returns its
@@ -8,7 +8,7 @@ A task (``depth``, ``predict``, ...) plugs into the one run (:mod:`depth_eval.ru
   (the decoded network output -> metrics and pictures: worker threads) the executor calls;
 - :meth:`Task.summarise` turns the per-image metrics into the snapshot's values;
 - :meth:`Task.unit_inputs`, :meth:`Task.unit_files` and :meth:`Task.reusable` tell the results
-  store (:mod:`depth_eval.reuse`) what a (snapshot, image) unit reads and writes;
+  store (:mod:`depth_eval.execution.stored_units`) what a (snapshot, image) unit reads and writes;
 - :meth:`Task.after_run` draws what needs every snapshot (figures);
 - :meth:`Task.facts` / :meth:`Task.add_facts`: what ``prepare`` / ``finish`` learnt that
   results.json reports, carried from a cluster's workers to the run's own task.
@@ -24,8 +24,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..engines.base import OutputRule
-from ..metric_keys import MetricKey
+from depth_eval.engines.base import OutputRule
+from depth_eval.scoring.keys import MetricKey
 
 
 @dataclass

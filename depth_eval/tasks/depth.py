@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import alignments, discover, gt_encoding, io, metrics, pictures, scoring, standard_metrics
-from ..engines.base import DEPTH_OUTPUT
-from ..errors import ImageError, SnapshotError, UsageError
-from ..files import OutputFolder
-from ..ground_truth import load_ground_truth, thesis_pixels
-from ..upsample import upsample, warm_up
-from .base import ImageResult, Prepared, SnapshotWork, Task
+from depth_eval.scoring import alignments, thesis_metrics, score, standard_metrics
+from depth_eval.inputs import discover, gt_encodings, images
+from depth_eval.pictures import pngs
+from depth_eval.engines.base import DEPTH_OUTPUT
+from depth_eval.errors import ImageError, SnapshotError, UsageError
+from depth_eval.writing import OutputFolder
+from depth_eval.inputs.ground_truth import load_ground_truth, thesis_pixels
+from depth_eval.scoring.upsample import upsample, warm_up
+from depth_eval.tasks.base import ImageResult, Prepared, SnapshotWork, Task
 
 # A ground truth whose width/height differs from its input's by more than this is a mismatched pair.
 ASPECT_TOLERANCE = 0.02
@@ -65,7 +67,7 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
     score there (``thesis_pixels``, None for all), the ground truth in metres at its own size
     (``gt_native_m``, for the standard metrics) and the encoding it was read as.
     """
-    color = io.read_image(pair.color_path)
+    color = images.read_image(pair.color_path)
     truth = (load_ground_truth(pair.depth_path) if gt_settings is None
              else load_ground_truth(pair.depth_path, gt_settings))
     height, width = truth.shape
@@ -75,10 +77,10 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
             f"{pair.depth_path}: ground truth is {width}x{height} but input "
             f"{pair.color_path.name} is {color.shape[1]}x{color.shape[0]} (aspect ratios differ "
             f"by more than {ASPECT_TOLERANCE:.0%}: mismatched pair?)"
-            + io.exif_hint(pair.color_path, pair.depth_path))
-    rgb = io.resize_bilinear(io.as_rgb(io.color_to_unit(color, pair.color_path)), input_hw)
+            + images.exif_hint(pair.color_path, pair.depth_path))
+    rgb = images.resize_bilinear(images.as_rgb(images.color_to_unit(color, pair.color_path)), input_hw)
     unit, gt_m = truth.on_thesis_grid()
-    return Prepared(pair, io.to_network_blob(rgb),
+    return Prepared(pair, images.to_network_blob(rgb),
                     {"ground_truth": unit, "gt_m": gt_m,
                      "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
                      "gt_native_m": truth.depth_m, "encoding": truth.encoding})
@@ -89,7 +91,7 @@ def fitted_picture(prediction: np.ndarray, gt_unit: np.ndarray,
     """The prediction MVN-fitted to the ground truth (depth / 10), as OUT_DIR shows it: on the
     whole map as the original, or on the pixels with depth (zeros where there is none)."""
     if pixels is None:
-        return metrics.mvn_fit(prediction, gt_unit)
+        return thesis_metrics.mvn_fit(prediction, gt_unit)
     if not pixels.any():
         return np.zeros_like(prediction)
     fitted = alignments.align_mvn(prediction, gt_unit, mask=pixels)
@@ -99,9 +101,9 @@ def fitted_picture(prediction: np.ndarray, gt_unit: np.ndarray,
 def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
     """The upsampled prediction in metres: float32 ``.npy`` and 16-bit millimetre PNG."""
     _, metres_name, mm_name = prediction_names(stem)
-    depth_m = (depth_unit * metrics.DEPTH_RANGE_M).astype(np.float32)
-    folder.write(metres_name, pictures.encode_npy(depth_m))
-    folder.write(mm_name, gt_encoding.encode_depth_mm_png(depth_m))
+    depth_m = (depth_unit * thesis_metrics.DEPTH_RANGE_M).astype(np.float32)
+    folder.write(metres_name, pngs.encode_npy(depth_m))
+    folder.write(mm_name, gt_encodings.encode_depth_mm_png(depth_m))
 
 
 def claim_all(claims: dict[OutputFolder, list[str]]) -> dict[str, Path]:
@@ -164,10 +166,10 @@ class DepthWork(SnapshotWork):
             gt_native = extra["gt_native_m"]
             zoomed = prediction if gt_native.shape == prediction.shape else upsample(
                 maps, gt_native.shape)
-            native = (zoomed.astype(np.float64) * metrics.DEPTH_RANGE_M, gt_native)
-        image_metrics = scoring.score_image(prediction * metrics.DEPTH_RANGE_M, extra["gt_m"],
+            native = (zoomed.astype(np.float64) * thesis_metrics.DEPTH_RANGE_M, gt_native)
+        image_metrics = score.score_image(prediction * thesis_metrics.DEPTH_RANGE_M, extra["gt_m"],
                                             scoring_settings, native=native, thesis_pixels=pixels)
-        missing = scoring.undefined(image_metrics)
+        missing = score.undefined(image_metrics)
         if missing:
             self.task.warn_undefined(self.snapshot_name, prepared.item.depth_path, missing,
                                      undefined_reasons(prediction, extra, native, scoring_settings))
@@ -185,23 +187,23 @@ class DepthWork(SnapshotWork):
         into OUT_DIR_abs (the original's pictures)."""
         strategy = self.outputs.png_strategy
         color_name, depth_name, gt_name = output_names(stem)
-        color_png = pictures.encode_png(pictures.input_visual(blob), strategy)
-        gt_png = pictures.encode_png(pictures.depth_visual(gt), strategy)
+        color_png = pngs.encode_png(pngs.input_visual(blob), strategy)
+        gt_png = pngs.encode_png(pngs.depth_visual(gt), strategy)
         for folder, depth in ((self.fitted_dir, fitted), (self.raw_dir, prediction)):
             folder.write(color_name, color_png)
-            folder.write(depth_name, pictures.encode_png(pictures.depth_visual(depth), strategy))
+            folder.write(depth_name, pngs.encode_png(pngs.depth_visual(depth), strategy))
             folder.write(gt_name, gt_png)
 
     def write_colormapped(self, stem, prediction, fitted, gt) -> None:
         """Depth pictures through a matplotlib colour map, on one fixed 0-10 m scale."""
-        from ..figures import colormap_png
+        from depth_eval.pictures import colormap_png
 
         colormap, strategy = self.outputs.colormap, self.outputs.png_strategy
         depth_name, gt_name = colormap_names(stem, colormap)
-        scale = metrics.DEPTH_RANGE_M
+        scale = thesis_metrics.DEPTH_RANGE_M
 
         def png(depth_unit):
-            return pictures.encode_png(colormap_png(depth_unit * scale, colormap, 0.0, scale),
+            return pngs.encode_png(colormap_png(depth_unit * scale, colormap, 0.0, scale),
                                        strategy)
 
         gt_png = png(gt)
@@ -277,7 +279,7 @@ class DepthTask(PairTask):
         if not self.first_encoding(encoding):
             return
         if self.console is not None and self.settings.inputs.ground_truth.encoding == "auto":
-            self.console.note(f"ground truth {name}: read as {gt_encoding.describe(encoding)}; "
+            self.console.note(f"ground truth {name}: read as {gt_encodings.describe(encoding)}; "
                               "--gt-encoding to choose")
 
     def note_pixels(self, path: Path, pixels: np.ndarray | None) -> None:
@@ -305,7 +307,7 @@ class DepthTask(PairTask):
                               "means")
 
     def summarise(self, results):
-        return scoring.summarise([result.metrics for result in results])
+        return score.summarise([result.metrics for result in results])
 
     def unit_files(self, snapshot_name, item):
         outputs = self.settings.outputs
@@ -319,7 +321,7 @@ class DepthTask(PairTask):
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []
-        from .depth_figures import write_figures
+        from depth_eval.tasks.depth_figures import write_figures
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
                              self.settings.inputs.ground_truth)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import io, metrics
-from ..files import OutputFolder
-from ..ground_truth import load_ground_truth, thesis_pixels
-from ..metric_keys import ranked
-from .depth import fitted_picture
+from depth_eval.inputs import images
+from depth_eval.scoring import thesis_metrics
+from depth_eval.writing import OutputFolder
+from depth_eval.inputs.ground_truth import load_ground_truth, thesis_pixels
+from depth_eval.scoring.keys import ranked
+from depth_eval.tasks.depth import fitted_picture
 
 
 def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings) -> list[str]:
@@ -17,7 +18,7 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
     ``kept``: stem -> snapshot -> upsampled raw prediction (depth / 10); ``means``: snapshot ->
     MetricKey -> value.  Returns the problems, one line each.
     """
-    from .. import figures
+    from depth_eval import pictures
 
     folder = OutputFolder(folder_path)
     by_stem = {pair.stem: pair for pair in pairs}
@@ -30,21 +31,21 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
             continue
         pair = by_stem[stem]
         try:
-            rgb = io.as_rgb(io.read_image(pair.color_path))
+            rgb = images.as_rgb(images.read_image(pair.color_path))
             truth = load_ground_truth(pair.depth_path, gt_settings)
         except Exception as error:  # an image that failed is already reported
             problems.append(f"figure for {stem} not drawn: {error}")
             continue
         gt_unit, gt_m = truth.on_thesis_grid()
         pixels = thesis_pixels(gt_m, truth.encoding)
-        panels = {name: (raw * metrics.DEPTH_RANGE_M,
-                         fitted_picture(raw, gt_unit, pixels) * metrics.DEPTH_RANGE_M)
+        panels = {name: (raw * thesis_metrics.DEPTH_RANGE_M,
+                         fitted_picture(raw, gt_unit, pixels) * thesis_metrics.DEPTH_RANGE_M)
                   for name, raw in predictions.items()}
-        figures.image_figure(folder.path / f"{stem}.png", rgb, gt_m, panels,
+        pictures.image_figure(folder.path / f"{stem}.png", rgb, gt_m, panels,
                              title=pair.color_path.name)
     if "metrics.png" not in taken:
         directions = {str(k): lower for k, lower in ranked(next(iter(means.values()))).items()}
         charted = {name: {str(k): v for k, v in values.items() if str(k) in directions}
                    for name, values in means.items()}
-        figures.metrics_figure(folder.path / "metrics.png", charted, directions)
+        pictures.metrics_figure(folder.path / "metrics.png", charted, directions)
     return problems

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import gradients, io
-from ..files import OutputFolder
-from ..ground_truth import load_ground_truth
-from ..metric_keys import ranked
+from depth_eval.scoring import gradient_metrics
+from depth_eval.inputs import images
+from depth_eval.writing import OutputFolder
+from depth_eval.inputs.ground_truth import load_ground_truth
+from depth_eval.scoring.keys import ranked
 
 # A diverging map: a gradient's sign matters (farther down / right is red).
 GRADIENT_COLORMAP = "RdBu_r"
@@ -71,7 +72,7 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
     ``kept``: stem -> snapshot -> zoomed prediction (2 x 318 x 418, GT units); ``means``:
     snapshot -> MetricKey -> value.  Returns the problems, one line each.
     """
-    from .. import figures
+    from depth_eval import pictures
 
     folder = OutputFolder(folder_path)
     by_stem = {pair.stem: pair for pair in pairs}
@@ -86,19 +87,19 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
             continue
         pair = by_stem[stem]
         try:
-            rgb = io.as_rgb(io.read_image(pair.color_path))
+            rgb = images.as_rgb(images.read_image(pair.color_path))
             gt_unit, _ = load_ground_truth(pair.depth_path, gt_settings).on_thesis_grid()
         except Exception as error:  # an image that failed is already reported
             problems.append(f"figure for {stem} not drawn: {error}")
             continue
-        target = gradients.ground_truth_gradients(gt_unit)
+        target = gradient_metrics.ground_truth_gradients(gt_unit)
         rows = gradient_rows(target, predictions)
-        figures.maps_figure(folder.path / figure_name(stem), rgb, rows,
+        pictures.maps_figure(folder.path / figure_name(stem), rgb, rows,
                             shared_scale(target), GRADIENT_COLORMAP,
                             pair.color_path.name, label="gradient (ground-truth units)")
     if charts and "metrics.png" not in taken:
         directions = {str(k): lower for k, lower in ranked(next(iter(means.values()))).items()}
         charted = {name: {str(k): v for k, v in values.items() if str(k) in directions}
                    for name, values in means.items()}
-        figures.metrics_figure(folder.path / "metrics.png", charted, directions)
+        pictures.metrics_figure(folder.path / "metrics.png", charted, directions)
     return problems

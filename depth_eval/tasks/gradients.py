@@ -1,6 +1,6 @@
 """The thesis' gradient evaluation (``test_grad.py``): per image, the filtered ground truth, the
 network's ``gradient`` blob zoomed to it, RMSE and MVN per channel, and the original's five
-pictures in ``OUT_DIR/S/`` (SPEC-grad.md; the numbers are :mod:`depth_eval.gradients`').
+pictures in ``OUT_DIR/S/`` (SPEC-grad.md; the numbers are :mod:`depth_eval.scoring.gradient_metrics`').
 
 Keys in results.json: the snapshot values are ``RMSE`` and ``MVN``, the mean over the images
 evaluated and both channels (the original's numbers).  Per image: ``RMSE`` / ``MVN`` are the
@@ -14,13 +14,15 @@ metrics of the same names.
 from __future__ import annotations
 
 
-from .. import discover, gradients, pictures
-from ..engines.base import GRADIENT_OUTPUT
-from ..errors import ImageError
-from ..files import OutputFolder
-from ..metric_keys import NO_ALIGNMENT, MetricKey
-from .base import ImageResult, SnapshotWork
-from .depth import PairTask, output_folder, prepare_image
+from depth_eval.inputs import discover
+from depth_eval.scoring import gradient_metrics
+from depth_eval.pictures import pngs
+from depth_eval.engines.base import GRADIENT_OUTPUT
+from depth_eval.errors import ImageError
+from depth_eval.writing import OutputFolder
+from depth_eval.scoring.keys import NO_ALIGNMENT, MetricKey
+from depth_eval.tasks.base import ImageResult, SnapshotWork
+from depth_eval.tasks.depth import PairTask, output_folder, prepare_image
 
 # Per-image keys of each channel's value: the channel's picture name (X_grad1.png, X_grad2.png).
 CHANNEL_PREFIXES = ("grad1", "grad2")
@@ -43,13 +45,13 @@ def picture_names(stem: str) -> dict[str, str]:
     """Picture suffix (``_grad1``, ``_grad2``, ``_gt1``, ``_gt2``) -> its file name for input
     ``stem``."""
     base = _base(stem)
-    return {suffix: f"{base}{suffix}.png" for suffix in gradients.PICTURE_SUFFIXES}
+    return {suffix: f"{base}{suffix}.png" for suffix in gradient_metrics.PICTURE_SUFFIXES}
 
 
 def channel_values(image_metrics: dict[MetricKey, float]) -> dict[str, list[float]]:
     """One image's per-channel values back from its keys: title -> [channel 1, channel 2]."""
     return {title: [image_metrics[MetricKey(prefix, title)] for prefix in CHANNEL_PREFIXES]
-            for title in gradients.METRIC_TITLES}
+            for title in gradient_metrics.METRIC_TITLES}
 
 
 class GradientsWork(SnapshotWork):
@@ -94,17 +96,17 @@ class GradientsWork(SnapshotWork):
     def finish(self, prepared, maps):
         """``maps``: the decoded ``gradient`` blob, 2 x h x w."""
         item = prepared.item
-        target = gradients.ground_truth_gradients(prepared.extra["ground_truth"])
-        prediction = gradients.upsample_gradients(maps)
-        values = gradients.gradient_metrics(prediction, target)
-        for title, channels in gradients.undefined_channels(values).items():
+        target = gradient_metrics.ground_truth_gradients(prepared.extra["ground_truth"])
+        prediction = gradient_metrics.upsample_gradients(maps)
+        values = gradient_metrics.gradient_metrics(prediction, target)
+        for title, channels in gradient_metrics.undefined_channels(values).items():
             self.task.warn_undefined(self.snapshot_name, item, title, channels, target)
         if self.write_colors:
-            self.folder.write(colors_name(item.stem), pictures.encode_png(
-                pictures.input_visual(prepared.blob), self.strategy))
+            self.folder.write(colors_name(item.stem), pngs.encode_png(
+                pngs.input_visual(prepared.blob), self.strategy))
         names = picture_names(item.stem)
-        for suffix, picture in gradients.gradient_pictures(prediction, target).items():
-            self.folder.write(names[suffix], pictures.encode_png(picture, self.strategy))
+        for suffix, picture in gradient_metrics.gradient_pictures(prediction, target).items():
+            self.folder.write(names[suffix], pngs.encode_png(picture, self.strategy))
         kept = prediction if item.stem in self.task.kept_stems else None
         return ImageResult(item.stem, self.task.image_metrics(values), kept)
 
@@ -131,19 +133,19 @@ class GradientsTask(PairTask):
 
     def metric_keys(self) -> list[MetricKey]:
         """The snapshot keys (ranked, gated); per-channel keys are per-image only."""
-        return [MetricKey(self.align, title) for title in gradients.METRIC_TITLES]
+        return [MetricKey(self.align, title) for title in gradient_metrics.METRIC_TITLES]
 
     def image_keys(self) -> list[MetricKey]:
         """Every per-image key, in results.json order."""
-        return self.metric_keys() + [MetricKey(prefix, title) for title in gradients.METRIC_TITLES
+        return self.metric_keys() + [MetricKey(prefix, title) for title in gradient_metrics.METRIC_TITLES
                                      for prefix in CHANNEL_PREFIXES]
 
     def image_metrics(self, values: dict[str, list[float]]) -> dict[MetricKey, float]:
-        """One image's keys from :func:`gradients.gradient_metrics`' per-channel values."""
-        means = gradients.image_contribution(values)
-        keyed = {MetricKey(self.align, title): means[title] / gradients.GRADIENT_CHANNELS
-                 for title in gradients.METRIC_TITLES}
-        for title in gradients.METRIC_TITLES:
+        """One image's keys from :func:`gradient_metrics.gradient_metrics`' per-channel values."""
+        means = gradient_metrics.image_contribution(values)
+        keyed = {MetricKey(self.align, title): means[title] / gradient_metrics.GRADIENT_CHANNELS
+                 for title in gradient_metrics.METRIC_TITLES}
+        for title in gradient_metrics.METRIC_TITLES:
             for prefix, value in zip(CHANNEL_PREFIXES, values[title]):
                 keyed[MetricKey(prefix, title)] = value
         return keyed
@@ -155,15 +157,15 @@ class GradientsTask(PairTask):
     def summarise(self, results):
         """The original's mean over images and both channels (divided by 2 x the images
         evaluated, not by 2 x every entry of INPUT_DIR: SPEC-grad.md 9)."""
-        means = gradients.mean_over_images(channel_values(r.metrics) for r in results)
-        return {MetricKey(self.align, title): means[title] for title in gradients.METRIC_TITLES}
+        means = gradient_metrics.mean_over_images(channel_values(r.metrics) for r in results)
+        return {MetricKey(self.align, title): means[title] for title in gradient_metrics.METRIC_TITLES}
 
     def note_encoding(self, name: str, encoding: str) -> None:
         """Say once per encoding other than the thesis' 8-bit how a ground truth was read."""
         if not self.first_encoding(encoding):
             return
         if self.console is not None and encoding != "thesis":
-            from ..gt_encoding import describe
+            from depth_eval.inputs.gt_encodings import describe
 
             self.console.note(f"ground truth {name}: read as {describe(encoding)}")
 
@@ -193,7 +195,7 @@ class GradientsTask(PairTask):
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []
-        from .gradient_figures import write_figures
+        from depth_eval.tasks.gradient_figures import write_figures
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
                              self.settings.inputs.ground_truth)

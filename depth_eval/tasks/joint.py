@@ -10,10 +10,10 @@ same ``OUT_DIR/S`` (one ``X_colors.png``, written by the depth half).
 
 from __future__ import annotations
 
-from ..engines.base import DEPTH_OUTPUT, GRADIENT_OUTPUT
-from .base import ImageResult, SnapshotWork, Task
-from .depth import DepthTask
-from .gradients import JOINT_PREFIX, GradientsTask, GradientsWork
+from depth_eval.engines.base import DEPTH_OUTPUT, GRADIENT_OUTPUT
+from depth_eval.tasks.base import ImageResult, SnapshotWork, Task
+from depth_eval.tasks.depth import DepthTask
+from depth_eval.tasks.gradients import JOINT_PREFIX, GradientsTask, GradientsWork
 
 
 class JointWork(SnapshotWork):
@@ -95,8 +95,8 @@ class JointTask(Task):
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []
-        from .depth_figures import write_figures as depth_figures
-        from .gradient_figures import write_figures as gradient_figures
+        from depth_eval.tasks.depth_figures import write_figures as depth_figures
+        from depth_eval.tasks.gradient_figures import write_figures as gradient_figures
 
         halves = [{stem: {name: pair[index] for name, pair in by_snapshot.items()}
                    for stem, by_snapshot in kept.items()} for index in (0, 1)]

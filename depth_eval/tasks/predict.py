@@ -7,12 +7,13 @@ log visualisation (``X_depth.png``), the depth in metres as float32 (``X_depth.n
 
 from __future__ import annotations
 
-from .. import discover, io, pictures
-from ..engines.base import DEPTH_OUTPUT
-from ..errors import ImageError, UsageError
-from ..upsample import upsample
-from .base import ImageResult, Prepared, SnapshotWork, Task
-from .depth import output_folder, prediction_names, write_raw_maps
+from depth_eval.inputs import discover, images
+from depth_eval.pictures import pngs
+from depth_eval.engines.base import DEPTH_OUTPUT
+from depth_eval.errors import ImageError, UsageError
+from depth_eval.scoring.upsample import upsample
+from depth_eval.tasks.base import ImageResult, Prepared, SnapshotWork, Task
+from depth_eval.tasks.depth import output_folder, prediction_names, write_raw_maps
 
 
 class PredictWork(SnapshotWork):
@@ -25,13 +26,13 @@ class PredictWork(SnapshotWork):
         if taken:
             raise ImageError(f"{self.raw_dir.path / taken[0]}: exists and was not written by "
                              f"depth_eval; left untouched, {item.name} not predicted")
-        return Prepared(item, io.to_network_blob(io.load_color_input(item, input_hw)))
+        return Prepared(item, images.to_network_blob(images.load_color_input(item, input_hw)))
 
     def finish(self, prepared, maps):
         path = prepared.item
         depth = upsample(maps)
         self.raw_dir.write(prediction_names(path.stem)[0],
-                           pictures.encode_png(pictures.depth_visual(depth), self.png_strategy))
+                           pngs.encode_png(pngs.depth_visual(depth), self.png_strategy))
         write_raw_maps(self.raw_dir, path.stem, depth)
         return ImageResult(path.stem, {})
 
@@ -49,16 +50,16 @@ class PredictTask(Task):
         one warning.  A FIFO or broken link with an image name is kept, and refused (named)
         when it is read."""
         folder = self.settings.inputs.input_dir
-        images = sorted((p for p in folder.iterdir()
+        found = sorted((p for p in folder.iterdir()
                          if not p.is_dir() and discover.is_image(p) and not p.name.startswith(".")),
                         key=lambda p: p.name)
-        if not images:
+        if not found:
             raise UsageError(f"{folder}: no image in INPUT_DIR")
         first: dict[str, object] = {}
-        for path in images:
+        for path in found:
             first.setdefault(path.stem, path)
         dropped = [f"{p.name} (same stem as {first[p.stem].name})"
-                   for p in images if first[p.stem] is not p]
+                   for p in found if first[p.stem] is not p]
         if dropped:
             console.warn(f"{len(dropped)} file(s) in INPUT_DIR not predicted: "
                          + "; ".join(dropped))

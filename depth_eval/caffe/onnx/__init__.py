@@ -19,15 +19,15 @@ layer family: :mod:`.conv`, :mod:`.pool`, :mod:`.elementwise`, :mod:`.normalize`
 Public API: :func:`caffe_to_onnx`, :class:`UnsupportedLayerError`, :data:`TRANSLATOR_VERSION`.
 """
 
-from ...errors import UnsupportedLayerError
-from .version import BATCH_DIM, OPSET, TRANSLATOR_VERSION
+from depth_eval.errors import UnsupportedLayerError
+from depth_eval.caffe.onnx.version import BATCH_DIM, OPSET, TRANSLATOR_VERSION
 
 __all__ = ["caffe_to_onnx", "UnsupportedLayerError", "TRANSLATOR_VERSION", "OPSET", "BATCH_DIM"]
 
 
 def __getattr__(name: str):
     if name == "caffe_to_onnx":  # imports onnx: only when a translation is made
-        from .translator import caffe_to_onnx
+        from depth_eval.caffe.onnx.translator import caffe_to_onnx
 
         return caffe_to_onnx
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from .. import geometry
-from ..shapes import layer_weight_shapes
-from .graph import count, one_bottom, register, reshape_target, unsupported
+from depth_eval.caffe import geometry
+from depth_eval.caffe.shapes import layer_weight_shapes
+from depth_eval.caffe.onnx.graph import count, one_bottom, register, reshape_target, unsupported
 
 
 @register("Convolution", "Deconvolution")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from .. import geometry
-from .graph import expect_bottoms, fmt, one_bottom, register, unsupported
+from depth_eval.caffe import geometry
+from depth_eval.caffe.onnx.graph import expect_bottoms, fmt, one_bottom, register, unsupported
 
 # EltwiseParameter.operation values.
 _PROD, _SUM, _MAX = 0, 1, 2

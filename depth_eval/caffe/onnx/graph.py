@@ -15,8 +15,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from onnx import helper
 
-from ...errors import UnsupportedLayerError
-from .version import BATCH_DIM, IR_VERSION, OPSET, TRANSLATOR_VERSION  # noqa: F401
+from depth_eval.errors import UnsupportedLayerError
+from depth_eval.caffe.onnx.version import BATCH_DIM, IR_VERSION, OPSET, TRANSLATOR_VERSION  # noqa: F401
 
 
 # A tracked blob shape: ints, with ``None`` standing for the symbolic batch size N (at most

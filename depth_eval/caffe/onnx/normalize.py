@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import geometry
-from .graph import fmt, one_bottom, register, unsupported
-from .pool import AVE, pool_nodes
+from depth_eval.caffe import geometry
+from depth_eval.caffe.onnx.graph import fmt, one_bottom, register, unsupported
+from depth_eval.caffe.onnx.pool import AVE, pool_nodes
 
 #: Across-channel LRN over at most this many channels is built from Mul/Conv/Pow (faster in
 #: onnxruntime than its LRN kernel); wider blobs use the LRN operator (the banded weight grows

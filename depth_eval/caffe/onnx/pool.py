@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import geometry
-from .graph import Graph, one_bottom, register, unsupported
+from depth_eval.caffe import geometry
+from depth_eval.caffe.onnx.graph import Graph, one_bottom, register, unsupported
 
 # PoolingParameter.pool values the translation implements (STOCHASTIC = 2 is not).
 MAX, AVE = 0, 1

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from .. import geometry
-from .graph import count, expect_bottoms, fmt, one_bottom, register, reshape_target, unsupported
+from depth_eval.caffe import geometry
+from depth_eval.caffe.onnx.graph import (count, expect_bottoms, fmt, one_bottom, register, reshape_target, unsupported)
 
 
 @register("Input")

@@ -15,11 +15,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..proto import blob_shape
-from ..weights import CaffeWeights
-from . import conv, elementwise, normalize, pool, reshape  # noqa: F401 (fill LAYERS)
-from .graph import (BATCH_DIM, IR_VERSION, LAYERS, OPSET, TRANSLATOR_VERSION, Graph, Shape,
-                    fmt, unsupported)
+from depth_eval.caffe.proto import blob_shape
+from depth_eval.caffe.weights import CaffeWeights
+from depth_eval.caffe.onnx import conv, elementwise, normalize, pool, reshape  # noqa: F401
+from depth_eval.caffe.onnx.graph import (BATCH_DIM, IR_VERSION, LAYERS, OPSET, TRANSLATOR_VERSION, Graph, Shape, fmt, unsupported)
 
 # Caffe's Phase value TEST, the phase a NetState without one is in for deployment.
 _PHASE_TEST = 1

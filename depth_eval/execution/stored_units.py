@@ -1,0 +1,212 @@
+"""The results store in a run: which (snapshot, image) units to reuse, and storing the others
+as they finish.
+
+A run of a scored task with a store (:func:`depth_eval.execution.run.run`) goes:
+
+1. :meth:`StoredRun.open`: the store opened, the run recorded (``begin_run``), every item's
+   input and ground truth hashed once (:class:`~depth_eval.inputs.hashing.FileHasher`; the store
+   spares later runs reading unchanged files again).
+2. Per snapshot, :meth:`StoredRun.plan`: the snapshot's two files hashed and each item's unit
+   key made (:func:`~depth_eval.store.database.unit_key` over the task, the four hashes and
+   :func:`~depth_eval.settings.numbers_options`).  A unit is reused when the store has it and
+   every file the task writes for it is on disk as written for that key
+   (``keys_with_files``); the others go to the executor.  With nothing to compute the network
+   is not loaded: :meth:`StoredRun.describe` reads the prototxt alone for results.json.
+3. :meth:`StoredRun.saver`: each computed unit is committed as the executor hands it over, on
+   the run's thread, in the items' order, after the task's ``finish`` wrote its files.  Why
+   there and not on the worker threads: the store and the executor stay unaware of each
+   other, and a unit waits at most for the few items ahead of it in the executor's window
+   (``executor.stream``'s lookahead), which is all a SIGKILL can lose besides the items in
+   flight anyway.
+4. :meth:`StoredRun.complete`: the snapshot's results rebuilt from the store's values in the
+   items' order (so its summary is bit for bit that of a fresh run), reused units recorded.
+5. :meth:`StoredRun.close`: the run marked finished with its exit status.
+
+Images that fail and snapshots that cannot be loaded are not units: nothing is stored for them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from depth_eval import engines
+from depth_eval.caffe import proto as caffe_proto
+from depth_eval.engines.base import describe_network
+from depth_eval.errors import SnapshotError
+from depth_eval.execution.local import UnitRun
+from depth_eval.inputs.hashing import FileHasher
+from depth_eval.scoring.keys import MetricKey, as_text
+from depth_eval.report.results import options_document
+from depth_eval.settings import numbers_options
+from depth_eval.store.database import ResultsStore, SnapshotRef, unit_key
+from depth_eval.tasks.base import ImageResult, SnapshotWork
+
+__all__ = ["SnapshotPlan", "StoredRun", "item_name"]
+
+
+def item_name(item) -> str:
+    """An item's identity in a run: its input file's name (unique in INPUT_DIR)."""
+    return SnapshotWork.input_path(item).name
+
+
+@dataclass
+class SnapshotPlan:
+    """One snapshot's units: their keys, those reused, and the items left to compute."""
+
+    snapshot: object                  # discover.Snapshot
+    ref: SnapshotRef | None           # None: its files cannot be hashed (the executor says why)
+    items: tuple                      # the snapshot's items, in the run's order
+    keys: dict = field(default_factory=dict)       # item name -> unit key
+    reused: dict = field(default_factory=dict)     # item name -> stored metrics (text keys)
+    compute: tuple = ()                            # items to run, in order
+    computed: dict = field(default_factory=dict)   # item name -> ImageResult, as they finish
+
+
+class StoredRun:
+    """One run's use of a results store; see the module docstring.
+
+    Parameters
+    ----------
+    store : ResultsStore
+    run_id : int
+        The run's row (``begin_run``).
+    task : depth_eval.tasks.base.Task
+    items : list
+        Every item the run found, in order (a unit's position is its item's index).
+    recompute : bool
+        ``--recompute``: reuse nothing, replace what is stored.
+    hasher : FileHasher
+    """
+
+    def __init__(self, store: ResultsStore, run_id: int, task, items: list, recompute: bool,
+                 hasher: FileHasher):
+        self.store, self.run_id, self.task = store, run_id, task
+        self.recompute, self.hasher = recompute, hasher
+        self.options = numbers_options(task.settings)
+        self.positions = {item_name(item): index for index, item in enumerate(items)}
+        self.inputs: dict[str, tuple[str, str | None]] = {}
+        for item in items:
+            try:
+                image, truth = task.unit_inputs(item)
+                self.inputs[item_name(item)] = (hasher(image),
+                                                None if truth is None else hasher(truth))
+            except OSError:  # unreadable: not a unit; the executor reports the image
+                pass
+
+    @classmethod
+    def open(cls, settings, task, items: list) -> "StoredRun":
+        """Open ``settings.outputs.store`` and record the run's start."""
+        store = ResultsStore.open(settings.outputs.store)
+        try:
+            run_id = store.begin_run(options_document(settings))
+            return cls(store, run_id, task, items, settings.outputs.recompute,
+                       FileHasher(store))
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self, exit_status: int) -> None:
+        """Mark the run finished (130: interrupted) and close the store."""
+        try:
+            self.store.finish_run(self.run_id, exit_status)
+        finally:
+            self.store.close()
+
+    # -- per snapshot ------------------------------------------------------------------------
+
+    def snapshot_ref(self, snapshot) -> SnapshotRef | None:
+        if snapshot.prototxt is None:
+            return None
+        try:
+            return SnapshotRef(snapshot.name, self.hasher(snapshot.caffemodel),
+                               self.hasher(snapshot.prototxt))
+        except OSError:
+            return None
+
+    def plan(self, snapshot, items) -> SnapshotPlan:
+        """The snapshot's unit keys and which units are reused (see the module docstring)."""
+        plan = SnapshotPlan(snapshot, self.snapshot_ref(snapshot), tuple(items))
+        by_name = {item_name(item): item for item in items}
+        if plan.ref is not None:
+            for name, item in by_name.items():
+                hashes = self.inputs.get(name)
+                if hashes is not None:
+                    plan.keys[name] = unit_key(self.task.settings.task, plan.ref.caffemodel_sha256,
+                                               plan.ref.prototxt_sha256, *hashes, self.options)
+        stored = {} if self.recompute else self.store.get(plan.keys.values())
+        candidates = {name: key for name, key in plan.keys.items()
+                      if key in stored and self.task.reusable(by_name[name])}
+        expected: dict[str, list] = {}
+        for name, key in candidates.items():  # identical pairs share a key: all their files
+            expected.setdefault(key, []).extend(self.task.unit_files(snapshot.name,
+                                                                     by_name[name]))
+        on_disk = self.store.keys_with_files(expected) if expected else set()
+        plan.reused = {name: stored[key] for name, key in candidates.items() if key in on_disk}
+        plan.compute = tuple(item for item in items if item_name(item) not in plan.reused)
+        return plan
+
+    def saver(self, plan: SnapshotPlan):
+        """``on_result(item, result)`` for the executor: commit each unit as it is handed over."""
+        last = [time.perf_counter()]
+
+        def save(item, result: ImageResult) -> None:
+            name = item_name(item)
+            plan.computed[name] = result
+            key = plan.keys.get(name)
+            if key is None:
+                return
+            now = time.perf_counter()
+            seconds, last[0] = now - last[0], now  # the run's time per unit, not one pass's
+            self.store.put(key, plan.ref, result.stem, as_text(result.metrics),
+                           task=self.task.settings.task, run_id=self.run_id,
+                           position=self.positions[name], seconds=seconds,
+                           replace=self.recompute,
+                           files=self.task.unit_files(plan.snapshot.name, item))
+
+        return save
+
+    def describe(self, plan: SnapshotPlan, engine_settings) -> dict:
+        """results.json's engine facts of a snapshot that is not loaded (everything reused)."""
+        prototxt = plan.snapshot.prototxt
+        try:
+            definition = caffe_proto.read_prototxt(prototxt)
+        except OSError as error:
+            raise SnapshotError(f"{prototxt}: {error.strerror or error}") from None
+        info = describe_network(definition, engine_settings.output_blob, str(prototxt),
+                                self.task.output_rule)
+        return {"engine": engines.engine_class(engine_settings.name).engine,
+                "output_blob": info.output_blob, "input_name": info.input_name,
+                "input_size": list(info.input_shape[2:]),
+                "prototxt_sha256": plan.ref.prototxt_sha256,
+                "caffemodel_sha256": plan.ref.caffemodel_sha256}
+
+    def complete(self, plan: SnapshotPlan, run: UnitRun) -> UnitRun:
+        """The snapshot's results in the items' order, every stored unit's values read back
+        from the store (reused and computed alike); the reused units recorded for this run."""
+        if plan.reused:
+            self.store.record_reused(self.run_id, plan.ref, [
+                (self.positions[name], SnapshotWork.input_path(item).stem, plan.keys[name])
+                for item in plan.items if (name := item_name(item)) in plan.reused])
+        done = [name for name in map(item_name, plan.items)
+                if name in plan.reused or name in plan.computed]
+        values = self.store.get(plan.keys[name] for name in done if name in plan.keys)
+        order = self.task.image_keys()
+        results = []
+        for item in plan.items:
+            name = item_name(item)
+            computed = plan.computed.get(name)
+            if name not in plan.reused and computed is None:
+                continue  # failed: not a unit
+            stored = values.get(plan.keys.get(name))
+            stem = SnapshotWork.input_path(item).stem if computed is None else computed.stem
+            metrics = computed.metrics if stored is None else ordered(stored, order)
+            results.append(ImageResult(stem, metrics, computed.kept if computed else None))
+        return UnitRun(results, run.skipped, run.engine, run.seconds)
+
+
+def ordered(stored: dict[str, float], order: list[MetricKey]) -> dict[MetricKey, float]:
+    """Stored metrics (text keys, sorted) in the task's report order, as a fresh run has them."""
+    keys = [key for key in order if str(key) in stored]
+    keys += [MetricKey.parse(text) for text in stored if text not in {str(k) for k in keys}]
+    return {key: stored[str(key)] for key in keys}
