@@ -182,28 +182,31 @@ class RunSettings:
         gate_settings = _gate(args, task_class(settings).metric_keys())
         return replace(settings, gate=gate_settings)
 
+    def numbers_options(self) -> dict:
+        """Every option that can change a number a unit records (the results store's unit keys).
+
+        Left out, because they change no number: folders and file names (units are keyed by file
+        contents), ``--jobs`` (threads; tests/test_store_run.py shows the values are bit-identical),
+        ``--png-strategy`` (same pixels), ``--quiet``, pictures and reports.  ``--batch`` is in:
+        onnxruntime's batched convolutions differ from single ones in the last bits.
+        """
+        engine, scoring, ground_truth = self.engine, self.scoring, self.inputs.ground_truth
+        return {"log": engine.log_encoded, "output_blob": engine.output_blob,
+                "engine": engine.name, "device": engine.device, "batch": engine.batch,
+                "metrics": list(scoring.metric_sets), "align": list(scoring.alignments),
+                "min_depth": float(scoring.min_depth), "max_depth": float(scoring.max_depth),
+                "crop": scoring.crop, "gt_encoding": ground_truth.encoding,
+                "depth_scale": None if ground_truth.depth_scale is None
+                else float(ground_truth.depth_scale)}
+
+    def without_gate(self) -> "RunSettings":
+        """The settings a worker gets: the gate is the client's alone."""
+        return replace(self, gate=GateSettings())
+
 
 def _absolute(path) -> Path:
     """``path`` made absolute without resolving links (the name the user's folders have)."""
     return Path(os.path.abspath(path))
-
-
-def numbers_options(settings: RunSettings) -> dict:
-    """Every option that can change a number a unit records (the results store's unit keys).
-
-    Left out, because they change no number: folders and file names (units are keyed by file
-    contents), ``--jobs`` (threads; tests/test_store_run.py shows the values are bit-identical),
-    ``--png-strategy`` (same pixels), ``--quiet``, pictures and reports.  ``--batch`` is in:
-    onnxruntime's batched convolutions differ from single ones in the last bits.
-    """
-    engine, scoring, ground_truth = settings.engine, settings.scoring, settings.inputs.ground_truth
-    return {"log": engine.log_encoded, "output_blob": engine.output_blob,
-            "engine": engine.name, "device": engine.device, "batch": engine.batch,
-            "metrics": list(scoring.metric_sets), "align": list(scoring.alignments),
-            "min_depth": float(scoring.min_depth), "max_depth": float(scoring.max_depth),
-            "crop": scoring.crop, "gt_encoding": ground_truth.encoding,
-            "depth_scale": None if ground_truth.depth_scale is None
-            else float(ground_truth.depth_scale)}
 
 
 def _store_path(args, out_dir: Path, scored: bool) -> Path | None:

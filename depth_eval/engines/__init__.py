@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from depth_eval.errors import SnapshotError
 from depth_eval.registry import resolve
 
 
@@ -27,6 +28,33 @@ def engine_class(name: str):
 def devices(name: str) -> tuple[str, ...]:
     """The devices engine ``name`` can run on."""
     return engine_class(name).devices
+
+
+def open_snapshot(engine_settings, rule, snapshot, extra_rules=(), cache=None, hasher=None,
+                  warn=None):
+    """Load one found snapshot (:class:`depth_eval.inputs.discover.Snapshot`) into the chosen
+    engine; raises SnapshotError when it cannot.
+
+    ``cache``: the user cache (engines that use one); ``hasher``: the run's FileHasher, whose
+    caffemodel hash the engine then need not compute again; ``warn`` takes a one-line warning
+    (a network with large activations).
+    """
+    if snapshot.problem is not None:
+        raise SnapshotError(f"{snapshot.caffemodel}: {snapshot.problem}; rename the file")
+    if snapshot.prototxt is None:
+        raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
+                            "no --prototxt given; snapshot skipped")
+    try:
+        known = hasher(snapshot.caffemodel) if hasher is not None else None
+    except OSError as error:  # the engine would say the same when reading it
+        raise SnapshotError(f"{snapshot.caffemodel}: cannot read "
+                            f"({error.strerror or error})") from None
+    try:
+        return load_engine(engine_settings, snapshot.prototxt, snapshot.caffemodel, rule,
+                            extra_rules, cache=cache, caffemodel_sha256=known, warn=warn)
+    except OSError as error:
+        raise SnapshotError(f"{error.filename or snapshot.caffemodel}: "
+                            f"{error.strerror or error}") from None
 
 
 def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=(), cache=None,

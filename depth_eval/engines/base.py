@@ -84,6 +84,32 @@ def unconnected_outputs(definition) -> list[str]:
     return outputs
 
 
+def describe_outputs(definition, output_blob: str | None, source: str, rule: OutputRule,
+                     extra_rules: tuple[OutputRule, ...] = ()
+                     ) -> tuple[NetworkInfo, tuple[NetworkInfo, ...]]:
+    """The network's main output (``output_blob`` or by ``rule``) and, for a joint evaluation,
+    its further outputs by ``extra_rules``; each blob may be only one of them."""
+    info = describe_network(definition, output_blob, source, rule)
+    extra_info = tuple(describe_network(definition, None, source, extra) for extra in extra_rules)
+    for extra in extra_info:
+        if extra.output_blob == info.output_blob:
+            raise SnapshotError(f"{source}: blob '{extra.output_blob}' cannot be both outputs "
+                                "of a joint evaluation")
+    return info, extra_info
+
+
+def network_facts(engine: str, info: NetworkInfo, extra_info: tuple[NetworkInfo, ...],
+                  prototxt_sha256: str, caffemodel_sha256: str) -> dict:
+    """The facts results.json records about a snapshot's network, whether its engine was
+    loaded by this run or every one of its units was reused from the results store."""
+    facts = {"engine": engine, "output_blob": info.output_blob, "input_name": info.input_name,
+             "input_size": list(info.input_shape[2:]), "prototxt_sha256": prototxt_sha256,
+             "caffemodel_sha256": caffemodel_sha256}
+    if extra_info:  # a joint evaluation's further outputs
+        facts["extra_output_blobs"] = [extra.output_blob for extra in extra_info]
+    return facts
+
+
 def describe_network(definition, output_blob: str | None = None, source: str = "prototxt",
                      rule: OutputRule = DEPTH_OUTPUT) -> NetworkInfo:
     """Find the input blob and its size, and the depth output blob, of a deploy definition.
@@ -190,15 +216,15 @@ class Engine:
         self.log_encoded = log_encoded
         with timings.phase("model read"):
             self.definition = caffe_proto.read_prototxt(self.prototxt)
-            self.info = describe_network(self.definition, output_blob, str(self.prototxt), rule)
-            self.extra_info = tuple(describe_network(self.definition, None, str(self.prototxt),
-                                                     extra) for extra in extra_outputs)
-            for extra in self.extra_info:
-                if extra.output_blob == self.info.output_blob:
-                    raise SnapshotError(f"{self.prototxt}: blob '{extra.output_blob}' cannot be "
-                                        "both outputs of a joint evaluation")
+            self.info, self.extra_info = describe_outputs(
+                self.definition, output_blob, str(self.prototxt), rule, extra_outputs)
             self.prototxt_sha256 = sha256_of(_read_bytes(self.prototxt))
         self.caffemodel_sha256 = ""
+
+    def facts(self) -> dict:
+        """What results.json records about this loaded network (:func:`network_facts`)."""
+        return network_facts(self.engine, self.info, self.extra_info, self.prototxt_sha256,
+                             self.caffemodel_sha256)
 
     def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run N x 3 x H x W float32 inputs; returns the output blob, N x C x h x w, or with

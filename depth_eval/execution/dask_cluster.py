@@ -22,7 +22,6 @@ import math
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Callable, Iterable, Iterator
 
 from depth_eval.console import one_line
@@ -30,7 +29,6 @@ from depth_eval.execution.dask_worker import UnitReply, host_of, run_unit, warm_
 from depth_eval.errors import SnapshotError, UsageError
 from depth_eval.execution.local import Unit
 from depth_eval.inputs.hashing import FileHasher
-from depth_eval.settings import GateSettings
 
 # Chunks per worker over the run: enough that a worker that finishes early takes more and a
 # lost worker costs little, few enough that each chunk is worth its model load.
@@ -111,7 +109,7 @@ class DaskExecutor:
 
     def __init__(self, settings, task, console, hasher=None):
         # The workers need neither the gate (a baseline can be large) nor anything relative.
-        self.settings = replace(settings, gate=GateSettings())
+        self.settings = settings.without_gate()
         self.task, self.console = task, console
         self.hasher = hasher if hasher is not None else FileHasher()
         self.token = uuid.uuid4().hex

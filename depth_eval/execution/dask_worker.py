@@ -19,6 +19,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from depth_eval import engines, tasks
+from depth_eval.execution.local import run_items
+from depth_eval.inputs import limits
+from depth_eval.store.user_cache import BlobCache
+
 # Engines a worker keeps loaded, least recently used dropped first: the snapshot it is on and
 # one more (a chunk of the previous snapshot handed to it late), so memory stays bounded.
 MAX_LOADED_MODELS = 2
@@ -86,8 +91,6 @@ _runs: OrderedDict = OrderedDict()      # run token -> (task, console, blob cach
 def _run_state(token: str, settings, task_name: str):
     """The run's task on this worker (made once, with its images found: ``--figures``' choice
     of images is the task's), its collecting console and the user cache."""
-    from depth_eval import engines, tasks
-
     with _lock:
         state = _runs.get(token)
         if state is not None:
@@ -99,8 +102,6 @@ def _run_state(token: str, settings, task_name: str):
     console.drain()  # the client said it already
     cache = None
     if engines.engine_class(settings.engine.name).uses_cache:
-        from depth_eval.store.user_cache import BlobCache
-
         cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
     state = (task, console, cache)
     with _lock:
@@ -112,8 +113,6 @@ def _run_state(token: str, settings, task_name: str):
 
 def _engine(model_key, open_engine, snapshot) -> _Loaded:
     """The snapshot's engine from the cache, or loaded (SnapshotError when it cannot be)."""
-    from depth_eval.execution.local import engine_description
-
     if model_key is not None:
         with _lock:
             loaded = _engines.get(model_key)
@@ -124,7 +123,7 @@ def _engine(model_key, open_engine, snapshot) -> _Loaded:
             while len(_engines) >= MAX_LOADED_MODELS:
                 _engines.popitem(last=False)
     engine = open_engine(snapshot)
-    loaded = _Loaded(engine, engine_description(engine))
+    loaded = _Loaded(engine, engine.facts())
     if model_key is not None:
         with _lock:
             _engines[model_key] = loaded
@@ -148,10 +147,7 @@ def unit_threads(hosts: dict) -> int:
 
 def warm_up(engine_name: str) -> None:
     """Import what a unit needs (OpenCV, the engine's packages), while the client plans."""
-    import cv2  # noqa: F401
-
-    from depth_eval import engines  # noqa: F401
-    from depth_eval.execution import run  # noqa: F401
+    import cv2  # noqa: F401  (imported here: it is the slow part of a worker's first unit)
 
     engines.engine_class(engine_name)
 
@@ -189,11 +185,7 @@ def run_unit(settings, task_name: str, token: str, snapshot, items: tuple, model
     OutputError
         An output cannot be written: the run stops.
     """
-    import cv2
-
-    from depth_eval.inputs import limits
-    from depth_eval.execution.local import run_items
-    from depth_eval.execution.run import open_engine
+    import cv2  # only where units run: the client does not need it to send them
 
     task, console, cache = _run_state(token, settings, task_name)
     limits.set_max_image_pixels(settings.inputs.max_image_pixels)  # per process: per unit
@@ -201,10 +193,10 @@ def run_unit(settings, task_name: str, token: str, snapshot, items: tuple, model
     cv2.setNumThreads(threads)
 
     def opener(one):
-        return open_engine(settings.engine, task.output_rule, one,
-                           extra_rules=task.extra_output_rules, cache=cache,
-                           hasher=(lambda _path: caffemodel_sha256) if caffemodel_sha256
-                           else None, warn=console.warn)
+        return engines.open_snapshot(settings.engine, task.output_rule, one,
+                                     extra_rules=task.extra_output_rules, cache=cache,
+                                     hasher=(lambda _path: caffemodel_sha256)
+                                     if caffemodel_sha256 else None, warn=console.warn)
 
     loaded = _engine(model_key, opener, snapshot)
     with loaded.lock:  # an engine's forward pass is not shared between units

@@ -49,18 +49,6 @@ class UnitRun:
     seconds: float = 0.0
 
 
-def engine_description(engine) -> dict:
-    """The facts results.json records about a loaded engine."""
-    description = {"engine": engine.engine, "output_blob": engine.output_blob,
-                   "input_name": engine.input_name, "input_size": list(engine.input_hw),
-                   "prototxt_sha256": engine.prototxt_sha256,
-                   "caffemodel_sha256": engine.caffemodel_sha256}
-    extra_blobs = list(engine.output_blobs[1:])
-    if extra_blobs:  # a joint evaluation's further outputs
-        description["extra_output_blobs"] = extra_blobs
-    return description
-
-
 class LocalExecutor:
     """Runs units here, one snapshot in memory at a time.
 
@@ -107,7 +95,7 @@ class LocalExecutor:
             work = self.start_work(unit.snapshot.name, list(unit.items))
             run = run_items(engine, work, unit.items, jobs=self.jobs,
                             batch_size=self.batch_size, on_item=on_item, on_result=on_result)
-            run.engine = engine_description(engine)
+            run.engine = engine.facts()
             return run
         finally:
             del engine  # before the next snapshot loads: one model in memory at a time

@@ -34,32 +34,6 @@ def find_snapshots(inputs, reserved=frozenset()) -> list[discover.Snapshot]:
     return snapshots
 
 
-def open_engine(engine_settings, rule, snapshot: discover.Snapshot, extra_rules=(), cache=None,
-                hasher=None, warn=None):
-    """Load one snapshot into the chosen engine; raises SnapshotError when it cannot.
-
-    ``cache``: the user cache (engines that use one); ``hasher``: the run's FileHasher, whose
-    caffemodel hash the engine then need not compute again; ``warn`` takes a one-line warning
-    (a network with large activations).
-    """
-    if snapshot.problem is not None:
-        raise SnapshotError(f"{snapshot.caffemodel}: {snapshot.problem}; rename the file")
-    if snapshot.prototxt is None:
-        raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
-                            "no --prototxt given; snapshot skipped")
-    try:
-        known = hasher(snapshot.caffemodel) if hasher is not None else None
-    except OSError as error:  # the engine would say the same when reading it
-        raise SnapshotError(f"{snapshot.caffemodel}: cannot read "
-                            f"({error.strerror or error})") from None
-    try:
-        return engines.load_engine(engine_settings, snapshot.prototxt, snapshot.caffemodel, rule,
-                                   extra_rules, cache=cache, caffemodel_sha256=known, warn=warn)
-    except OSError as error:
-        raise SnapshotError(f"{error.filename or snapshot.caffemodel}: "
-                            f"{error.strerror or error}") from None
-
-
 def snapshot_entry(snapshot: discover.Snapshot) -> dict:
     return {"status": "skipped", "caffemodel": {"path": str(snapshot.caffemodel)},
             "prototxt": {"path": str(snapshot.prototxt)} if snapshot.prototxt else None}
@@ -280,7 +254,7 @@ def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
 
         cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
     return LocalExecutor(
-        partial(open_engine, settings.engine, task.output_rule,
+        partial(engines.open_snapshot, settings.engine, task.output_rule,
                 extra_rules=task.extra_output_rules, cache=cache, hasher=hasher,
                 warn=console.warn),
         task.start_snapshot, settings.outputs.jobs, settings.engine.batch)

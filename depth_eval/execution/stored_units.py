@@ -8,7 +8,7 @@ A run of a scored task with a store (:func:`depth_eval.execution.run.run`) goes:
    spares later runs reading unchanged files again).
 2. Per snapshot, :meth:`StoredRun.plan`: the snapshot's two files hashed and each item's unit
    key made (:func:`~depth_eval.store.database.unit_key` over the task, the four hashes and
-   :func:`~depth_eval.settings.numbers_options`).  A unit is reused when the store has it and
+   :meth:`~depth_eval.settings.RunSettings.numbers_options`).  A unit is reused when the store has it and
    every file the task writes for it is on disk as written for that key
    (``keys_with_files``); the others go to the executor.  With nothing to compute the network
    is not loaded: :meth:`StoredRun.describe` reads the prototxt alone for results.json.
@@ -32,13 +32,12 @@ from dataclasses import dataclass, field
 
 from depth_eval import engines
 from depth_eval.caffe import proto as caffe_proto
-from depth_eval.engines.base import describe_network
+from depth_eval.engines.base import describe_outputs, network_facts
 from depth_eval.errors import SnapshotError
 from depth_eval.execution.local import UnitRun
 from depth_eval.inputs.hashing import FileHasher
 from depth_eval.scoring.keys import MetricKey, as_text
 from depth_eval.report.results import options_document
-from depth_eval.settings import numbers_options
 from depth_eval.store.database import ResultsStore, SnapshotRef, unit_key
 from depth_eval.tasks.base import ImageResult, SnapshotWork
 
@@ -83,7 +82,7 @@ class StoredRun:
                  hasher: FileHasher):
         self.store, self.run_id, self.task = store, run_id, task
         self.recompute, self.hasher = recompute, hasher
-        self.options = numbers_options(task.settings)
+        self.options = task.settings.numbers_options()
         self.positions = {item_name(item): index for index, item in enumerate(items)}
         self.inputs: dict[str, tuple[str, str | None]] = {}
         for item in items:
@@ -173,13 +172,11 @@ class StoredRun:
             definition = caffe_proto.read_prototxt(prototxt)
         except OSError as error:
             raise SnapshotError(f"{prototxt}: {error.strerror or error}") from None
-        info = describe_network(definition, engine_settings.output_blob, str(prototxt),
-                                self.task.output_rule)
-        return {"engine": engines.engine_class(engine_settings.name).engine,
-                "output_blob": info.output_blob, "input_name": info.input_name,
-                "input_size": list(info.input_shape[2:]),
-                "prototxt_sha256": plan.ref.prototxt_sha256,
-                "caffemodel_sha256": plan.ref.caffemodel_sha256}
+        info, extra_info = describe_outputs(definition, engine_settings.output_blob,
+                                            str(prototxt), self.task.output_rule,
+                                            self.task.extra_output_rules)
+        return network_facts(engines.engine_class(engine_settings.name).engine, info, extra_info,
+                             plan.ref.prototxt_sha256, plan.ref.caffemodel_sha256)
 
     def complete(self, plan: SnapshotPlan, run: UnitRun) -> UnitRun:
         """The snapshot's results in the items' order, every stored unit's values read back

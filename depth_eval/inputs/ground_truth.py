@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from depth_eval.inputs import gt_encodings, images
-from depth_eval.scoring import thesis_metrics
 from depth_eval.errors import ImageError
+from depth_eval.thesis import DEPTH_RANGE_M
 
 # caffe.io.load_image + skimage's resize to H x W x 1 sample channel coordinate 1.0 of an RGB
 # ground truth: its G channel (SPEC.md section 3, SPEC-grad.md section 3).
@@ -69,14 +69,14 @@ class GroundTruth:
         """
         if self.unit is not None:
             unit = images.resize_bilinear(self.unit, images.GT_SHAPE)
-            return unit, unit * thesis_metrics.DEPTH_RANGE_M
+            return unit, unit * DEPTH_RANGE_M
         if self.encoding == "thesis":  # --depth-scale on the thesis' 8-bit pictures
             depth_m = images.resize_bilinear(self.depth_m, images.GT_SHAPE)
         elif self.depth_m.shape == images.GT_SHAPE:
             depth_m = self.depth_m
         else:
             depth_m = cv2.resize(self.depth_m, images.GT_SHAPE[::-1], interpolation=cv2.INTER_NEAREST)
-        unit = (depth_m / thesis_metrics.DEPTH_RANGE_M).astype(np.float32)
+        unit = (depth_m / DEPTH_RANGE_M).astype(np.float32)
         return np.where(np.isnan(unit), np.float32(0.0), unit), depth_m  # NaN: drawn as no depth
 
 
@@ -104,7 +104,7 @@ def load_ground_truth(path: Path, settings: GroundTruthSettings = GroundTruthSet
             grey = thesis_channel(raw, path)
             if settings.depth_scale is None:
                 unit = images.to_unit_float(grey)
-                return GroundTruth(unit * thesis_metrics.DEPTH_RANGE_M, "thesis", unit)
+                return GroundTruth(unit * DEPTH_RANGE_M, "thesis", unit)
             return GroundTruth(grey.astype(np.float64) * settings.depth_scale, "thesis")
     try:
         depth_m, used = gt_encodings.read_depth_m(path, settings.encoding, settings.depth_scale)

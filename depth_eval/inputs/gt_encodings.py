@@ -31,7 +31,7 @@ import numpy as np
 import png
 
 from depth_eval.inputs import limits
-from depth_eval.inputs.images import THESIS_DEPTH_RANGE_M
+from depth_eval.thesis import DEPTH_RANGE_M
 from depth_eval.writing import write_atomic
 
 # NYU Depth v2 toolbox PNGs store depth in millimetres.
@@ -138,7 +138,7 @@ def read_depth_m(path: str | Path, encoding: str = "auto",
                          f"{expected_text}")
     if encoding == "thesis":
         # Fewer than 8 bits (PNG only) scale by their own range, as decoders expand them to 8.
-        return _scaled(values, THESIS_DEPTH_RANGE_M / (2**bitdepth - 1), depth_scale), encoding
+        return _scaled(values, DEPTH_RANGE_M / (2**bitdepth - 1), depth_scale), encoding
     if encoding == "mm":
         return _scaled(values, 1.0 / MM_PER_M, depth_scale), encoding
     return _scaled(values, 1.0, depth_scale), encoding

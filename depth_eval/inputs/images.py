@@ -14,13 +14,8 @@ import numpy as np
 
 from depth_eval.inputs import limits
 from depth_eval.errors import ImageError, ImageReadError
+from depth_eval.thesis import DEPTH_RANGE_M, GT_SHAPE, INPUT_MEAN, INPUT_RAW_SCALE  # noqa: F401
 
-# Thesis ground-truth encoding: an 8-bit PNG with pixel = depth_m / 10 * 255.
-THESIS_DEPTH_RANGE_M = 10.0
-# Size the thesis resizes every ground truth to before scoring (NYU 640x480 cropped, H x W).
-GT_SHAPE = (320, 420)
-# The thesis' scalar input mean (test_depth.py: x * 255 - 127, no per-channel mean).
-INPUT_MEAN = 127.0
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -163,10 +158,10 @@ def load_color_input(path: str | Path, input_hw: tuple[int, int]) -> np.ndarray:
 def to_network_blob(rgb_unit: np.ndarray) -> np.ndarray:
     """H x W x 3 RGB in [0, 1] -> 1 x 3 x H x W float32 blob, ``x * 255 - 127``."""
     chw = np.ascontiguousarray(rgb_unit.transpose(2, 0, 1), dtype=np.float32)
-    return (chw * np.float32(255.0) - np.float32(INPUT_MEAN))[np.newaxis]
+    return (chw * np.float32(INPUT_RAW_SCALE) - np.float32(INPUT_MEAN))[np.newaxis]
 
 
 def encode_thesis_depth(depth_m: np.ndarray) -> np.ndarray:
     """Depth in metres -> the thesis' 8-bit ground-truth encoding (pixel = depth / 10 * 255)."""
-    scaled = np.clip(np.asarray(depth_m, dtype=np.float64), 0.0, THESIS_DEPTH_RANGE_M)
-    return np.round(scaled / THESIS_DEPTH_RANGE_M * 255.0).astype(np.uint8)
+    scaled = np.clip(np.asarray(depth_m, dtype=np.float64), 0.0, DEPTH_RANGE_M)
+    return np.round(scaled / DEPTH_RANGE_M * 255.0).astype(np.uint8)

@@ -196,3 +196,15 @@ def scale_summary(scales: np.ndarray) -> tuple[float, float]:
         return math.nan, math.nan
     median = float(np.median(scales))
     return median, float(np.std(scales / median))
+
+
+def fitted_picture(prediction: np.ndarray, gt_unit: np.ndarray,
+                   pixels: np.ndarray | None) -> np.ndarray:
+    """The prediction MVN-fitted to the ground truth (depth / 10), as OUT_DIR shows it: on the
+    whole map as the original, or on the pixels with depth (zeros where there is none)."""
+    if pixels is None:
+        return mvn_fit(prediction, gt_unit)
+    if not pixels.any():
+        return np.zeros_like(prediction)
+    fitted = align_mvn(prediction, gt_unit, mask=pixels)
+    return fitted.astype(np.float32)

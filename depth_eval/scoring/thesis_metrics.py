@@ -11,12 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Floor for depths in ratios and logs (test_depth.py: one 8-bit grey level, 1/255).
-DEPTH_FLOOR = 1.0 / 255.0
-# Slope of the thesis' log-depth encoding, L = 0.179581 * ln(d / 10) + 1 (log_abs training targets).
-LOG_ENCODING_SLOPE = 0.179581
-# Thesis depth range in metres (ground truth and [0, 1] predictions are depth / 10).
-DEPTH_RANGE_M = 10.0
+from depth_eval.thesis import DEPTH_FLOOR, DEPTH_RANGE_M, LOG_ENCODING_SLOPE
+
 # Ratio bounds of the Threshold metrics (test_depth.py: 1.25, 1.25^2, 1.25^3; exact in float32).
 THRESHOLDS = (1.25, 1.25**2, 1.25**3)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_eval.scoring import alignments, thesis_metrics, score, standard_metrics
+from depth_eval.scoring.alignments import fitted_picture
 from depth_eval.inputs import discover, gt_encodings, images
 from depth_eval.pictures import pngs
 from depth_eval.engines.base import DEPTH_OUTPUT
@@ -84,18 +85,6 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
                     {"ground_truth": unit, "gt_m": gt_m,
                      "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
                      "gt_native_m": truth.depth_m, "encoding": truth.encoding})
-
-
-def fitted_picture(prediction: np.ndarray, gt_unit: np.ndarray,
-                   pixels: np.ndarray | None) -> np.ndarray:
-    """The prediction MVN-fitted to the ground truth (depth / 10), as OUT_DIR shows it: on the
-    whole map as the original, or on the pixels with depth (zeros where there is none)."""
-    if pixels is None:
-        return thesis_metrics.mvn_fit(prediction, gt_unit)
-    if not pixels.any():
-        return np.zeros_like(prediction)
-    fitted = alignments.align_mvn(prediction, gt_unit, mask=pixels)
-    return fitted.astype(np.float32)
 
 
 def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:

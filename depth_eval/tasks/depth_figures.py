@@ -9,7 +9,7 @@ from depth_eval.scoring import thesis_metrics
 from depth_eval.writing import OutputFolder
 from depth_eval.inputs.ground_truth import load_ground_truth, thesis_pixels
 from depth_eval.scoring.keys import ranked
-from depth_eval.tasks.depth import fitted_picture
+from depth_eval.scoring.alignments import fitted_picture
 
 
 def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings) -> list[str]:
