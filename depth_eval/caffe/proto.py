@@ -479,3 +479,42 @@ def blob_shape(blob: "BlobProto") -> tuple[int, ...]:
 
 # BlobProto's pre-``shape`` dimensions (caffe.proto fields 1-4).
 _LEGACY_AXES = ("num", "channels", "height", "width")
+
+
+# ----------------------------------------------------------------------------------------------
+# Caffe's layer filtering by phase (a training prototxt's data layers are TRAIN-only).
+
+# Caffe's Phase value TEST, the phase a NetState without one is in for deployment.
+_PHASE_TEST = 1
+
+
+def _rule_matches(rule, phase: int, level: int, stages: set[str]) -> bool:
+    if rule.HasField("phase") and rule.phase != phase:
+        return False
+    if rule.HasField("min_level") and level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and level > rule.max_level:
+        return False
+    if any(stage not in stages for stage in rule.stage):
+        return False
+    if any(stage in stages for stage in rule.not_stage):
+        return False
+    return True
+
+
+def included_layers(net: "NetParameter") -> list:
+    """The layers Caffe builds for ``net``'s state (TEST when it names no phase), as its
+    ``Net::FilterNet`` keeps them: those an ``include`` rule matches, or with no ``include``,
+    those no ``exclude`` rule matches.  Shape inference and the ONNX translation both use it."""
+    state = net.state
+    phase = state.phase if state.HasField("phase") else _PHASE_TEST
+    level, stages = state.level, set(state.stage)
+    kept = []
+    for layer in net.layer:
+        if layer.include:
+            keep = any(_rule_matches(r, phase, level, stages) for r in layer.include)
+        else:
+            keep = not any(_rule_matches(r, phase, level, stages) for r in layer.exclude)
+        if keep:
+            kept.append(layer)
+    return kept

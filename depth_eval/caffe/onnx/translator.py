@@ -15,47 +15,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..proto import blob_shape
+from ..proto import blob_shape, included_layers
 from ..weights import CaffeWeights
 from . import conv, elementwise, normalize, pool, reshape  # noqa: F401 (fill LAYERS)
 from .graph import (BATCH_DIM, IR_VERSION, LAYERS, OPSET, TRANSLATOR_VERSION, Graph, Shape,
                     fmt, unsupported)
-
-# Caffe's Phase value TEST, the phase a NetState without one is in for deployment.
-_PHASE_TEST = 1
-
-
-# ----------------------------------------------------------------------------------------------
-# Caffe's layer filtering by phase (a training prototxt's data layers are TRAIN-only).
-
-def _rule_matches(rule, phase: int, level: int, stages: set[str]) -> bool:
-    if rule.HasField("phase") and rule.phase != phase:
-        return False
-    if rule.HasField("min_level") and level < rule.min_level:
-        return False
-    if rule.HasField("max_level") and level > rule.max_level:
-        return False
-    if any(stage not in stages for stage in rule.stage):
-        return False
-    if any(stage in stages for stage in rule.not_stage):
-        return False
-    return True
-
-
-def _included_layers(net) -> list:
-    state = net.state
-    phase = state.phase if state.HasField("phase") else _PHASE_TEST
-    level, stages = state.level, set(state.stage)
-    kept = []
-    for layer in net.layer:
-        if layer.include:
-            keep = any(_rule_matches(r, phase, level, stages) for r in layer.include)
-        else:
-            keep = not any(_rule_matches(r, phase, level, stages) for r in layer.exclude)
-        if keep:
-            kept.append(layer)
-    return kept
-
 
 # ----------------------------------------------------------------------------------------------
 
@@ -145,7 +109,7 @@ class Translator:
 
     def run(self, outputs: Sequence[str]) -> onnx.ModelProto:
         """Translate every included layer, then build the model for ``outputs``."""
-        layers = _included_layers(self.net)
+        layers = included_layers(self.net)
         # Graph input and output names are the Caffe blob names: reserve them so that no
         # internal (SSA) value takes one of them.
         consumed = {b for layer in layers for b in layer.bottom}
