@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 
 from ..proto import blob_shape, included_layers
 from ..weights import CaffeWeights
-from . import conv, elementwise, normalize, pool, reshape  # noqa: F401 (fill LAYERS)
+from . import conv, elementwise, normalize, pool, reduction, reshape  # noqa: F401 (fill LAYERS)
 from .graph import (BATCH_DIM, IR_VERSION, LAYERS, OPSET, TRANSLATOR_VERSION, Graph, Shape,
                     fmt, unsupported)
 
@@ -71,7 +71,7 @@ class Translator:
         values = self.values(layer.name) if self.values is not None else None
         for i, (blob, want) in enumerate(zip(source.blobs, expected)):
             have = blob_shape(blob)
-            if blob.HasField("shape"):
+            if blob.HasField("shape") or have == ():  # () : no dimensions stored at all
                 ok = tuple(have) == tuple(want)
             else:  # legacy num/channels/height/width: Caffe pads the expected shape to 4-D
                 ok = len(want) <= 4 and tuple(have) == (1,) * (4 - len(want)) + tuple(want)
