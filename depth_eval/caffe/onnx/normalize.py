@@ -133,15 +133,13 @@ def _operand(t, layer, param, bottoms, what: str):
     x, shape = bottoms[0], g.shape(bottoms[0])
     second = g.shape(bottoms[1]) if len(bottoms) > 1 else None
     (out,) = shapes.top_shapes(layer, [shape] + ([second] if second is not None else []))
-    expected = layer_weight_shapes(layer, shape, second)
-    if second is None:
-        ndim = len(expected[0])
-    else:
-        ndim = len(second)
+    # A learned blob over the batch axis was stored for Caffe's deploy batch of one: it
+    # applies to each image of a batch (ONNX broadcasting), as a Parameter blob does.
+    expected = [tuple(1 if d is None else d for d in s)
+                for s in layer_weight_shapes(layer, shape, second)]
+    ndim = len(expected[0]) if second is None else len(second)
     axis = shapes.operand_axis(layer, param, shape, ndim)
-    covered = shape[axis:axis + ndim]
-    if second is None and None in covered:
-        raise unsupported(layer, f"a learned {what} over the batch axis")
+    covered = tuple(1 if d is None and second is None else d for d in shape[axis:axis + ndim])
     blobs = t.blob_arrays(layer, expected) if expected else []
     trailing = (1,) * (len(shape) - axis - ndim)
     if second is None:
@@ -170,7 +168,7 @@ def scale(t, layer, bottoms):
         return [g.node("Mul", [x, s], top, out, name)]
     scaled = g.node("Mul", [x, s], f"{top}.scaled", out, name)
     (bias,) = blobs
-    b = g.const(f"{name}.bias", bias.reshape(tuple(covered) + trailing))
+    b = g.const(f"{name}.bias", bias.reshape(bias.shape + trailing))
     return [g.node("Add", [scaled, b], top, out, name)]
 
 
