@@ -1,9 +1,10 @@
-"""The translation's driver: phase filtering, graph inputs, weights, dispatch and the model.
+"""The translation's driver: graph inputs, weights, dispatch and the model (of the layers
+the TEST phase keeps: :func:`depth_eval.caffe.proto.included_layers`).
 
 Each layer is handed to the function :data:`~.graph.LAYERS` registers for its type (the
 family modules :mod:`.conv`, :mod:`.pool`, :mod:`.elementwise`, :mod:`.normalize`,
-:mod:`.reshape`); this module tracks which ONNX value holds each Caffe blob and builds the
-final model from the requested outputs.
+:mod:`.reduction`, :mod:`.reshape`); this module tracks which ONNX value holds each Caffe
+blob and builds the final model from the requested outputs.
 """
 
 from __future__ import annotations
