@@ -2,9 +2,9 @@
 
 The graph reproduces Caffe 1.0's forward pass for the layer types of Caffe's catalogue
 that have a TEST-phase CPU forward pass, with Caffe's own size and rounding rules where
-they differ from the ONNX defaults (pooling: :mod:`.pool`; MVN and LRN: :mod:`.normalize`).  The batch dimension
-may stay symbolic (``batch=None``) so one session can run several images per call; every other
-dimension is fixed from the definition.
+they differ from the ONNX defaults (pooling: :mod:`.pool`; MVN and LRN: :mod:`.normalize`).
+The batch dimension may stay symbolic (``batch=None``) so one session can run several images
+per call; every other dimension is fixed from the definition.
 
 Importing this package does not import ``onnx``; :func:`caffe_to_onnx` (and the modules
 below) do, on first use.  The OpenCV engine never does, nor does the onnxruntime engine when
