@@ -468,12 +468,13 @@ def test_fixed_batch_translation():
 # Errors, cache, optional dependency
 
 def test_unsupported_layer_message(tmp_path):
-    prototxt, caffemodel = write_net(tmp_path, "exp", layer("exp1", "Exp", "X", "Y"),
+    # Embed (a lookup table indexed by the input's values) is a Caffe type with no translation.
+    prototxt, caffemodel = write_net(tmp_path, "embed", layer("embed1", "Embed", "X", "Y"),
                                      (1, 1, 2, 2))
     with pytest.raises(UnsupportedLayerError) as info:
         any_output_engine(prototxt, caffemodel, "Y")
-    assert str(info.value) == ("layer 'exp1' of type 'Exp' is not supported by the onnxruntime "
-                               "engine; use --engine opencv")
+    assert str(info.value) == ("layer 'embed1' of type 'Embed' is not supported by the "
+                               "onnxruntime engine; use --engine opencv")
 
 
 def test_weight_errors_name_layer_and_shapes(tmp_path):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from depth_eval.errors import ShapeError
 
 __all__ = ["Window", "canonical_axis", "conv_extent", "conv_window", "convolution", "pool_extent",
-           "pool_output", "pooling"]
+           "pool_output", "pooling", "spp_levels"]
 
 Pair = tuple[int, int]
 
@@ -192,3 +192,23 @@ def pooling(layer, h: int, w: int) -> tuple[Window, Pair]:
     if min(window.kernel + window.stride) < 1:
         raise ShapeError(f"{where(layer)}: kernel and stride must be positive")
     return window, pool_output(layer, window, h, w, ceil_mode=p.round_mode == _ROUND_CEIL)
+
+
+def spp_levels(layer, h: int, w: int) -> list[tuple[Window, Pair]]:
+    """Window and output (h, w) of each pooling of an SPP layer over an h x w input.
+
+    Caffe's ``SPPLayer::GetPoolingParam``: level i has 2^i bins per axis, a kernel and stride
+    of ``ceil(size / bins)``, and a pad of ``(kernel * bins - size + 1) / 2``; each level is
+    an ordinary (ceil-rounded) Pooling.
+    """
+    height = int(layer.spp_param.pyramid_height)
+    if height < 1:
+        raise ShapeError(f"{where(layer)}: pyramid_height must be at least 1")
+    levels = []
+    for level in range(height):
+        bins = 2 ** level
+        kernel = (-(-h // bins), -(-w // bins))
+        pad = ((kernel[0] * bins - h + 1) // 2, (kernel[1] * bins - w + 1) // 2)
+        window = Window(kernel, kernel, pad)
+        levels.append((window, pool_output(layer, window, h, w, ceil_mode=True)))
+    return levels

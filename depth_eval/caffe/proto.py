@@ -39,6 +39,7 @@ _ENUMS = {
     "NormRegion": [("ACROSS_CHANNELS", 0), ("WITHIN_CHANNEL", 1)],
     "EltwiseOp": [("PROD", 0), ("SUM", 1), ("MAX", 2)],
     "DimCheckMode": [("STRICT", 0), ("PERMISSIVE", 1)],
+    "ReductionOp": [("SUM", 1), ("ASUM", 2), ("SUMSQ", 3), ("MEAN", 4)],
     "V1LayerType": [
         ("NONE", 0), ("ABSVAL", 35), ("ACCURACY", 1), ("ARGMAX", 30), ("BNLL", 2),
         ("CONCAT", 3), ("CONTRASTIVE_LOSS", 37), ("CONVOLUTION", 4), ("DATA", 5),
@@ -53,7 +54,8 @@ _ENUMS = {
     ],
 }
 
-_NESTED_ENUMS = {"PoolMethod": "PoolingParameter", "EltwiseOp": "EltwiseParameter"}
+_NESTED_ENUMS = {"PoolMethod": "PoolingParameter", "EltwiseOp": "EltwiseParameter",
+                 "ReductionOp": "ReductionParameter"}
 
 # V1 layer type enum -> the type string of the current ``layer`` form (Caffe's UpgradeV1LayerType).
 V1_TYPE_NAMES = {
@@ -206,29 +208,113 @@ _MESSAGES = {
         _f("engine", 1, "Engine", default="DEFAULT"),
         _f("axis", 2, "int32", default="1"),
     ],
+    "ArgMaxParameter": [
+        _f("out_max_val", 1, "bool", default="false"),
+        _f("top_k", 2, "uint32", default="1"),
+        _f("axis", 3, "int32"),
+    ],
+    "BatchNormParameter": [
+        _f("use_global_stats", 1, "bool"),
+        _f("moving_average_fraction", 2, "float", default="0.999"),
+        _f("eps", 3, "float", default="1e-05"),
+    ],
+    "BiasParameter": [
+        _f("axis", 1, "int32", default="1"),
+        _f("num_axes", 2, "int32", default="1"),
+        _f("filler", 3, "FillerParameter"),
+    ],
+    "CropParameter": [
+        _f("axis", 1, "int32", default="2"),
+        _f("offset", 2, "uint32", _REP),
+    ],
+    "ELUParameter": [_f("alpha", 1, "float", default="1")],
+    "ExpParameter": [
+        _f("base", 1, "float", default="-1"),
+        _f("scale", 2, "float", default="1"),
+        _f("shift", 3, "float", default="0"),
+    ],
+    "LogParameter": [
+        _f("base", 1, "float", default="-1"),
+        _f("scale", 2, "float", default="1"),
+        _f("shift", 3, "float", default="0"),
+    ],
+    "ParameterParameter": [_f("shape", 1, "BlobShape")],
+    "PReLUParameter": [
+        _f("filler", 1, "FillerParameter"),
+        _f("channel_shared", 2, "bool", default="false"),
+    ],
+    "ReductionParameter": [
+        _f("operation", 1, "ReductionOp", default="SUM"),
+        _f("axis", 2, "int32", default="0"),
+        _f("coeff", 3, "float", default="1"),
+    ],
+    "ScaleParameter": [
+        _f("axis", 1, "int32", default="1"),
+        _f("num_axes", 2, "int32", default="1"),
+        _f("filler", 3, "FillerParameter"),
+        _f("bias_term", 4, "bool", default="false"),
+        _f("bias_filler", 5, "FillerParameter"),
+    ],
+    "SliceParameter": [
+        _f("axis", 3, "int32", default="1"),
+        _f("slice_point", 2, "uint32", _REP),
+        _f("slice_dim", 1, "uint32", default="1"),
+    ],
+    # Caffe nests its own copy of the pooling methods here, with the same values.
+    "SPPParameter": [
+        _f("pyramid_height", 1, "uint32"),
+        _f("pool", 2, "PoolMethod", default="MAX"),
+        _f("engine", 6, "Engine", default="DEFAULT"),
+    ],
+    "ThresholdParameter": [_f("threshold", 1, "float", default="0")],
+    "TileParameter": [
+        _f("axis", 1, "int32", default="1"),
+        _f("tiles", 2, "int32"),
+    ],
 }
 
 _LAYER_PARAMS = [  # (field name, number in LayerParameter, number in V1LayerParameter or None)
+    ("argmax_param", 103, 23),
+    ("batch_norm_param", 139, None),
+    ("bias_param", 141, None),
     ("concat_param", 104, 9),
     ("convolution_param", 106, 10),
+    ("crop_param", 144, None),
     ("dropout_param", 108, 12),
     ("eltwise_param", 110, 24),
+    ("elu_param", 140, None),
+    ("exp_param", 111, 41),
     ("flatten_param", 135, None),
     ("inner_product_param", 117, 17),
     ("input_param", 143, None),
+    ("log_param", 134, None),
     ("lrn_param", 118, 18),
     ("mvn_param", 120, 34),
+    ("parameter_param", 145, None),
     ("pooling_param", 121, 19),
     ("power_param", 122, 21),
+    ("prelu_param", 131, None),
+    ("reduction_param", 136, None),
     ("relu_param", 123, 30),
     ("reshape_param", 133, None),
+    ("scale_param", 142, None),
+    ("slice_param", 126, 31),
     ("softmax_param", 125, 39),
+    ("spp_param", 132, None),
+    ("threshold_param", 128, 25),
+    ("tile_param", 138, None),
 ]
+
+# Parameter message names whose capitalisation is not the field name's.
+_TYPE_NAMES = {"argmax_param": "ArgMaxParameter", "elu_param": "ELUParameter",
+               "lrn_param": "LRNParameter", "mvn_param": "MVNParameter",
+               "prelu_param": "PReLUParameter", "relu_param": "ReLUParameter",
+               "spp_param": "SPPParameter"}
 
 
 def _type_of(field_name):
-    return "".join(part.capitalize() for part in field_name.split("_")[:-1]).replace(
-        "Lrn", "LRN").replace("Mvn", "MVN").replace("Relu", "ReLU") + "Parameter"
+    return _TYPE_NAMES.get(field_name) or "".join(
+        part.capitalize() for part in field_name.split("_")[:-1]) + "Parameter"
 
 
 _MESSAGES["LayerParameter"] = [
@@ -393,3 +479,42 @@ def blob_shape(blob: "BlobProto") -> tuple[int, ...]:
 
 # BlobProto's pre-``shape`` dimensions (caffe.proto fields 1-4).
 _LEGACY_AXES = ("num", "channels", "height", "width")
+
+
+# ----------------------------------------------------------------------------------------------
+# Caffe's layer filtering by phase (a training prototxt's data layers are TRAIN-only).
+
+# Caffe's Phase value TEST, the phase a NetState without one is in for deployment.
+_PHASE_TEST = 1
+
+
+def _rule_matches(rule, phase: int, level: int, stages: set[str]) -> bool:
+    if rule.HasField("phase") and rule.phase != phase:
+        return False
+    if rule.HasField("min_level") and level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and level > rule.max_level:
+        return False
+    if any(stage not in stages for stage in rule.stage):
+        return False
+    if any(stage in stages for stage in rule.not_stage):
+        return False
+    return True
+
+
+def included_layers(net: "NetParameter") -> list:
+    """The layers Caffe builds for ``net``'s state (TEST when it names no phase), as its
+    ``Net::FilterNet`` keeps them: those an ``include`` rule matches, or with no ``include``,
+    those no ``exclude`` rule matches.  Shape inference and the ONNX translation both use it."""
+    state = net.state
+    phase = state.phase if state.HasField("phase") else _PHASE_TEST
+    level, stages = state.level, set(state.stage)
+    kept = []
+    for layer in net.layer:
+        if layer.include:
+            keep = any(_rule_matches(r, phase, level, stages) for r in layer.include)
+        else:
+            keep = not any(_rule_matches(r, phase, level, stages) for r in layer.exclude)
+        if keep:
+            kept.append(layer)
+    return kept

@@ -17,7 +17,7 @@ from typing import Sequence
 from depth_eval.errors import ShapeError
 from depth_eval.caffe import geometry
 from depth_eval.caffe.geometry import canonical_axis
-from depth_eval.caffe.proto import NetParameter, blob_shape, read_prototxt
+from depth_eval.caffe.proto import NetParameter, blob_shape, included_layers, read_prototxt
 
 Shape = tuple[int, ...]
 
@@ -25,7 +25,7 @@ Shape = tuple[int, ...]
 def network_inputs(net) -> dict[str, Shape]:
     """Input blob name -> N x C x H x W shape, from ``Input`` layers or net-level inputs."""
     inputs = {}
-    for layer in net.layer:
+    for layer in included_layers(net):
         if layer.type == "Input":
             shapes = list(layer.input_param.shape)
             for index, top in enumerate(layer.top):
@@ -109,8 +109,198 @@ def _concat(layer, bottoms: Sequence[Shape]) -> Shape:
     return tuple(out)
 
 
+def _slice(layer, bottom: Shape, tops: int) -> list[Shape]:
+    """Caffe's Slice: the parts between ``slice_point``s, or ``tops`` equal parts."""
+    axis, points = slice_axis(layer, len(bottom)), slice_points(layer, bottom, tops)
+    bounds = [0] + points + [bottom[axis]]
+    return [bottom[:axis] + (b - a,) + bottom[axis + 1:] for a, b in zip(bounds, bounds[1:])]
+
+
+def slice_axis(layer, ndim: int) -> int:
+    """The axis a Slice layer cuts (the deprecated ``slice_dim``, else ``axis``)."""
+    param = layer.slice_param
+    if param.HasField("slice_dim") and param.HasField("axis"):
+        raise ShapeError(f"{layer.name}: Slice takes axis or slice_dim, not both")
+    if param.HasField("slice_dim"):
+        if param.slice_dim >= ndim:
+            raise ShapeError(f"{layer.name}: slice_dim {param.slice_dim} out of range")
+        return int(param.slice_dim)
+    return canonical_axis(layer, param.axis, ndim)
+
+
+def slice_points(layer, bottom: Shape, tops: int) -> list[int]:
+    """Where a Slice layer cuts its axis: its ``slice_point``s, or ``tops`` equal parts."""
+    size = bottom[slice_axis(layer, len(bottom))]
+    points = [int(p) for p in layer.slice_param.slice_point]
+    if points:
+        if len(points) != tops - 1:
+            raise ShapeError(f"{layer.name}: {len(points)} slice points for {tops} tops")
+        if tops > size or any(b <= a for a, b in zip([0] + points, points + [size])):
+            raise ShapeError(f"{layer.name}: slice points {points} do not cut an axis of "
+                             f"size {size} into {tops} parts")
+        return points
+    if size % tops:
+        raise ShapeError(f"{layer.name}: {tops} tops do not divide the slice axis ({size})")
+    return [size // tops * i for i in range(1, tops)]
+
+
+def crop_offsets(layer, bottom: Shape, reference: Shape) -> list[int]:
+    """Caffe's Crop: the offset of every axis of ``bottom`` (0 before ``axis``; one offset for
+    all cropped axes, or one each), checked to fit ``reference``."""
+    param = layer.crop_param
+    start = canonical_axis(layer, param.axis, len(bottom))
+    given = [int(o) for o in param.offset]
+    if len(given) > 1 and start + len(given) != len(bottom):
+        raise ShapeError(f"{layer.name}: {len(given)} crop offsets for {len(bottom) - start} "
+                         f"cropped axes")
+    if len(reference) != len(bottom):
+        raise ShapeError(f"{layer.name}: cannot crop {bottom} to {reference}")
+    offsets = []
+    for i in range(len(bottom)):
+        offset = 0 if i < start or not given else given[0] if len(given) == 1 else given[i - start]
+        if i >= start and bottom[i] - offset < reference[i]:
+            raise ShapeError(f"{layer.name}: crop of axis {i} out of bounds (size "
+                             f"{reference[i]}, offset {offset}, bottom {bottom[i]})")
+        offsets.append(offset)
+    return offsets
+
+
+def _crop(layer, bottom: Shape, reference: Shape) -> Shape:
+    start = canonical_axis(layer, layer.crop_param.axis, len(bottom))
+    crop_offsets(layer, bottom, reference)
+    return bottom[:start] + tuple(reference[start:])
+
+
+def _tile(layer, bottom: Shape) -> Shape:
+    param = layer.tile_param
+    axis = canonical_axis(layer, param.axis, len(bottom))
+    if not param.HasField("tiles") or param.tiles < 1:
+        raise ShapeError(f"{layer.name}: Tile needs a positive number of tiles")
+    return bottom[:axis] + (bottom[axis] * int(param.tiles),) + bottom[axis + 1:]
+
+
+def _argmax(layer, bottom: Shape) -> Shape:
+    param = layer.argmax_param
+    k = int(param.top_k)
+    if k < 1:
+        raise ShapeError(f"{layer.name}: top_k must be at least 1")
+    if param.HasField("axis"):
+        axis = canonical_axis(layer, param.axis, len(bottom))
+        if k > bottom[axis]:
+            raise ShapeError(f"{layer.name}: top_k {k} exceeds axis {axis} ({bottom[axis]})")
+        return bottom[:axis] + (k,) + bottom[axis + 1:]
+    if k > math.prod(bottom[1:]):
+        raise ShapeError(f"{layer.name}: top_k {k} exceeds the values per item")
+    # Caffe: at least 3 axes, (num, 1 or 2 with out_max_val, top_k, 1...).
+    return (bottom[0], 2 if param.out_max_val else 1, k) + (1,) * (len(bottom) - 3)
+
+
+def _spp(layer, bottom: Shape) -> Shape:
+    if len(bottom) != 4:
+        raise ShapeError(f"{layer.name}: SPP needs an N x C x H x W bottom")
+    n, c, h, w = bottom
+    levels = geometry.spp_levels(layer, h, w)
+    if len(levels) == 1:  # Caffe: one pooling, not flattened
+        (oh, ow) = levels[0][1]
+        return (n, c, oh, ow)
+    return (n, c * sum(oh * ow for _, (oh, ow) in levels))
+
+
+def _im2col(layer, bottom: Shape) -> Shape:
+    if canonical_axis(layer, layer.convolution_param.axis, len(bottom)) != 1 or len(bottom) != 4:
+        raise ShapeError(f"{layer.name}: only N x C x H x W Im2col along axis 1 is supported")
+    n, c, h, w = bottom
+    window = geometry.conv_window(layer)
+    out = tuple(geometry.conv_extent(size, extent, stride, pad, False) for size, extent, stride,
+                pad in zip((h, w), window.extent, window.stride, window.pad))
+    if min(out) < 1:
+        raise ShapeError(f"{layer.name}: Im2col output would be {out[0]} x {out[1]}")
+    return (n, c * window.kernel[0] * window.kernel[1]) + out
+
+
+def _reduction(layer, bottom: Shape) -> Shape:
+    return bottom[:canonical_axis(layer, layer.reduction_param.axis, len(bottom))]
+
+
+def operand_axis(layer, param, bottom: Shape, operand_ndim: int) -> int:
+    """Where Scale's or Bias's operand (its learned blob or second bottom) starts in
+    ``bottom``: ``axis``, or 0 for a scalar operand, as Caffe's Reshape has it."""
+    axis = 0 if operand_ndim == 0 else canonical_axis(layer, param.axis, len(bottom))
+    if axis + operand_ndim > len(bottom):
+        raise ShapeError(f"{layer.name}: a {operand_ndim}-axis operand from axis {axis} "
+                         f"extends past the bottom {bottom}")
+    return axis
+
+
+def _learned_operand(layer, param, bottom: Shape) -> Shape:
+    """Shape of the blob Scale or Bias learns with one bottom: ``num_axes`` axes (-1: all the
+    rest) of the bottom from ``axis`` on."""
+    axis = canonical_axis(layer, param.axis, len(bottom))
+    if param.num_axes < -1 or (param.num_axes >= 0 and axis + param.num_axes > len(bottom)):
+        raise ShapeError(f"{layer.name}: num_axes {param.num_axes} from axis {axis} does not "
+                         f"fit a bottom {bottom}")
+    return tuple(bottom[axis:] if param.num_axes == -1 else bottom[axis:axis + param.num_axes])
+
+
+def _scale_or_bias(layer, bottoms: Sequence[Shape]) -> Shape:
+    param = layer.scale_param if layer.type == "Scale" else layer.bias_param
+    if len(bottoms) > 1:
+        operand = bottoms[1]
+        axis = operand_axis(layer, param, bottoms[0], len(operand))
+        if tuple(bottoms[0][axis:axis + len(operand)]) != tuple(operand):
+            raise ShapeError(f"{layer.name}: operand {operand} does not match the bottom "
+                             f"{bottoms[0]} from axis {axis}")
+    return bottoms[0]
+
+
 _SAME_SHAPE = {"ReLU", "LRN", "Power", "MVN", "Dropout", "Sigmoid", "TanH", "AbsVal", "Softmax",
-               "Split"}
+               "Split", "Eltwise", "BatchNorm", "PReLU", "ELU", "Exp", "Log", "BNLL",
+               "Threshold"}
+
+
+def top_shapes(layer, bottoms: Sequence[Shape]) -> list[Shape] | None:
+    """Caffe's shapes of a layer's tops for its bottoms' shapes (one per top); None for a layer
+    type these rules do not model.
+
+    The translation calls this with a symbolic batch (``None`` as the first dimension) after
+    refusing what would compute with it.
+
+    Raises
+    ------
+    ShapeError
+        For parameters Caffe refuses for these bottoms.
+    """
+    kind, tops = layer.type, max(len(layer.top), 1)
+    if kind == "Slice":
+        return _slice(layer, bottoms[0], tops)
+    if kind == "Parameter":
+        return [tuple(int(d) for d in layer.parameter_param.shape.dim)]
+    if kind == "Crop":
+        if len(bottoms) != 2:
+            raise ShapeError(f"{layer.name}: Crop takes two bottoms")
+        out = _crop(layer, bottoms[0], bottoms[1])
+    elif kind in ("Scale", "Bias"):
+        out = _scale_or_bias(layer, bottoms)
+    elif kind in _SAME_SHAPE:
+        out = bottoms[0]
+    else:
+        rule = _RULES.get(kind)
+        if rule is None:
+            return None
+        out = rule(layer, bottoms[0]) if kind != "Concat" else rule(layer, bottoms)
+    return [out] * tops
+
+
+def _flatten(layer, bottom: Shape) -> Shape:
+    axis = canonical_axis(layer, layer.flatten_param.axis, len(bottom))
+    end = canonical_axis(layer, layer.flatten_param.end_axis, len(bottom))
+    return bottom[:axis] + (math.prod(bottom[axis:end + 1]),) + bottom[end + 1:]
+
+
+_RULES = {"Convolution": _convolution, "Deconvolution": _convolution, "Pooling": _pooling,
+          "InnerProduct": _inner_product, "Reshape": _reshape, "Concat": _concat,
+          "Flatten": _flatten, "Tile": _tile, "ArgMax": _argmax, "SPP": _spp,
+          "Im2col": _im2col, "Reduction": _reduction}
 
 
 def infer_shapes(net, strict: bool = True) -> dict[str, Shape]:
@@ -119,7 +309,8 @@ def infer_shapes(net, strict: bool = True) -> dict[str, Shape]:
     Parameters
     ----------
     net : NetParameter or str or Path
-        A parsed network, or the path of a ``.prototxt``.
+        A parsed network, or the path of a ``.prototxt``.  Layers the TEST phase leaves out
+        (``include``/``exclude`` rules) are left out here too.
     strict : bool
         Raise for a layer type these rules do not model; False leaves its tops (and everything
         computed from them) out instead.
@@ -138,52 +329,60 @@ def infer_shapes(net, strict: bool = True) -> dict[str, Shape]:
     """
     net = _net(net)
     shapes = dict(network_inputs(net))
-    for layer in net.layer:
-        kind = layer.type
-        if kind == "Input":
+    for layer in included_layers(net):
+        if layer.type in ("Input", "Silence"):
             continue
         missing = [b for b in layer.bottom if b not in shapes]
         if missing and not strict:
             continue
         if missing:
             raise ShapeError(f"{layer.name}: unknown bottom blob(s) {missing}")
-        bottoms = [shapes[b] for b in layer.bottom]
-        if kind in ("Convolution", "Deconvolution"):
-            out = _convolution(layer, bottoms[0])
-        elif kind == "Pooling":
-            out = _pooling(layer, bottoms[0])
-        elif kind == "InnerProduct":
-            out = _inner_product(layer, bottoms[0])
-        elif kind == "Reshape":
-            out = _reshape(layer, bottoms[0])
-        elif kind == "Concat":
-            out = _concat(layer, bottoms)
-        elif kind == "Flatten":
-            axis = canonical_axis(layer, layer.flatten_param.axis, len(bottoms[0]))
-            end = canonical_axis(layer, layer.flatten_param.end_axis, len(bottoms[0]))
-            out = bottoms[0][:axis] + (math.prod(bottoms[0][axis:end + 1]),) + bottoms[0][end + 1:]
-        elif kind == "Eltwise":
-            out = bottoms[0]
-        elif kind in _SAME_SHAPE:
-            out = bottoms[0]
-        elif not strict:
-            continue
-        else:
-            raise ShapeError(f"{layer.name}: layer type {kind!r} is not modelled")
-        for top in layer.top:
+        if not layer.bottom and layer.type != "Parameter":
+            if not strict:
+                continue
+            raise ShapeError(f"{layer.name}: layer type {layer.type!r} is not modelled")
+        outs = top_shapes(layer, [shapes[b] for b in layer.bottom])
+        if outs is None:
+            if not strict:
+                continue
+            raise ShapeError(f"{layer.name}: layer type {layer.type!r} is not modelled")
+        for top, out in zip(layer.top, outs):
             shapes[top] = out
     return shapes
 
 
-def layer_weight_shapes(layer, bottom: Shape) -> list[Shape]:
-    """Shapes of one layer's learned blobs, in Caffe's storage order, for its bottom's shape.
+def layer_weight_shapes(layer, bottom: Shape, second: Shape | None = None) -> list[Shape]:
+    """Shapes of one layer's learned blobs, in Caffe's storage order, for its bottoms' shapes.
 
     Convolution: weights (num_output, C_in / group, kh, kw) then bias (num_output,);
     Deconvolution: weights (C_in, num_output / group, kh, kw) then bias (num_output,);
     InnerProduct: weights (num_output, K) (or (K, num_output) if transposed) then bias, K the
     product of the bottom's dimensions from ``axis`` on.  Biases only where ``bias_term`` is
-    true; an empty list for a layer type without weights.
+    true.  BatchNorm: mean (C,), variance (C,), the moving-average factor (1,).  Scale: the
+    scale (none with a ``second`` bottom) then the bias; Bias: the bias (none with a second
+    bottom), ``num_axes`` axes of the bottom from ``axis`` (a second bottom: its axes).  PReLU:
+    the slopes (C,), or one 0-axis value if ``channel_shared``.  Parameter: its ``shape``.  An
+    empty list for a layer type without weights.
     """
+    kind = layer.type
+    if kind == "BatchNorm":
+        channels = 1 if len(bottom) == 1 else bottom[1]
+        return [(channels,), (channels,), (1,)]
+    if kind == "PReLU":
+        return [()] if layer.prelu_param.channel_shared else [(bottom[1],)]
+    if kind == "Parameter":
+        return [tuple(int(d) for d in layer.parameter_param.shape.dim)]
+    if kind in ("Scale", "Bias"):
+        param = layer.scale_param if kind == "Scale" else layer.bias_param
+        if second is None:
+            operand = _learned_operand(layer, param, bottom)
+            blobs = [operand]
+        else:
+            axis = operand_axis(layer, param, bottom, len(second))
+            operand, blobs = tuple(bottom[axis:axis + len(second)]), []
+        if kind == "Scale" and param.bias_term:
+            blobs.append(operand)
+        return blobs
     if layer.type in ("Convolution", "Deconvolution"):
         param = layer.convolution_param
         kh, kw = geometry.conv_window(layer).kernel
@@ -211,10 +410,14 @@ def weight_shapes(net, strict: bool = True) -> dict[str, list[Shape]]:
     net = _net(net)
     shapes = infer_shapes(net, strict)
     out: dict[str, list[Shape]] = {}
-    for layer in net.layer:
-        if layer.bottom and layer.bottom[0] not in shapes:
+    for layer in included_layers(net):
+        if any(b not in shapes for b in layer.bottom):
             continue  # after a layer type the rules do not model (strict=False)
-        blobs = layer_weight_shapes(layer, shapes[layer.bottom[0]]) if layer.bottom else []
+        bottoms = [shapes[b] for b in layer.bottom]
+        if bottoms:
+            blobs = layer_weight_shapes(layer, *bottoms[:2])
+        else:
+            blobs = layer_weight_shapes(layer, ()) if layer.type == "Parameter" else []
         if blobs:
             out[layer.name] = blobs
     return out

@@ -1,20 +1,21 @@
 """Translate a Caffe deploy network and its trained weights into an ONNX graph.
 
-The graph reproduces Caffe 1.0's forward pass for the layer types the thesis networks use
-(plus a few simple ones), with Caffe's own size and rounding rules where they differ from the
-ONNX defaults (pooling: :mod:`.pool`; MVN and LRN: :mod:`.normalize`).  The batch dimension
-may stay symbolic (``batch=None``) so one session can run several images per call; every other
-dimension is fixed from the definition.
+The graph reproduces Caffe 1.0's forward pass for the layer types of Caffe's catalogue
+that have a TEST-phase CPU forward pass, with Caffe's own size and rounding rules where
+they differ from the ONNX defaults (pooling: :mod:`.pool`; MVN and LRN: :mod:`.normalize`).
+The batch dimension may stay symbolic (``batch=None``) so one session can run several images
+per call; every other dimension is fixed from the definition.
 
 Importing this package does not import ``onnx``; :func:`caffe_to_onnx` (and the modules
 below) do, on first use.  The OpenCV engine never does, nor does the onnxruntime engine when
 its cached translation is reused.
 
 Layout: :mod:`.graph` (the graph builder, tracked shapes, the layer registry),
-:mod:`.translator` (phase rules, inputs, weights, dispatch, the model), and one module per
+:mod:`.translator` (inputs, weights, dispatch, the model), and one module per
 layer family: :mod:`.conv`, :mod:`.pool`, :mod:`.elementwise`, :mod:`.normalize`,
-:mod:`.reshape`.  A new layer type is one function registered with
-``@register("Type")`` in its family's module.
+:mod:`.reduction`, :mod:`.reshape`.  Caffe's shape rules for each type live in
+:mod:`depth_eval.caffe.shapes`, which the translation calls rather than repeats.  A new
+layer type is one function registered with ``@register("Type")`` in its family's module.
 
 Public API: :func:`caffe_to_onnx`, :class:`UnsupportedLayerError`, :data:`TRANSLATOR_VERSION`.
 """

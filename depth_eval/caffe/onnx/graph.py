@@ -125,6 +125,16 @@ class Graph:
         self.shapes[out] = tuple(shape)
         return out
 
+    def nodes_outputs(self, op: str, inputs: Sequence[str], bases: Sequence[str],
+                      shapes: Sequence[Shape], name: str, **attrs) -> list[str]:
+        """Append one node with several outputs (one per base name, tracked with ``shapes``)."""
+        outs = [self.unique(base) for base in bases]
+        self.nodes.append(helper.make_node(op, list(inputs), outs,
+                                           name=self.unique(name, self.node_names), **attrs))
+        for out, shape in zip(outs, shapes):
+            self.shapes[out] = tuple(shape)
+        return outs
+
     def shape(self, value: str) -> Shape:
         return self.shapes[value]
 

@@ -1,4 +1,4 @@
-"""Normalisation layers with Caffe's own formulas.
+"""Normalisation and affine layers with Caffe's own formulas: MVN, LRN, BatchNorm, Scale, Bias.
 
 * MVN is ``(x - mean) / (sqrt(var) + eps)``, the epsilon added to the standard deviation.
 * LRN across channels is ``x * (k + alpha / size * window_sum(x^2)) ^ -beta``; within a
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from depth_eval.caffe import geometry
-from depth_eval.caffe.onnx.graph import fmt, one_bottom, register, unsupported
+from depth_eval.caffe import geometry, shapes
+from depth_eval.caffe.shapes import layer_weight_shapes
+from depth_eval.caffe.onnx.graph import (expect_bottoms, fmt, one_bottom, register, reshape_target, unsupported)
 from depth_eval.caffe.onnx.pool import AVE, pool_nodes
 
 #: Across-channel LRN over at most this many channels is built from Mul/Conv/Pow (faster in
@@ -98,3 +99,85 @@ def lrn(t, layer, bottoms):
     if layer.lrn_param.norm_region == _ACROSS_CHANNELS:
         return [_lrn_across_channels(t.g, layer, x, shape)]
     return [_lrn_within_channel(t.g, layer, x, shape)]
+
+
+@register("BatchNorm")
+def batch_norm(t, layer, bottoms):
+    """Caffe's inference BatchNorm: ``(x - mean / f) / sqrt(variance / f + eps)`` per channel,
+    ``f`` the stored moving-average factor (Caffe multiplies by 1 / f, and by 0 when f is 0)."""
+    g, top, name = t.g, layer.top[0], layer.name
+    x, shape = one_bottom(g, layer, bottoms)
+    p = layer.batch_norm_param
+    if p.HasField("use_global_stats") and not p.use_global_stats:
+        raise unsupported(layer, "use_global_stats: false (statistics of each batch)")
+    if len(shape) < 2 or shape[1] is None:
+        raise unsupported(layer, f"a bottom of shape {fmt(shape)}")
+    mean, variance, factor = t.blob_arrays(layer, layer_weight_shapes(layer, shape))
+    # In float32, in Caffe's order of operations.
+    f = factor.reshape(-1)[0]
+    scale = np.float32(0.0) if f == 0 else np.float32(1.0) / f
+    mean, variance = mean * scale, variance * scale
+    std = np.sqrt(variance + np.float32(p.eps))
+    per_channel = (shape[1],) + (1,) * (len(shape) - 2)
+    centred = g.node("Sub", [x, g.const(f"{name}.mean", mean.reshape(per_channel))],
+                     f"{top}.centred", shape, name)
+    return [g.node("Div", [centred, g.const(f"{name}.std", std.reshape(per_channel))], top,
+                   shape, name)]
+
+
+def _operand(t, layer, param, bottoms, what: str):
+    """Scale's or Bias's operand: the second bottom, or the learned blob, shaped to broadcast
+    against the first bottom (its axes from Caffe's ``axis`` on, ones after); with the
+    layer's remaining learned blobs."""
+    g = t.g
+    x, shape = bottoms[0], g.shape(bottoms[0])
+    second = g.shape(bottoms[1]) if len(bottoms) > 1 else None
+    (out,) = shapes.top_shapes(layer, [shape] + ([second] if second is not None else []))
+    # A learned blob over the batch axis was stored for Caffe's deploy batch of one: it
+    # applies to each image of a batch (ONNX broadcasting), as a Parameter blob does.
+    expected = [tuple(1 if d is None else d for d in s)
+                for s in layer_weight_shapes(layer, shape, second)]
+    ndim = len(expected[0]) if second is None else len(second)
+    axis = shapes.operand_axis(layer, param, shape, ndim)
+    covered = tuple(1 if d is None and second is None else d for d in shape[axis:axis + ndim])
+    blobs = t.blob_arrays(layer, expected) if expected else []
+    trailing = (1,) * (len(shape) - axis - ndim)
+    if second is None:
+        value = blobs.pop(0)
+        operand = g.const(f"{layer.name}.{what}", value.reshape(value.shape + trailing))
+    elif trailing:
+        target = reshape_target(tuple(covered) + trailing)
+        operand = g.node("Reshape", [bottoms[1], g.ints(f"{layer.name}.{what}_shape", target)],
+                         f"{layer.top[0]}.{what}", tuple(covered) + trailing, layer.name)
+    else:
+        operand = bottoms[1]
+    return x, out, operand, blobs, trailing, covered
+
+
+@register("Scale")
+def scale(t, layer, bottoms):
+    """``x * s`` (s: a learned blob or the second bottom, along ``num_axes`` axes from
+    ``axis``), plus a learned bias of s's shape if ``bias_term``."""
+    expect_bottoms(layer, bottoms, n=None)
+    if len(bottoms) > 2:
+        expect_bottoms(layer, bottoms, n=2)
+    g, top, name = t.g, layer.top[0], layer.name
+    x, out, s, blobs, trailing, covered = _operand(t, layer, layer.scale_param, bottoms,
+                                                   "scale")
+    if not layer.scale_param.bias_term:
+        return [g.node("Mul", [x, s], top, out, name)]
+    scaled = g.node("Mul", [x, s], f"{top}.scaled", out, name)
+    (bias,) = blobs
+    b = g.const(f"{name}.bias", bias.reshape(bias.shape + trailing))
+    return [g.node("Add", [scaled, b], top, out, name)]
+
+
+@register("Bias")
+def bias(t, layer, bottoms):
+    """``x + b`` (b: a learned blob or the second bottom, along ``num_axes`` axes from
+    ``axis``)."""
+    expect_bottoms(layer, bottoms, n=None)
+    if len(bottoms) > 2:
+        expect_bottoms(layer, bottoms, n=2)
+    x, out, b, _, _, _ = _operand(t, layer, layer.bias_param, bottoms, "bias")
+    return [t.g.node("Add", [x, b], layer.top[0], out, layer.name)]

@@ -1,4 +1,4 @@
-"""Pooling (MAX, AVE, global) with Caffe's output sizes and its AVE divisor.
+"""Pooling (MAX, AVE, global) and SPP with Caffe's output sizes and its AVE divisor.
 
 Caffe's pooled sizes (ceil rounding, last window dropped when it starts in the padding; see
 :mod:`depth_eval.caffe.geometry`) are expressed with explicit, possibly asymmetric ONNX pads,
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from depth_eval.caffe import geometry
+from depth_eval.caffe import geometry, shapes
 from depth_eval.caffe.onnx.graph import Graph, one_bottom, register, unsupported
 
 # PoolingParameter.pool values the translation implements (STOCHASTIC = 2 is not).
@@ -84,3 +84,27 @@ def pooling(t, layer, bottoms):
         op = "GlobalMaxPool" if p.pool == MAX else "GlobalAveragePool"
         return [t.g.node(op, [x], layer.top[0], shape[:2] + (1, 1), layer.name)]
     return [pool_nodes(t.g, layer, x, shape, int(p.pool), window, out, base=layer.top[0])]
+
+
+@register("SPP")
+def spp(t, layer, bottoms):
+    """Caffe's spatial pyramid pooling: one Pooling per level (:func:`geometry.spp_levels`),
+    each flattened, concatenated along axis 1; a pyramid of one level is that pooling alone."""
+    g, top, name = t.g, layer.top[0], layer.name
+    x, shape = one_bottom(g, layer, bottoms, spatial=True)
+    p = layer.spp_param
+    if p.pool not in (MAX, AVE):
+        raise unsupported(layer, "STOCHASTIC pooling")
+    n, c, h, w = shape
+    levels = geometry.spp_levels(layer, h, w)
+    if len(levels) == 1:
+        window, out = levels[0]
+        return [pool_nodes(g, layer, x, shape, int(p.pool), window, out, base=top)]
+    flat = []
+    for i, (window, (oh, ow)) in enumerate(levels):
+        pooled = pool_nodes(g, layer, x, shape, int(p.pool), window, (oh, ow),
+                            base=f"{top}.level{i}")
+        flat.append(g.node("Flatten", [pooled], f"{top}.level{i}.flat", (n, c * oh * ow), name,
+                           axis=1))
+    (out,) = shapes.top_shapes(layer, [shape])
+    return [g.node("Concat", flat, top, out, name, axis=1)]

@@ -1,5 +1,5 @@
-"""Layers that declare, route or reshape blobs: Input, Split, Dropout, Silence, Reshape,
-Flatten, Concat.
+"""Layers that declare, route or reshape blobs: Input, Parameter, Split, Dropout, Silence,
+Reshape, Flatten, Concat, Slice, Crop, Tile.
 
 A deploy network's batch may stay symbolic: Reshape and Flatten keep track of which
 dimension holds it, and refuse what would mix it with the fixed ones.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from depth_eval.caffe import geometry
+from depth_eval.caffe import geometry, shapes
 from depth_eval.caffe.onnx.graph import (count, expect_bottoms, fmt, one_bottom, register, reshape_target, unsupported)
 
 
@@ -120,3 +120,75 @@ def concat(t, layer, bottoms):
     out = list(shapes[0])
     out[axis] = sum(s[axis] for s in shapes)
     return [t.g.node("Concat", bottoms, layer.top[0], tuple(out), layer.name, axis=axis)]
+
+
+@register("Crop")
+def crop(t, layer, bottoms):
+    """Caffe's Crop: the first bottom cut to the second's shape from ``axis`` on, at the
+    offsets :func:`depth_eval.caffe.shapes.crop_offsets` gives (the second bottom's values
+    are not read)."""
+    expect_bottoms(layer, bottoms, n=2)
+    g = t.g
+    shape, reference = g.shape(bottoms[0]), g.shape(bottoms[1])
+    start = geometry.canonical_axis(layer, layer.crop_param.axis, len(shape))
+    if any(d is None for d in tuple(shape[start:]) + tuple(reference[start:])):
+        raise unsupported(layer, f"axis {layer.crop_param.axis} (cropping the batch axis)")
+    offsets = shapes.crop_offsets(layer, shape, reference)
+    (out,) = shapes.top_shapes(layer, [shape, reference])
+    axes = [i for i in range(start, len(shape)) if out[i] != shape[i]]
+    if not axes:
+        return [g.node("Identity", [bottoms[0]], layer.top[0], out, layer.name)]
+    return [_slice_node(g, layer, bottoms[0], axes, [offsets[i] for i in axes],
+                        [offsets[i] + out[i] for i in axes], layer.top[0], out)]
+
+
+def _slice_node(g, layer, x: str, axes, starts, ends, base: str, out) -> str:
+    return g.node("Slice", [x, g.ints(f"{layer.name}.starts", starts),
+                            g.ints(f"{layer.name}.ends", ends),
+                            g.ints(f"{layer.name}.axes", axes)], base, out, layer.name)
+
+
+@register("Slice")
+def slice_layer(t, layer, bottoms):
+    """Caffe's Slice: one top per part of the axis between the slice points."""
+    g = t.g
+    x, shape = one_bottom(g, layer, bottoms)
+    axis = shapes.slice_axis(layer, len(shape))
+    if shape[axis] is None:
+        raise unsupported(layer, "slicing the batch axis")
+    outs = shapes.top_shapes(layer, [shape])
+    if len(outs) == 1:  # Caffe shares the bottom's data
+        return [x]
+    tops, begin = [], 0
+    for top, out in zip(layer.top, outs):
+        end = begin + out[axis]
+        tops.append(_slice_node(g, layer, x, [axis], [begin], [end], top, out))
+        begin = end
+    return tops
+
+
+@register("Tile")
+def tile(t, layer, bottoms):
+    """Caffe's Tile: ``tiles`` copies along ``axis`` (each block from ``axis`` on repeated),
+    ONNX Tile's layout."""
+    g = t.g
+    x, shape = one_bottom(g, layer, bottoms)
+    axis = geometry.canonical_axis(layer, layer.tile_param.axis, len(shape))
+    if shape[axis] is None:
+        raise unsupported(layer, "tiling the batch axis")
+    (out,) = shapes.top_shapes(layer, [shape])
+    repeats = [int(layer.tile_param.tiles) if i == axis else 1 for i in range(len(shape))]
+    return [g.node("Tile", [x, g.ints(f"{layer.name}.repeats", repeats)], layer.top[0], out,
+                   layer.name)]
+
+
+@register("Parameter")
+def parameter(t, layer, bottoms):
+    """Caffe's Parameter: its top is its learned blob, of the layer's ``shape``."""
+    expect_bottoms(layer, bottoms, n=0, at_least=0)
+    (out,) = shapes.top_shapes(layer, [])
+    if not out:
+        raise ValueError(f"layer '{layer.name}' (Parameter): no parameter_param shape")
+    (value,) = t.blob_arrays(layer, shapes.layer_weight_shapes(layer, ()))
+    return [t.g.node("Identity", [t.g.const(f"{layer.name}.blob", value)], layer.top[0], out,
+                     layer.name)]

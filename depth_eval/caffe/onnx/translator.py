@@ -1,9 +1,10 @@
-"""The translation's driver: phase filtering, graph inputs, weights, dispatch and the model.
+"""The translation's driver: graph inputs, weights, dispatch and the model (of the layers
+the TEST phase keeps: :func:`depth_eval.caffe.proto.included_layers`).
 
 Each layer is handed to the function :data:`~.graph.LAYERS` registers for its type (the
 family modules :mod:`.conv`, :mod:`.pool`, :mod:`.elementwise`, :mod:`.normalize`,
-:mod:`.reshape`); this module tracks which ONNX value holds each Caffe blob and builds the
-final model from the requested outputs.
+:mod:`.reduction`, :mod:`.reshape`); this module tracks which ONNX value holds each Caffe
+blob and builds the final model from the requested outputs.
 """
 
 from __future__ import annotations
@@ -15,46 +16,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from depth_eval.caffe.proto import blob_shape
+from depth_eval.caffe.proto import blob_shape, included_layers
 from depth_eval.caffe.weights import CaffeWeights
-from depth_eval.caffe.onnx import conv, elementwise, normalize, pool, reshape  # noqa: F401
+from depth_eval.caffe.onnx import conv, elementwise, normalize, pool, reduction, reshape  # noqa: F401
 from depth_eval.caffe.onnx.graph import (BATCH_DIM, IR_VERSION, LAYERS, OPSET, TRANSLATOR_VERSION, Graph, Shape, fmt, unsupported)
-
-# Caffe's Phase value TEST, the phase a NetState without one is in for deployment.
-_PHASE_TEST = 1
-
-
-# ----------------------------------------------------------------------------------------------
-# Caffe's layer filtering by phase (a training prototxt's data layers are TRAIN-only).
-
-def _rule_matches(rule, phase: int, level: int, stages: set[str]) -> bool:
-    if rule.HasField("phase") and rule.phase != phase:
-        return False
-    if rule.HasField("min_level") and level < rule.min_level:
-        return False
-    if rule.HasField("max_level") and level > rule.max_level:
-        return False
-    if any(stage not in stages for stage in rule.stage):
-        return False
-    if any(stage in stages for stage in rule.not_stage):
-        return False
-    return True
-
-
-def _included_layers(net) -> list:
-    state = net.state
-    phase = state.phase if state.HasField("phase") else _PHASE_TEST
-    level, stages = state.level, set(state.stage)
-    kept = []
-    for layer in net.layer:
-        if layer.include:
-            keep = any(_rule_matches(r, phase, level, stages) for r in layer.include)
-        else:
-            keep = not any(_rule_matches(r, phase, level, stages) for r in layer.exclude)
-        if keep:
-            kept.append(layer)
-    return kept
-
 
 # ----------------------------------------------------------------------------------------------
 
@@ -106,7 +71,7 @@ class Translator:
         values = self.values(layer.name) if self.values is not None else None
         for i, (blob, want) in enumerate(zip(source.blobs, expected)):
             have = blob_shape(blob)
-            if blob.HasField("shape"):
+            if blob.HasField("shape") or have == ():  # () : no dimensions stored at all
                 ok = tuple(have) == tuple(want)
             else:  # legacy num/channels/height/width: Caffe pads the expected shape to 4-D
                 ok = len(want) <= 4 and tuple(have) == (1,) * (4 - len(want)) + tuple(want)
@@ -144,7 +109,7 @@ class Translator:
 
     def run(self, outputs: Sequence[str]) -> onnx.ModelProto:
         """Translate every included layer, then build the model for ``outputs``."""
-        layers = _included_layers(self.net)
+        layers = included_layers(self.net)
         # Graph input and output names are the Caffe blob names: reserve them so that no
         # internal (SSA) value takes one of them.
         consumed = {b for layer in layers for b in layer.bottom}
