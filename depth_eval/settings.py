@@ -19,6 +19,7 @@ from depth_eval import engines, tasks
 from depth_eval.report import gate, per_image
 from depth_eval.inputs import limits
 from depth_eval.errors import UsageError
+from depth_eval.execution import clusters
 from depth_eval.inputs.ground_truth import GroundTruthSettings
 from depth_eval.scoring.keys import MetricKey, ranked
 from depth_eval.scoring.score import ScoringSettings
@@ -63,18 +64,16 @@ class EngineSettings:
 class ExecutorSettings:
     """Where the units of work run: here (``dask`` None) or on a Dask cluster (``--dask``)."""
 
-    dask: str | None = None            # a scheduler's address, or "local:N"
+    dask: str | None = None            # a scheduler's address, or KIND:ARGUMENT (clusters.py)
 
     @property
-    def local_workers(self) -> int | None:
-        """N of ``--dask local:N`` (a LocalCluster made for the run), else None."""
-        if self.dask is None or not self.dask.startswith(LOCAL_CLUSTER_PREFIX):
-            return None
-        return int(self.dask[len(LOCAL_CLUSTER_PREFIX):])
+    def cluster(self) -> tuple[clusters.ClusterKind, object] | None:
+        """(kind, its argument's value) of the cluster ``--dask KIND:ARGUMENT`` makes for the
+        run; None for a scheduler's address (or no ``--dask``)."""
+        found = clusters.cluster_kind(self.dask) if self.dask is not None else None
+        return None if found is None else (found[0], found[0].parse(found[1]))
 
 
-# --dask local:N makes a LocalCluster of N worker processes (depth_eval.execution.dask_cluster).
-LOCAL_CLUSTER_PREFIX = "local:"
 # A scheduler's address: [SCHEME://]HOST:PORT, the schemes distributed can connect with.
 _SCHEDULER_ADDRESS = re.compile(
     r"^(?:(tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
@@ -237,26 +236,33 @@ def _check_inputs(inputs: InputSettings) -> None:
 
 
 def _check_executor(executor: ExecutorSettings) -> None:
-    """--dask: the address's form (a scheduler is contacted only when the run starts), and
-    dask's distributed scheduler installed."""
+    """--dask: the address's or the cluster's form (nothing is contacted or started before the
+    run starts), and the packages it needs installed."""
     text = executor.dask
     if text is None:
         return
-    if text.startswith(LOCAL_CLUSTER_PREFIX):
-        count = text[len(LOCAL_CLUSTER_PREFIX):]
-        if not count.isdigit() or int(count) < 1:
-            raise UsageError(f"--dask {text}: local:N needs N, the worker processes, a whole "
-                             "number of at least 1")
+    found = clusters.cluster_kind(text)
+    needs: tuple[str, ...] = ("distributed",)
+    if found is not None:
+        kind, argument = found
+        try:
+            kind.parse(argument)
+        except ValueError as error:
+            raise UsageError(f"--dask {text}: {kind.name}:{kind.argument} needs "
+                             f"{kind.argument} to be {error}") from None
+        needs = kind.needs
     else:
         match = _SCHEDULER_ADDRESS.match(text)
         if match is None or not 0 < int(match[3]) < 65536:
             raise UsageError(f"--dask {text}: expected a scheduler's address, "
-                             "[tcp://]HOST:PORT (e.g. tcp://10.0.0.5:8786), or local:N")
+                             "[tcp://]HOST:PORT (e.g. tcp://10.0.0.5:8786), or one of "
+                             f"{clusters.usage()}")
     import importlib.util
 
-    if importlib.util.find_spec("distributed") is None:
-        raise UsageError("--dask needs dask's distributed scheduler, which is not installed: "
-                         "pip install 'depth_eval[dask]'")
+    for module in needs:
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(f"--dask {text} needs {module}, which is not installed: "
+                             "pip install 'depth_eval[dask]'")
 
 
 def _check_engine(engine: EngineSettings) -> None:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from depth_eval import engines
+from depth_eval.execution import clusters
 
 # PNG strategies (depth_eval.pictures.pngs.PNG_STRATEGIES); listed here so --help needs no OpenCV.
 PNG_STRATEGY_NAMES = ("default", "rle")
@@ -80,10 +81,12 @@ def add_engine_options(parser: argparse.ArgumentParser, log: bool = True,
                         help="print only the results (no table, progress or warnings)")
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run the snapshots x images on a Dask cluster: a running "
-                             "scheduler's address (tcp://HOST:8786) or local:N (N worker "
-                             "processes on this machine); every folder must be at the same "
-                             "path on every worker (a shared filesystem; pip install "
-                             "'depth_eval[dask]')")
+                             "scheduler's address (tcp://HOST:8786), or one made for the run: "
+                             f"{clusters.usage()} (local: worker processes here; slurm, pbs, "
+                             "sge: batch jobs as dask-jobqueue's configuration describes "
+                             "them; ssh: the scheduler on the first host, a worker process per "
+                             "other); every folder must be at the same path on every worker "
+                             "(a shared filesystem; pip install 'depth_eval[dask]')")
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:

@@ -17,14 +17,16 @@ dask is imported only here, and this module only with ``--dask``.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 from depth_eval.console import one_line
+from depth_eval.execution.clusters import WORKERS_TIMEOUT_ENV, workers_timeout_s
 from depth_eval.execution.dask_worker import UnitReply, host_of, run_unit, warm_up
 from depth_eval.errors import SnapshotError, UsageError
 from depth_eval.execution.local import Unit
@@ -35,6 +37,46 @@ from depth_eval.inputs.hashing import FileHasher
 CHUNKS_PER_WORKER = 4
 # Seconds to wait for a scheduler to answer before the run gives up.
 CONNECT_TIMEOUT_S = 30
+# Seconds between two looks at the workers that have joined (and at a Ctrl-C meanwhile).
+WORKERS_POLL_S = 0.2
+
+
+class Stopped(Exception):
+    """The run ended (:meth:`DaskExecutor.close`) while its cluster was being made."""
+
+
+def _client_within(distributed, address: str, timeout_s: float):
+    """A client of the scheduler at ``address``, or TimeoutError after ``timeout_s``:
+    distributed's own timeout bounds the connection, not the handshake (a service that
+    accepts and never answers would hold the run for ever)."""
+    outcome: list = []
+
+    def connect():
+        try:
+            outcome.append(distributed.Client(address, timeout=timeout_s))
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            outcome.append(error)
+
+    thread = threading.Thread(target=connect, name="dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 1)
+    if not outcome:
+        raise TimeoutError(f"no Dask handshake from {address} in {timeout_s:g} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _why_not_up(error: Exception, made: bool) -> str:
+    """One line for a scheduler that cannot be reached or a cluster that cannot be made."""
+    if made:
+        return f"cannot start the cluster ({one_line(error)})"
+    if isinstance(error, OSError):  # nothing there, refused, timed out (distributed's OSErrors)
+        return f"cannot reach the scheduler ({one_line(error)})"
+    # Something answered, but not with Dask's protocol (a web server, another service): what
+    # distributed makes of its bytes is a MemoryError, a ValueError...
+    return (f"what answers there is not a Dask scheduler ({type(error).__name__} reading its "
+            "reply); check the address and port")
 
 
 def chunk_size(images: int, workers: int, batch: int) -> int:
@@ -101,8 +143,8 @@ class DaskExecutor:
     Attributes
     ----------
     client : distributed.Client
-    cluster : distributed.LocalCluster or None
-        The cluster made for ``--dask local:N``, closed with the client.
+    cluster : distributed.deploy.Cluster or None
+        The cluster made for ``--dask KIND:ARGUMENT``, closed with the client.
     """
 
     parallel = True
@@ -114,67 +156,101 @@ class DaskExecutor:
         self.hasher = hasher if hasher is not None else FileHasher()
         self.token = uuid.uuid4().hex
         self.cluster = self._client = self._pending = None
+        self._stopping = threading.Event()
         self._said: set[tuple[str, str]] = set()
 
     @classmethod
     def start(cls, settings, task, console, hasher=None) -> "DaskExecutor":
         """Reach the scheduler, wait for a worker and check the workers (:func:`check_workers`)
-        before returning; ``local:N``'s cluster is made on a thread meanwhile, while this
-        process hashes and plans, and joined when first needed."""
+        before returning; a cluster made for the run (``--dask KIND:ARGUMENT``) is made on a
+        thread meanwhile, while this process hashes and plans, and joined when first needed."""
         executor = cls(settings, task, console, hasher)
         distributed = _import_distributed()
-        if settings.executor.local_workers is None:
+        made = settings.executor.cluster
+        if made is None:
             executor._connect(distributed)
         else:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-cluster")
+            if made[0].prepare is not None:
+                made[0].prepare()
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="made-cluster")
             executor._pending = pool.submit(executor._connect, distributed)
             pool.shutdown(wait=False)
         return executor
 
     def _connect(self, distributed) -> None:
-        settings = self.settings
-        workers = settings.executor.local_workers
+        text = self.settings.executor.dask
+        made = self.settings.executor.cluster
         try:
-            if workers is not None:
-                # ":0": the scheduler's web server on a free port (another cluster may hold
-                # Dask's 8787, and the warning would take several lines).
-                self.cluster = distributed.LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True,
-                    dashboard_address=":0", silence_logs=logging.CRITICAL)
+            timeout_s = workers_timeout_s() if made is not None else None
+        except ValueError as error:
+            raise UsageError(f"--dask {text}: {error}") from None
+        try:
+            if made is not None:
+                kind, argument = made
+                cluster = kind.make(argument)
+                self.cluster, wanted = cluster.cluster, cluster.workers
                 self._client = distributed.Client(self.cluster)
             else:
-                self._client = distributed.Client(settings.executor.dask,
-                                                  timeout=CONNECT_TIMEOUT_S)
-        except OSError as error:  # no scheduler there (distributed raises OSError/TimeoutError)
+                self._client = _client_within(distributed, text, CONNECT_TIMEOUT_S)
+                wanted = 1
+        except Exception as error:  # noqa: BLE001 - whatever stopped it, said in one line
             self._let_go()
-            what = "cannot start the local cluster" if workers else "cannot reach the scheduler"
-            raise UsageError(f"--dask {settings.executor.dask}: {what} ({one_line(error)})"
-                             ) from None
+            raise UsageError(f"--dask {text}: {_why_not_up(error, made is not None)}") from None
+        except BaseException:
+            self._let_go()
+            raise
         try:
-            if not self._client.scheduler_info().get("workers"):
-                self.console.note(f"--dask {settings.executor.dask}: waiting for a worker "
-                                  "to join")
-            self._client.wait_for_workers(1)
-            check_workers(self._client, settings)
+            self._wait_for_workers(wanted, timeout_s)
+            check_workers(self._client, self.settings)
             # Each worker imports what a chunk needs while this process hashes and plans.
             distributed.fire_and_forget([
-                self._client.submit(warm_up, settings.engine.name, workers=[worker],
+                self._client.submit(warm_up, self.settings.engine.name, workers=[worker],
                                     pure=False, key=f"depth_eval_warm_up-{index}-{self.token}")
                 for index, worker in enumerate(self._client.scheduler_info()["workers"])])
         except BaseException:
             self._let_go()
             raise
 
+    def _wait_for_workers(self, wanted: int, timeout_s: float | None) -> None:
+        """Until ``wanted`` workers have joined; after ``timeout_s``, on with those there, or a
+        UsageError when none is.  Stops (:class:`Stopped`) when :meth:`close` is called."""
+        text = self.settings.executor.dask
+
+        def present() -> int:
+            return len(self._client.scheduler_info()["workers"])
+
+        joined = present()
+        if joined < wanted:
+            what = "a worker" if wanted == 1 else f"{wanted - joined} of {wanted} workers"
+            self.console.note(f"--dask {text}: waiting for {what} to join")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while joined < wanted:
+            if self._stopping.wait(WORKERS_POLL_S):
+                raise Stopped()
+            joined = present()
+            if deadline is not None and time.monotonic() >= deadline and joined < wanted:
+                if not joined:
+                    raise UsageError(
+                        f"--dask {text}: no worker joined in {timeout_s:g} s (a batch queue "
+                        "that has not started the jobs says why: squeue, qstat); "
+                        f"{WORKERS_TIMEOUT_ENV}=SECONDS waits longer")
+                self.console.note(f"--dask {text}: {joined} of {wanted} workers joined in "
+                                  f"{timeout_s:g} s; running on them (those joining later "
+                                  "take chunks from them)")
+                return
+
     @property
     def client(self):
-        """The connected client (the local cluster's, once it is up)."""
+        """The connected client (the made cluster's, once it is up)."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()  # what making it raised, raised here
         return self._client
 
     def close(self) -> None:
-        """Let go of the scheduler (and stop the local cluster)."""
+        """Let go of the scheduler and stop a cluster made for the run (its batch jobs
+        cancelled), a cluster still being made included."""
+        self._stopping.set()
         if self._pending is not None:
             try:
                 self.client

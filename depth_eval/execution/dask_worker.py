@@ -15,6 +15,7 @@ reference, so the workers need depth_eval installed (the client checks its versi
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -150,6 +151,14 @@ def warm_up(engine_name: str) -> None:
     import cv2  # noqa: F401  (imported here: it is the slow part of a worker's first unit)
 
     engines.engine_class(engine_name)
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook, run as each worker process of ``--dask local:N`` starts: the
+    workers share the run's terminal, so its Ctrl-C reaches them too; they ignore it (the run
+    stops them as it ends) instead of each printing a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def host_of(address: str) -> str:
