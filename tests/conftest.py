@@ -10,6 +10,8 @@ from helpers import GOLDEN_E2E, GOOD, make_workspace
 def pytest_configure(config):
     config.addinivalue_line("markers", "snapshots(*names): the golden snapshots the workspace "
                                        "fixture copies (default: the refining net only)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (real services, "
+                                       "whole runs in subprocesses)")
 
 
 @pytest.fixture(autouse=True)

@@ -60,6 +60,9 @@ class ClusterKind:
         though not until its workers have joined).  It may run on a thread.
     prepare : callable or None
         What must run in the main thread before ``make`` (imports that set signal handlers).
+    meanwhile : bool
+        Made on a thread while the run hashes and plans (a kind that seldom fails to start:
+        a failure then comes after OUT_DIR is made); else before anything is written.
     """
 
     name: str
@@ -68,6 +71,7 @@ class ClusterKind:
     needs: tuple[str, ...]
     make: Callable[[object], Made]
     prepare: Callable[[], None] | None = None
+    meanwhile: bool = False
 
 
 def workers_timeout_s() -> float:
@@ -135,6 +139,15 @@ def _make_local(workers: int) -> Made:
     return Made(cluster, workers)
 
 
+def _quiet_cluster_logs() -> None:
+    """Errors only from the logs of cluster making: SSHCluster logs every line its remote
+    processes print, and a cluster that fails warns before the error the run gives."""
+    import logging
+
+    for name in ("distributed.deploy.spec", "distributed.deploy.ssh"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _import_jobqueue() -> None:
     """Import dask_jobqueue keeping this process's Ctrl-C: its runner module sets SIGINT to
     exit the process at import (and can only do so in the main thread)."""
@@ -164,6 +177,7 @@ def _make_jobqueue(class_name: str, jobs: int) -> Made:
             f"DASK_JOBQUEUE__{config_name.upper()}__{unset[0].upper()})")
     scheduler_options = {"dashboard_address": ":0", **(dask.config.get(
         f"jobqueue.{config_name}.scheduler-options", None) or {})}
+    _quiet_cluster_logs()
     cluster = cluster_class(scheduler_options=scheduler_options)
     try:
         cluster.scale(jobs=jobs)
@@ -174,21 +188,28 @@ def _make_jobqueue(class_name: str, jobs: int) -> Made:
 
 
 def _make_ssh(hosts: tuple[str, ...]) -> Made:
-    """The scheduler on the first host, a worker process of one thread per other host entry,
-    each started with this Python (the same path on every host)."""
+    """The scheduler on the first host, listening on the address given for it (the one the
+    workers are told), a worker process of one thread per other host entry, each started with
+    this Python (the same path on every host); ssh as ``~/.ssh/config`` sets it up."""
+    import warnings
+
+    with warnings.catch_warnings():  # asyncssh's imports warn of cryptography's deprecations
+        warnings.simplefilter("ignore")
+        import asyncssh  # noqa: F401
     import distributed
 
+    _quiet_cluster_logs()
     cluster = distributed.SSHCluster(
-        list(hosts), remote_python=sys.executable,
-        worker_options={"nthreads": 1},
-        scheduler_options={"port": 0, "dashboard_address": ":0"})
+        list(hosts), remote_python=sys.executable, worker_options={"nthreads": 1},
+        scheduler_options={"host": hosts[0].strip("[]"), "port": 0,
+                           "dashboard_address": ":0"})
     return Made(cluster, len(hosts) - 1)
 
 
 _JOBQUEUE = ("distributed", "dask_jobqueue")
 
 CLUSTERS: dict[str, ClusterKind] = {kind.name: kind for kind in (
-    ClusterKind("local", "N", _local_workers, ("distributed",), _make_local),
+    ClusterKind("local", "N", _local_workers, ("distributed",), _make_local, meanwhile=True),
     ClusterKind("slurm", "JOBS", _whole_number, _JOBQUEUE,
                 partial(_make_jobqueue, "SLURMCluster"), _import_jobqueue),
     ClusterKind("pbs", "JOBS", _whole_number, _JOBQUEUE, partial(_make_jobqueue, "PBSCluster"), _import_jobqueue),

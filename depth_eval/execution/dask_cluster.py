@@ -162,16 +162,17 @@ class DaskExecutor:
     @classmethod
     def start(cls, settings, task, console, hasher=None) -> "DaskExecutor":
         """Reach the scheduler, wait for a worker and check the workers (:func:`check_workers`)
-        before returning; a cluster made for the run (``--dask KIND:ARGUMENT``) is made on a
-        thread meanwhile, while this process hashes and plans, and joined when first needed."""
+        before returning; a cluster made for the run (``--dask KIND:ARGUMENT``) likewise, or,
+        for a kind made meanwhile (``local:N``), on a thread while this process hashes and
+        plans, joined when first needed."""
         executor = cls(settings, task, console, hasher)
         distributed = _import_distributed()
         made = settings.executor.cluster
-        if made is None:
+        if made is not None and made[0].prepare is not None:
+            made[0].prepare()
+        if made is None or not made[0].meanwhile:
             executor._connect(distributed)
         else:
-            if made[0].prepare is not None:
-                made[0].prepare()
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="made-cluster")
             executor._pending = pool.submit(executor._connect, distributed)
             pool.shutdown(wait=False)
@@ -261,6 +262,13 @@ class DaskExecutor:
     def _let_go(self) -> None:
         try:
             if self._client is not None:
+                if self.cluster is not None:
+                    # The workers end now, not when they notice the scheduler has gone (an SSH
+                    # worker lingers for seconds; a batch job would run on to its walltime).
+                    try:
+                        self._client.shutdown()
+                    except Exception:  # noqa: BLE001 - closing the cluster ends them anyway
+                        pass
                 self._client.close()
         finally:
             if self.cluster is not None:
