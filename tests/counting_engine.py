@@ -67,6 +67,12 @@ def register() -> None:
         else "counting_engine:CountingEngine"
 
 
+def dask_setup(worker) -> None:
+    """As a Dask preload (``distributed.worker.preload: [counting_engine]``): the workers of a
+    cluster the run makes get ``--engine counting`` too."""
+    register()
+
+
 def logged_passes(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
 

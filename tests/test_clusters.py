@@ -142,13 +142,10 @@ def test_slurm_gives_the_local_runs_values_and_pixels_and_leaves_no_job(slurm, t
 def test_a_job_cancelled_mid_run_costs_nothing(slurm, counting, tmp_path):
     workspace = make_workspace(tmp_path, (GOOD, GLOBAL), STEMS4)
     passes = tmp_path / "passes.log"
-    # The jobs' workers get --engine counting (slow) from a preload file of dask's config.
-    preload = tmp_path / "counting_preload.py"
-    preload.write_text(f"import sys\nsys.path.insert(0, {str(COUNTING_SCRIPT.parent)!r})\n"
-                       "import counting_engine\n\n\ndef dask_setup(worker):\n"
-                       "    counting_engine.register()\n")
-    env = slurm_env(tmp_path, slurm, f"distributed:\n  worker:\n    preload: ['{preload}']\n",
-                    **{SLOW_ENV: "0.6", PASSES_ENV: str(passes)})
+    # The jobs' workers get --engine counting (slow) from a preload of dask's configuration.
+    env = slurm_env(tmp_path, slurm, "distributed:\n  worker:\n    preload: [counting_engine]\n",
+                    **{SLOW_ENV: "0.6", PASSES_ENV: str(passes),
+                       "PYTHONPATH": f"{REPO}{os.pathsep}{COUNTING_SCRIPT.parent}"})
     store_path = workspace / "out" / "results.sqlite"
     process = subprocess.Popen(
         [sys.executable, str(COUNTING_SCRIPT), workspace / "colors", workspace / "depths",

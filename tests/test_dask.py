@@ -404,3 +404,92 @@ def test_worker_processes_claiming_in_one_folder_lose_no_name(cluster, tmp_path)
     assert all(conflicts == [] for conflicts in client.gather(futures))
     written = read_manifest((tmp_path / MANIFEST_NAME).read_bytes())
     assert written == {name for chunk in names for name in chunk}
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile --dask values: bounded, timed out, one line each
+# --------------------------------------------------------------------------------------------
+
+def test_local_cluster_larger_than_the_machine_is_refused(workspace):
+    from depth_eval.execution.clusters import usable_cores
+
+    cores = usable_cores()
+    status, _, stderr = run_cli(workspace / "colors", workspace / "depths", workspace / "out",
+                                workspace / "snapshots", "--dask", f"local:{cores + 1}")
+    assert status == 2 and not (workspace / "out").exists()
+    assert stderr.splitlines() == [
+        f"error: --dask local:{cores + 1}: local:N needs N to be at most {cores}, the cores "
+        "of this machine (one worker process per core)"]
+
+
+@contextlib.contextmanager
+def listener(answer: bytes | None):
+    """A TCP service on 127.0.0.1 that is not a Dask scheduler: it sends ``answer`` to each
+    connection and closes it, or (None) accepts and never says anything."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve():
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            if answer is None:
+                held.append(connection)
+            else:
+                connection.sendall(answer)
+                connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+
+
+@pytest.mark.parametrize("answer, message", [
+    (b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n" * 4, "what answers there is not a Dask scheduler"),
+    (b"HTTP/1.0 400 Bad Request\r\n\r\n", "what answers there is not a Dask scheduler"),
+    (None, "cannot reach the scheduler (no Dask handshake from")])
+def test_a_port_where_no_dask_scheduler_listens_is_one_line(answer, message, workspace,
+                                                             monkeypatch):
+    monkeypatch.setattr(executor_dask, "CONNECT_TIMEOUT_S", 2)
+    with listener(answer) as address:
+        started = time.monotonic()
+        status, _, stderr = run_cli(workspace / "colors", workspace / "depths",
+                                    workspace / "out", workspace / "snapshots", "--dask",
+                                    address)
+    assert status == 2 and time.monotonic() - started < 15
+    (line,) = stderr.splitlines()
+    assert line.startswith(f"error: --dask {address}: {message}"), line
+    assert not (workspace / "out").exists()
+
+
+def test_ctrl_c_on_a_local_cluster_is_one_line(tmp_path):
+    workspace = make_workspace(tmp_path, (GOOD, GLOBAL), STEMS4)
+    passes = tmp_path / "passes.log"
+    # The terminal's Ctrl-C goes to the whole process group: the run and its workers.
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), workspace / "colors", workspace / "depths",
+         workspace / "out", workspace / "snapshots", "--quiet", "--engine", ENGINE_NAME,
+         "--dask", "local:2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env={
+            **os.environ, SLOW_ENV: "0.5", PASSES_ENV: str(passes),
+            "PYTHONPATH": str(Path(__file__).parent),
+            "DASK_DISTRIBUTED__WORKER__PRELOAD": "['counting_engine']"})
+    try:
+        wait_until(lambda: logged_passes(passes) or process.poll() is not None)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 130
+    assert stderr.splitlines() == ["error: interrupted"]

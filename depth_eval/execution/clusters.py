@@ -17,7 +17,7 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from collections.abc import Callable
 
 # Seconds a made cluster waits for the workers it asked for (a batch queue may be slow to
 # start the jobs); dask's configuration key, so a site sets it beside its jobqueue.yaml.
@@ -129,13 +129,15 @@ def _hosts(text: str) -> tuple[str, ...]:
 def _make_local(workers: int) -> Made:
     import logging
 
+    import dask
     import distributed
 
     # ":0": the scheduler's web server on a free port (another cluster may hold Dask's 8787,
     # and the warning would take several lines).
     cluster = distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-        silence_logs=logging.CRITICAL, preload=[WORKER_PRELOAD])
+        silence_logs=logging.CRITICAL,
+        preload=[WORKER_PRELOAD, *(dask.config.get("distributed.worker.preload", None) or ())])
     return Made(cluster, workers)
 
 
