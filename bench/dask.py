@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Benchmark: ``--dask local:N`` against the local run on the same work, and a scaling model.
+"""Benchmark: ``--dask local:N`` (and other clusters) against the local run on the same work,
+and a scaling model.
 
 Makes the workload of bench/run.py (cached in --work): the thesis' full refining network
 (norm_abs) with random weights as a real 287 MB caffemodel, K snapshots of it and N synthetic
 420 x 320 scenes.  Then, in one run, alternates R times (a) the local run and (b) the same
-command with ``--dask local:N`` (each a fresh ``test_depth.py`` process into a fresh OUT_DIR,
-cluster start-up included), checks that every (b) gives the values of (a), and prints the
-throughput ratio (a)/(b) of the fastest of each (the machine may be shared: the minimum is
-the least disturbed).  Last, the scaling model for M machines, from the measured per-image
-cost, model load and the bytes one chunk moves.
+command with ``--dask local:N`` and with each ``--also`` cluster (e.g. ``slurm:2``, as dask's
+configuration describes its jobs; each a fresh ``test_depth.py`` process into a fresh
+OUT_DIR, cluster start-up included), checks that every (b) gives the values of (a), and
+prints the throughput ratio (a)/(b) of the fastest of each (the machine may be shared: the
+minimum is the least disturbed).  Last, the scaling model for M machines, from the measured
+per-image cost, model load and the bytes one chunk moves.
 
-    python bench/dask.py --images 40 --snapshots 2 [--workers 2] [--repeats 3]
+    python bench/dask.py --images 40 --snapshots 2 [--workers 2] [--repeats 3] [--also slurm:2]
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from depth_eval.inputs.discover import find_snapshots  # noqa: F401
 from depth_eval.execution.local import run_items  # noqa: F401
 from depth_eval.execution.dask_cluster import chunk_size, submission_order  # noqa: F401
 from depth_eval.inputs.hashing import file_sha256  # noqa: F401
-from depth_eval.execution.run import open_engine  # noqa: F401
+from depth_eval.engines import open_snapshot as open_engine  # noqa: F401
 from depth_eval.settings import GateSettings  # noqa: F401
 
 # Fields of a snapshot's entry that say how the run went, not what it found.
@@ -56,6 +58,19 @@ RUN_FIELDS = ("seconds", "images_reused", "images_computed")
 SHARED_FS_BYTES_PER_S = 1.0e9
 NETWORK_BYTES_PER_S = 1.0e8
 SCHEDULER_S_PER_CHUNK = 1e-3
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.machine()
 
 
 def values(document: dict) -> str:
@@ -139,34 +154,41 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="local:N (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each (default 3)")
     parser.add_argument("--engine", choices=("opencv", "onnxruntime"), default="opencv")
+    parser.add_argument("--also", action="append", default=[], metavar="DASK",
+                        help="another --dask value measured beside local:N (e.g. slurm:2)")
     parser.add_argument("--work", type=Path, default=BENCH / "work")
     args = parser.parse_args()
     colors, depths, snapshots = bench_run.make_workload(args.work, args.images, args.snapshots)
     extra = ["--engine", args.engine]
-    print(f"machine: {os.cpu_count()} cores (shared with other jobs: min of {args.repeats}); "
-          f"workload: full refining network, {args.snapshots} snapshots x {args.images} "
-          f"scenes, --engine {args.engine}")
-    local_s, dask_s, reference, busy_image_s = [], [], None, []
+    print(f"machine: {os.cpu_count()} cores, {cpu_name()} (shared with other jobs: min of "
+          f"{args.repeats}); workload: full refining network, {args.snapshots} snapshots x "
+          f"{args.images} scenes, --engine {args.engine}")
+    clusters = [f"local:{args.workers}", *args.also]
+    local_s, cluster_s, reference, busy_image_s = [], {c: [] for c in clusters}, None, []
     for repeat in range(args.repeats):
         seconds, local = one_run(colors, depths, snapshots, args.work / "out_local", extra)
         local_s.append(seconds)
-        seconds, remote = one_run(colors, depths, snapshots, args.work / "out_dask",
-                                  extra + ["--dask", f"local:{args.workers}"])
-        dask_s.append(seconds)
-        # A chunk's seconds are its worker's; a snapshot's, the sum of its chunks'.
-        busy_image_s.append(sum(e["seconds"] for e in remote["snapshots"].values())
-                            / (args.images * args.snapshots))
         reference = reference or values(local)
-        same = values(local) == values(remote) == reference
-        print(f"run {repeat + 1}: local {local_s[-1]:.1f} s, --dask local:{args.workers} "
-              f"{dask_s[-1]:.1f} s (ratio {local_s[-1] / dask_s[-1]:.3f}); results identical: "
-              f"{same}")
-        if not same:
-            raise SystemExit("the cluster's results differ from the local run's")
+        line = [f"run {repeat + 1}: local {seconds:.1f} s"]
+        for cluster in clusters:
+            seconds, remote = one_run(colors, depths, snapshots, args.work / "out_dask",
+                                      extra + ["--dask", cluster])
+            cluster_s[cluster].append(seconds)
+            if cluster == clusters[0]:
+                # A chunk's seconds are its worker's; a snapshot's, the sum of its chunks'.
+                busy_image_s.append(sum(e["seconds"] for e in remote["snapshots"].values())
+                                    / (args.images * args.snapshots))
+            same = values(local) == values(remote) == reference
+            line.append(f"--dask {cluster} {seconds:.1f} s (ratio {local_s[-1] / seconds:.3f}; "
+                        f"results identical: {same})")
+            if not same:
+                raise SystemExit(f"--dask {cluster}'s results differ from the local run's")
+        print(", ".join(line))
     units = args.images * args.snapshots
-    print(f"throughput: local {units / min(local_s):.2f} img/s, --dask local:{args.workers} "
-          f"{units / min(dask_s):.2f} img/s; ratio (dask / local) {min(local_s) / min(dask_s):.3f}"
-          f" (min of {args.repeats}; target >= 0.9)")
+    print(f"throughput: local {units / min(local_s):.2f} img/s" + "".join(
+        f", --dask {cluster} {units / min(times):.2f} img/s (ratio {min(local_s) / min(times):.3f})"
+        for cluster, times in cluster_s.items()) + f" (min of {args.repeats}; target >= 0.9)")
+    dask_s = cluster_s[clusters[0]]
 
     costs = chunk_costs(colors, depths, snapshots, args.workers, extra)
     alone_s, costs["image_s"] = costs["image_s"], min(busy_image_s)

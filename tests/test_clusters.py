@@ -38,15 +38,16 @@ TOOLS = REPO / "tools"
 COUNTING_SCRIPT = Path(__file__).with_name("counting_engine.py")
 # Seconds a whole run on the test's cluster may take (the jobs start in about a second).
 RUN_TIMEOUT_S = 240
-# The configuration file of the docs' SLURM recipe, with this machine's values (one core and
-# 1 GB a job, the partition tools/slurm_localhost.sh makes, the scheduler on loopback).
+# The configuration file of the docs' one-machine SLURM recipe: one core and 4 GB a job (the
+# workers' memory limit: a node that does not track memory is not asked for it), the default
+# partition, the scheduler on loopback.
 JOBQUEUE_YAML = """\
 jobqueue:
   slurm:
-    queue: debug
     cores: 1
     processes: 1
-    memory: 1GB
+    memory: 4GB
+    job-directives-skip: ["--mem"]
     walltime: "00:30:00"
     log-directory: {logs}
     scheduler-options:
@@ -179,7 +180,7 @@ def test_jobs_the_queue_does_not_start_end_the_run_with_one_line(slurm, tmp_path
     env = slurm_env(tmp_path, slurm, "", DASK_DEPTH_EVAL__WORKERS_TIMEOUT="3")
     config = Path(env["DASK_CONFIG"]) / "jobqueue.yaml"
     config.write_text(config.read_text().replace(
-        "    queue: debug\n", "    queue: debug\n    job-extra-directives: ['--begin=now+3600']\n"))
+        "    cores: 1\n", "    cores: 1\n    job-extra-directives: ['--begin=now+3600']\n"))
     started = time.monotonic()
     done = depth_eval(workspace, env, "--quiet", "--dask", "slurm:2")
     assert done.returncode == 2
@@ -196,7 +197,7 @@ def test_jobqueue_configuration_without_cores_is_one_line(tmp_path):
     workspace = make_workspace(tmp_path, (GOOD,), ("00000",))
     config = tmp_path / "dask-config"
     config.mkdir()
-    (config / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    memory: 1GB\n")
+    (config / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    memory: 4GB\n")
     done = depth_eval(workspace, {**os.environ, "DASK_CONFIG": str(config)}, "--dask",
                       "slurm:1")
     assert done.returncode == 2

@@ -1,4 +1,5 @@
-"""Running the units on a Dask cluster (``--dask ADDRESS`` or ``--dask local:N``).
+"""Running the units on a Dask cluster (``--dask ADDRESS``, or ``--dask KIND:ARGUMENT``: a
+cluster made for the run, :mod:`depth_eval.execution.clusters`).
 
 :class:`DaskExecutor` has the executor interface of :mod:`depth_eval.execution.local`: it cuts each
 snapshot's work into chunks of images (about four per worker over the run, :func:`chunk_size`),
@@ -12,7 +13,11 @@ results are stored when its future completes, so once.  Pictures are written by 
 every folder must be at the same path on every worker (a shared filesystem), which
 :meth:`DaskExecutor.start` checks.
 
-dask is imported only here, and this module only with ``--dask``.
+A made cluster is waited for (every worker it asked for, or those there after
+:func:`~depth_eval.execution.clusters.workers_timeout_s`), and closed with the run: its
+workers shut down, its batch jobs cancelled.
+
+dask is imported only here and in the clusters' makers, and this module only with ``--dask``.
 """
 
 from __future__ import annotations
