@@ -112,6 +112,31 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
                         help="print the best snapshot's name alone on the last line")
     checks.add_argument("--format", choices=("text", "markdown"), default="text",
                         help="tables as plain text (default) or GitHub Markdown")
+    add_verdict_options(checks)
+
+
+# depth_eval.scoring.uncertainty.DEFAULT_LEVEL / METHODS; here so --help needs no numpy.
+DEFAULT_CONFIDENCE = 0.95
+INTERVAL_METHODS = ("BCa", "percentile")
+
+
+def add_verdict_options(checks) -> None:
+    """Intervals, significance and the CI report files (docs/ci.md)."""
+    checks.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, metavar="LEVEL",
+                        help="level of the bootstrap intervals of every mean and change "
+                             f"(default {DEFAULT_CONFIDENCE})")
+    checks.add_argument("--interval-method", choices=INTERVAL_METHODS,
+                        default=INTERVAL_METHODS[0],
+                        help="bootstrap interval: BCa (default) or percentile")
+    checks.add_argument("--significant", action="store_true",
+                        help="a --fail-if rule fails only when the change also lies outside "
+                             "the noise: its paired interval (per image, against the baseline) "
+                             "entirely on the worse side")
+    checks.add_argument("--report", type=Path, metavar="FILE.html",
+                        help="the browser report (default OUT_DIR/report.html)")
+    checks.add_argument("--junit", type=Path, metavar="FILE.xml",
+                        help="JUnit XML of the gate: one test per snapshot and rule, and per "
+                             "skipped snapshot or image")
 
 
 def run_task(settings, console) -> int:

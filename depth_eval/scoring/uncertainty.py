@@ -16,6 +16,7 @@ images where it is defined.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -64,11 +65,19 @@ def _as_rows(values) -> np.ndarray:
     return array
 
 
+@functools.lru_cache(maxsize=8)
 def _counts(images: int, confidence: Confidence) -> np.ndarray:
-    """(resamples, images): how often each resample drew each image."""
+    """(resamples, images), read-only: how often each resample drew each image.
+
+    Kept for the next call: every snapshot of a run has the same number of images.
+    """
     rng = np.random.default_rng(confidence.seed)
-    return rng.multinomial(images, np.full(images, 1.0 / images),
-                           size=confidence.resamples).astype(np.float64)
+    drawn = rng.integers(0, images, size=(confidence.resamples, images))
+    drawn += images * np.arange(confidence.resamples)[:, None]
+    counts = np.bincount(drawn.ravel(), minlength=confidence.resamples * images)
+    counts = counts.reshape(confidence.resamples, images).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
 
 
 def mean_intervals(values, confidence: Confidence = Confidence()) -> np.ndarray:

@@ -120,3 +120,9 @@ class Task:
     def after_run(self, items: list, kept: dict, means: dict, console) -> list[str]:
         """Drawing that needs every snapshot; returns problems (one line each)."""
         return []
+
+    def report_pictures(self, snapshot_name: str, item) -> dict[str, Path]:
+        """The pictures of one item of one snapshot the browser report shows, by what they
+        show: ``input``, ``ground truth``, ``raw`` and ``fitted`` prediction (none by
+        default)."""
+        return {}

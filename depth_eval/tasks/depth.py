@@ -307,6 +307,13 @@ class DepthTask(PairTask):
     def reusable(self, item):
         return item.stem not in self.kept_stems  # --figures draws its prediction
 
+    def report_pictures(self, snapshot_name, item):
+        outputs = self.settings.outputs
+        color_name, depth_name, gt_name = output_names(item.stem)
+        fitted, raw = outputs.out_dir / snapshot_name, outputs.abs_dir / snapshot_name
+        return {"input": fitted / color_name, "ground truth": fitted / gt_name,
+                "raw": raw / depth_name, "fitted": fitted / depth_name}
+
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []

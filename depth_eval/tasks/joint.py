@@ -92,6 +92,9 @@ class JointTask(Task):
         self.depth.add_facts(facts.get("depth", {}))
         self.gradients.add_facts(facts.get("gradients", {}))
 
+    def report_pictures(self, snapshot_name, item):
+        return self.depth.report_pictures(snapshot_name, item)
+
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []
