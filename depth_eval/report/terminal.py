@@ -50,7 +50,7 @@ def print_results(settings, tally, document: dict, verdict, console) -> None:
                 continue
             if check.fails:
                 console.error(f"gate: snapshot {check.snapshot} broke '{check.rule.text}': "
-                              f"{check.violation.reason}" + _sureness(check))
+                              f"{check.violation.reason}")
             else:
                 console.note(f"gate: snapshot {check.snapshot} passed '{check.rule.text}' within "
                              f"the noise: {check.violation.reason}" + _sureness(check))
