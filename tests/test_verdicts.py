@@ -201,3 +201,23 @@ def test_significant_needs_rules_and_confidence_its_range(tmp_path, capsys):
 def test_command_line_defaults_are_the_statistics_module_s():
     assert common.DEFAULT_CONFIDENCE == uncertainty.DEFAULT_LEVEL
     assert common.INTERVAL_METHODS == uncertainty.METHODS
+
+
+def test_charts_draw_intervals_as_error_bars_and_bands():
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    from depth_eval.pictures import charts
+
+    means = {"a_iter_1": {"RMSE": 1.0}, "a_iter_2": {"RMSE": 0.8}}
+    intervals = {"a_iter_1": {"RMSE": [0.9, 1.2]}, "a_iter_2": {"RMSE": [0.7, 0.85]}}
+    bars = charts.build_metrics_figure(means, {"RMSE": True}, intervals).axes[0]
+    segments = [c for c in bars.collections if isinstance(c, LineCollection)]
+    spans = sorted(tuple(np.round(s[:, 0], 6)) for c in segments for s in c.get_segments())
+    assert spans == [(0.7, 0.85), (0.9, 1.2)]
+    runs = charts.training_runs(means)
+    curve = charts.build_curve_figure(means, {"RMSE": True}, runs, intervals).axes[0]
+    band, = [c for c in curve.collections if isinstance(c, PolyCollection)]
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(0.7) and ys.max() == pytest.approx(1.2)
+    plain = charts.build_metrics_figure(means, {"RMSE": True}).axes[0]
+    assert not [c for c in plain.collections if isinstance(c, LineCollection)]

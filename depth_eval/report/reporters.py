@@ -48,7 +48,9 @@ class FiguresReporter(Reporter):
     """The task's drawings over every snapshot (``--figures``)."""
 
     def report(self, run, console):
-        return run.task.after_run(run.items, run.tally.kept, run.tally.means, console)
+        intervals = {name: entry.get("metrics_ci", {}) for name, entry in run.tally.entries.items()}
+        return run.task.after_run(run.items, run.tally.kept, run.tally.means, console,
+                                  intervals=intervals)
 
 
 # reporter name -> "module:class", in the order they run.

@@ -314,13 +314,13 @@ class DepthTask(PairTask):
         return {"input": fitted / color_name, "ground truth": fitted / gt_name,
                 "raw": raw / depth_name, "fitted": fitted / depth_name}
 
-    def after_run(self, items, kept, means, console):
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
         from depth_eval.tasks.depth_figures import write_figures
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
-                             self.settings.inputs.ground_truth)
+                             self.settings.inputs.ground_truth, intervals)
 
 
 def undefined_reasons(prediction: np.ndarray, extra: dict, native, settings) -> list[str]:
