@@ -14,8 +14,9 @@ from typing import Mapping
 import numpy as np
 
 from depth_eval.report import gate
-from depth_eval.scoring.keys import MetricKey, ranked
-from depth_eval.scoring.uncertainty import Confidence, PairedChange, excludes_zero, paired_change
+from depth_eval.scoring.keys import MetricKey, lower_is_better, ranked
+from depth_eval.scoring.uncertainty import (Confidence, PairedChange, excludes_zero, mean_intervals,
+                                            paired_change)
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,7 @@ def ties_with_best(entries: Mapping[str, Mapping], means: Mapping[str, Mapping[M
         mine = image_values(entries[name], [str(k) for k in wanted], images)
         theirs = np.vstack([image_values(entries[ties[key][0]], [str(key)], images)
                             for key in wanted])
-        change = paired_change(mine, theirs, confidence)
-        for key, interval in zip(wanted, change.interval):
+        for key, interval in zip(wanted, mean_intervals(mine - theirs, confidence)):
             if np.all(np.isfinite(interval)) and excludes_zero(interval) == 0:
                 ties[key][1].add(name)
     return ties
@@ -169,7 +169,7 @@ def decide(settings, document: Mapping, means: Mapping[str, Mapping[MetricKey, f
         verdict.ties = ties_with_best(entries, means, confidence)
     if gate_settings.best is not None:
         best = gate_settings.best
-        verdict.best = gate.best_snapshot(entries, str(best), bool(ranked([best])[best]))
+        verdict.best = gate.best_snapshot(entries, str(best), lower_is_better(best))
     baseline = gate_settings.baseline
     if baseline is None:
         return verdict
