@@ -17,6 +17,7 @@ import numpy as np
 
 from depth_eval.inputs import gt_encodings, images
 from depth_eval.errors import ImageError
+from depth_eval.choices import DEFAULT_GT_ENCODING
 from depth_eval.thesis import DEPTH_RANGE_M
 
 # caffe.io.load_image + skimage's resize to H x W x 1 sample channel coordinate 1.0 of an RGB
@@ -28,7 +29,7 @@ THESIS_GT_CHANNEL = 1
 class GroundTruthSettings:
     """How ground-truth files store depth (``--gt-encoding``, ``--depth-scale``)."""
 
-    encoding: str = "auto"
+    encoding: str = DEFAULT_GT_ENCODING
     depth_scale: float | None = None
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import png
 
 from depth_eval.inputs import limits
+from depth_eval.choices import GT_ENCODINGS
 from depth_eval.thesis import DEPTH_RANGE_M
 from depth_eval.writing import write_atomic
 
@@ -44,7 +45,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NPY_MAGIC = b"\x93NUMPY"
 
 # Values of read_depth_m(encoding=...).
-ENCODINGS = ("auto", "thesis", "mm", "npy", "float")
+ENCODINGS = GT_ENCODINGS
 
 
 # What each encoding means, for the one line the CLI prints about what it assumed.

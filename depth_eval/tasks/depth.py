@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_eval.scoring import alignments, thesis_metrics, score, standard_metrics
+from depth_eval.scoring import thesis_metrics, score, standard_metrics
 from depth_eval.scoring.alignments import fitted_picture
 from depth_eval.inputs import discover, gt_encodings, images
 from depth_eval.pictures import pngs
