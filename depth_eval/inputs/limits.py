@@ -106,12 +106,6 @@ def read_regular(path: Path) -> bytes:
         return stream.read()
 
 
-def check_regular(path: Path) -> None:
-    """Raise :class:`NotRegularFileError` unless ``path`` is a regular file (for files another
-    library opens by name, such as OpenCV's Caffe importer)."""
-    open_regular(path).close()
-
-
 # --- images ------------------------------------------------------------------------------------
 
 def max_image_pixels() -> int:
