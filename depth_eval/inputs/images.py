@@ -14,7 +14,7 @@ import numpy as np
 
 from depth_eval.inputs import limits
 from depth_eval.errors import ImageError, ImageReadError
-from depth_eval.thesis import DEPTH_RANGE_M, GT_SHAPE, INPUT_MEAN, INPUT_RAW_SCALE  # noqa: F401
+from depth_eval.thesis import INPUT_MEAN, INPUT_RAW_SCALE
 
 
 
