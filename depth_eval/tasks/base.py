@@ -60,6 +60,11 @@ class SnapshotWork:
         """The input file an item stands for (messages, progress)."""
         return getattr(item, "color_path", item)
 
+    @staticmethod
+    def input_name(item) -> str:
+        """An item's identity in a run: its input file's name (unique in INPUT_DIR)."""
+        return SnapshotWork.input_path(item).name
+
 
 class Task:
     """Base of the tasks; see the module docstring."""

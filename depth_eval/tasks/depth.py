@@ -29,13 +29,13 @@ GT_VISUAL_SUFFIX = "_gt"
 
 def output_names(stem: str) -> tuple[str, str, str]:
     """The three PNG names the original wrote for input ``<X>_colors``: colours, depth, ground truth."""
-    base = _base(stem)
+    base = discover.input_base(stem)
     return f"{stem}.png", f"{base}{discover.GROUND_TRUTH_SUFFIX}.png", f"{base}{GT_VISUAL_SUFFIX}.png"
 
 
 def prediction_names(stem: str) -> tuple[str, str, str]:
     """Raw depth files for input ``stem``: visualisation, metres (.npy), millimetres (PNG)."""
-    depth = f"{_base(stem)}{discover.GROUND_TRUTH_SUFFIX}"
+    depth = f"{discover.input_base(stem)}{discover.GROUND_TRUTH_SUFFIX}"
     return f"{depth}.png", f"{depth}.npy", f"{depth}_mm.png"
 
 
@@ -54,10 +54,6 @@ def picture_names(stem: str, outputs) -> tuple[list[str], list[str]]:
     extra = list(prediction_names(stem)[1:]) if outputs.save_raw else []
     return both, both + extra
 
-
-def _base(stem: str) -> str:
-    suffix = discover.INPUT_SUFFIX
-    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
 
 
 def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],

@@ -30,11 +30,6 @@ CHANNEL_PREFIXES = ("grad1", "grad2")
 JOINT_PREFIX = "grad"
 
 
-def _base(stem: str) -> str:
-    """``X`` of an input stem ``X_colors`` (only the suffix is replaced: SPEC-grad.md 9)."""
-    suffix = discover.INPUT_SUFFIX
-    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
-
 
 def colors_name(stem: str) -> str:
     """The network input picture, ``X_colors.png`` (the depth task writes the same file)."""
@@ -44,7 +39,7 @@ def colors_name(stem: str) -> str:
 def picture_names(stem: str) -> dict[str, str]:
     """Picture suffix (``_grad1``, ``_grad2``, ``_gt1``, ``_gt2``) -> its file name for input
     ``stem``."""
-    base = _base(stem)
+    base = discover.input_base(stem)
     return {suffix: f"{base}{suffix}.png" for suffix in gradient_metrics.PICTURE_SUFFIXES}
 
 
