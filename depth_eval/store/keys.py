@@ -16,11 +16,9 @@ from depth_eval.inputs.discover import snapshot_iteration
 
 # Bump whenever a change to depth_eval moves any number a unit records (metric formulas,
 # preprocessing, resizing, engines, encodings ...): every stored unit then misses and is
-# computed again.  It is part of every unit's key.
+# computed again.  It is part of every unit's key.  tests/test_numbers_fingerprint.py fails
+# when the code that makes those numbers changes, so the bump is decided, not forgotten.
 NUMBERS_VERSION = 1
-
-
-# Caffe names training snapshots ``<prefix>_iter_<N>`` (the last such part counts).
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
