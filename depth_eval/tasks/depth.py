@@ -225,6 +225,9 @@ class PairTask(Task):
             self.encodings.add(encoding)
             return True
 
+    def reusable(self, item):
+        return item.stem not in self.kept_stems  # --figures draws its prediction
+
     def document_fields(self) -> dict:
         return {"ground_truth_encodings": sorted(self.encodings),
                 "files_not_evaluated": self.left_out}
@@ -300,9 +303,6 @@ class DepthTask(PairTask):
         fitted, raw = picture_names(item.stem, outputs)
         return ([outputs.out_dir / snapshot_name / name for name in fitted]
                 + [outputs.abs_dir / snapshot_name / name for name in raw])
-
-    def reusable(self, item):
-        return item.stem not in self.kept_stems  # --figures draws its prediction
 
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):

@@ -149,6 +149,12 @@ class GradientsTask(PairTask):
         return GradientsWork(self, snapshot_name,
                              output_folder(self.settings.outputs.out_dir / snapshot_name), items)
 
+    def unit_files(self, snapshot_name, item, write_colors: bool = True):
+        folder = self.settings.outputs.out_dir / snapshot_name
+        names = list(picture_names(item.stem).values())
+        return [folder / name for name in ([colors_name(item.stem)] if write_colors else [])
+                + names]
+
     def summarise(self, results):
         """The original's mean over images and both channels (divided by 2 x the images
         evaluated, not by 2 x every entry of INPUT_DIR: SPEC-grad.md 9)."""
