@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,8 +12,9 @@ import cv2
 import numpy as np
 
 from .. import timings
-from ..errors import SnapshotError
-from .base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule
+from ..errors import SnapshotError, UnsupportedLayerError
+from . import opencv_fixes
+from .base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule, _read_bytes
 
 
 class OpenCVEngine(Engine):
@@ -39,18 +42,28 @@ class OpenCVEngine(Engine):
                 self._net = self._read_net()
             if hashed is not None:
                 hashed.result()  # its SnapshotError if the file cannot be read
-        self._output_layer = opencv_layer_for_blob(self._net, self.info, str(self.prototxt))
-        # Every output layer of a multi-output pass, the first first (net.forward(names)).
-        self._output_layers = [self._output_layer] + [
-            opencv_layer_for_blob(self._net, extra, str(self.prototxt))
-            for extra in self.extra_info]
+        # Each output as (OpenCV layer, index among its outputs): a blob can be any top.
+        self._outputs = [opencv_output_for_blob(self._net, self.definition, info,
+                                                str(self.prototxt))
+                         for info in (self.info, *self.extra_info)]
+        self._output_layers = [layer for layer, _ in self._outputs]
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
     def _read_net(self):
+        text = _read_bytes(self.prototxt).decode("utf-8", errors="replace")
+        try:
+            corrected, self.corrected_layers = opencv_fixes.corrected_definition(text)
+        except opencv_fixes.Refused as why:
+            raise UnsupportedLayerError(
+                f"{self.prototxt}: {why}; OpenCV's dnn module cannot compute it as Caffe "
+                "does: use --engine onnxruntime") from None
         try:
             # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
-            net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
+            if corrected is None:
+                net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
+            else:
+                net = _read_corrected(corrected, self.caffemodel)
         except cv2.error as error:
             raise SnapshotError(f"{self.caffemodel}: OpenCV cannot load it: "
                                 f"{_cv_message(error)}") from None
@@ -73,12 +86,45 @@ class OpenCVEngine(Engine):
         or with extra outputs a tuple of them (one pass computes all)."""
         self._net.setInput(batch, self.info.input_name)
         try:
-            if len(self._output_layers) == 1:
-                return np.array(self._net.forward(self._output_layer), copy=True)
-            return tuple(np.array(output, copy=True)
-                         for output in self._net.forward(self._output_layers))
+            retrieved = self._net.forwardAndRetrieve(self._output_layers)
         except cv2.error as error:
-            raise SnapshotError(f"forward pass failed: {_cv_message(error)}") from None
+            raise SnapshotError(f"{self.caffemodel}: forward pass failed at "
+                                f"{self._failing_layer(batch)}: {_cv_message(error)}") from None
+        outputs = tuple(np.array(retrieved[i][index], copy=True)
+                        for i, (_, index) in enumerate(self._outputs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _failing_layer(self, batch: np.ndarray) -> str:
+        """The first layer whose forward pass fails (OpenCV's error does not name it)."""
+        types = {layer.name: layer.type for layer in self.definition.layer}
+        for name in self._net.getLayerNames():
+            self._net.setInput(batch, self.info.input_name)
+            try:
+                self._net.forward(name)
+            except cv2.error:
+                layer = self._net.getLayer(self._net.getLayerId(name))
+                return f"layer '{name}' ({types.get(name, layer.type)})"
+        return "an unknown layer"
+
+
+def _read_corrected(text: str, caffemodel: Path):
+    """OpenCV's net from corrected prototxt text (a temporary file: OpenCV reads paths)."""
+    handle, path = tempfile.mkstemp(suffix=".prototxt", prefix="depth_eval-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        return cv2.dnn.readNetFromCaffe(path, str(caffemodel))
+    finally:
+        os.unlink(path)
+
+
+def opencv_output_for_blob(net, definition, info: NetworkInfo, source: str) -> tuple[str, int]:
+    """The OpenCV layer writing ``info.output_blob`` and the blob's index among its outputs
+    (the position of the blob among the last writer's tops)."""
+    layer = opencv_layer_for_blob(net, info, source)
+    writer = next((one for one in reversed(definition.layer)
+                   if one.name == info.output_layer and info.output_blob in one.top), None)
+    return layer, list(writer.top).index(info.output_blob) if writer is not None else 0
 
 
 def opencv_layer_for_blob(net, info: NetworkInfo, source: str) -> str:
