@@ -19,7 +19,7 @@ from .. import guards, timings
 from ..hashing import file_sha256
 from ..caffe import proto as caffe_proto, shapes as caffe_shapes
 from ..caffe.weights import CaffeWeights
-from ..errors import CaffeFormatError, ShapeError, SnapshotError
+from ..errors import CaffeFormatError, ImageError, ShapeError, SnapshotError
 from ..metrics import LOG_ENCODING_SLOPE
 
 
@@ -210,9 +210,12 @@ class Engine:
         A one-channel output becomes an h x w map (depth / 10), more channels C x h x w.  With
         ``log_encoded`` the thesis' log encoding is undone, ``exp((o - 1) / 0.179581)``.
         """
+        _check_finite(output, self.info.output_blob)
         maps = output.reshape(output.shape[-3:]) if output.ndim >= 3 else output
         if self.log_encoded:
-            maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
+            with np.errstate(over="ignore"):  # an overflow is reported just below
+                maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
+            _check_finite(maps, self.info.output_blob, "decoded with --log")
         return maps[0] if maps.ndim == 3 and maps.shape[0] == 1 else maps
 
     def decode_outputs(self, outputs: tuple[np.ndarray, ...], index: int) -> tuple[np.ndarray, ...]:
@@ -220,6 +223,8 @@ class Engine:
         :meth:`decode` gives it, the extra ones C x h x w as they are (``--log`` is the first
         output's encoding, never theirs)."""
         first, *extras = (output[index:index + 1] for output in outputs)
+        for extra, info in zip(extras, self.extra_info):
+            _check_finite(extra, info.output_blob)
         return (self.decode(first), *(extra.reshape(extra.shape[-3:]) for extra in extras))
 
     def hash_weights(self) -> str:
@@ -280,6 +285,15 @@ class Engine:
     def output_blobs(self) -> tuple[str, ...]:
         """Every blob a forward pass returns: the output, then the extra outputs."""
         return (self.info.output_blob, *(extra.output_blob for extra in self.extra_info))
+
+
+def _check_finite(maps: np.ndarray, blob: str, how: str = "") -> None:
+    """Refuse one image's output with NaN or infinite values (a network can compute them:
+    the log of a negative value); the metrics would be NaN or raise warnings."""
+    bad = maps.size - int(np.count_nonzero(np.isfinite(maps)))
+    if bad:
+        raise ImageError(f"output blob '{blob}'{' ' + how if how else ''} has {bad} NaN or "
+                         f"infinite values (of {maps.size})")
 
 
 def _read_bytes(path: Path) -> bytes:

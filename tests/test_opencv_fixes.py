@@ -1,0 +1,134 @@
+"""The opencv engine where OpenCV alone would not compute what Caffe does: refusals at load, a
+failed forward pass named, non-finite outputs refused per image (both engines, through the CLI)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import numpy as np
+import pytest
+
+from caffemodel_factory import write_caffemodel_weights
+from depth_eval.engines.base import ANY_OUTPUT
+from depth_eval.engines.opencv import OpenCVEngine
+from depth_eval.engines.opencv_fixes import Refused, corrected_definition
+from depth_eval.errors import SnapshotError, UnsupportedLayerError
+from helpers import GOLDEN, GOOD, evaluate, results
+
+CATALOGUE = GOLDEN / "catalogue"
+HAVE_ONNXRUNTIME = importlib.util.find_spec("onnxruntime") is not None
+
+INPUT = """name: "{name}"
+layer {{ name: "data" type: "Input" top: "data"
+        input_param {{ shape {{ dim: 1 dim: 3 dim: 24 dim: 32 }} }} }}
+layer {{ name: "pre" type: "Convolution" bottom: "data" top: "pre"
+        convolution_param {{ num_output: 1 kernel_size: 1 }} }}
+"""
+
+
+def _snapshot(folder, name: str, layers: str, weights=(0.0, 0.0, 0.0), conv_bias: float = 0.0):
+    """A 1 x 3 x 24 x 32 -> ``pre`` (1 channel: these weights on R, G, B, this bias) ->
+    ``layers`` net."""
+    prototxt = folder / f"{name}.prototxt"
+    prototxt.write_text(INPUT.format(name=name))  # the weights are the convolution's alone
+    caffemodel = folder / f"{name}.caffemodel"
+    write_caffemodel_weights(prototxt, caffemodel, {
+        "pre": [np.reshape(weights, (1, 3, 1, 1)), np.full((1,), conv_bias)]})
+    prototxt.write_text(INPUT.format(name=name) + layers)
+    return prototxt, caffemodel
+
+
+def test_a_reduction_to_a_scalar_is_refused_at_load_in_one_line(tmp_path):
+    prototxt, caffemodel = _snapshot(tmp_path, "scalar", """
+layer { name: "all" type: "Reduction" bottom: "pre" top: "all" }
+layer { name: "out" type: "Power" bottom: "pre" top: "depth" }
+""")
+    with pytest.raises(UnsupportedLayerError) as refused:
+        OpenCVEngine(prototxt, caffemodel, output_blob="depth", rule=ANY_OUTPUT)
+    message = str(refused.value)
+    assert "\n" not in message and str(prototxt) in message
+    assert "layer 'all' (Reduction)" in message and "--engine onnxruntime" in message
+
+
+def test_a_legacy_v1_net_needing_a_correction_is_refused(tmp_path):
+    prototxt = tmp_path / "v1.prototxt"
+    prototxt.write_text('input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'
+                        'layers { name: "t" type: THRESHOLD bottom: "data" top: "depth" }\n')
+    with pytest.raises(Refused) as refused:
+        corrected_definition(prototxt.read_text())
+    assert "layer 't' (Threshold)" in str(refused.value) and "V1" in str(refused.value)
+
+
+def test_only_the_layers_that_need_it_are_swapped_and_the_rest_of_the_text_is_kept():
+    text = (CATALOGUE / "lrn_across" / "lrn_across.prototxt").read_text()
+    corrected, swapped = corrected_definition(text)
+    assert swapped == [("x", "LRN", "DepthEvalCaffeLRN")]
+    assert corrected.replace('"DepthEvalCaffeLRN"', '"LRN"') == text
+    within = (CATALOGUE / "lrn_within" / "lrn_within.prototxt").read_text()
+    assert corrected_definition(within) == (None, [])
+
+
+@pytest.mark.parametrize("output_blob", ["aux", "depth"])
+def test_any_top_of_a_multi_top_layer_is_read_by_its_name(output_blob):
+    folder = CATALOGUE / "slice_depth_second"
+    engine = OpenCVEngine(folder / "slice_depth_second.prototxt",
+                          folder / "slice_depth_second.caffemodel", output_blob=output_blob,
+                          rule=ANY_OUTPUT)
+    expected = np.load(folder / f"{output_blob}.npy")
+    got = engine.forward(np.load(folder / "input.npy"))
+    assert np.max(np.abs(got - expected)) < 1e-4 * np.ptp(expected)
+
+
+def test_a_failed_forward_pass_names_the_caffemodel_and_the_layer():
+    folder = CATALOGUE / "ip_reshape"
+    engine = OpenCVEngine(folder / "ip_reshape.prototxt", folder / "ip_reshape.caffemodel",
+                          output_blob="depth", rule=ANY_OUTPUT)
+    with pytest.raises(SnapshotError) as failed:  # an input the InnerProduct was not made for
+        engine.forward(np.zeros((1, 3, 12, 16), np.float32))
+    message = str(failed.value)
+    assert "\n" not in message and str(folder / "ip_reshape.caffemodel") in message
+    assert "layer 'ip' (InnerProduct)" in message
+
+
+ENGINES = ["opencv", pytest.param("onnxruntime", marks=pytest.mark.skipif(
+    not HAVE_ONNXRUNTIME, reason="onnxruntime not installed"))]
+
+
+@pytest.mark.parametrize("batch", ["1", "2"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_network_computing_nan_is_refused_per_image(workspace, engine, batch, capsys):
+    # sqrt(2 + R - G + B / 100): finite on the grey image (input in [-127, 128]), NaN where a
+    # colour pixel has G well above R (Caffe's Power of a negative base to a fractional power
+    # is NaN, as C's pow).
+    _snapshot(workspace / "snapshots", "nan_net", """
+layer { name: "root" type: "Power" bottom: "pre" top: "depth" power_param { power: 0.5 } }
+""", weights=(1.0, -1.0, 0.01), conv_bias=2.0)
+    with _no_warnings():
+        # In a batch of two, the other image is evaluated all the same.
+        status = evaluate(workspace, "--engine", engine, "--batch", batch, "--quiet")
+    captured = capsys.readouterr()
+    assert status == 1, captured.err
+    refusals = [line for line in captured.err.splitlines() if "NaN" in line]
+    assert len(refusals) == 1, captured.err  # the colour image, one line
+    assert re.fullmatch(r"error: image skipped: \S*/00000_colors\.png: output blob 'depth' has "
+                        r"[1-9]\d* NaN or infinite values \(of \d+\)", refusals[0]), refusals
+    assert "Traceback" not in captured.err and "RuntimeWarning" not in captured.err
+    snapshots = results(workspace)["snapshots"]
+    assert GOOD in snapshots and "nan_net" in snapshots
+
+
+class _no_warnings:
+    """No warning (numpy's RuntimeWarning on NaN) escapes the block."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings(record=True)
+        self._caught = self._catch.__enter__()
+        warnings.simplefilter("always")
+
+    def __exit__(self, *exc):
+        self._catch.__exit__(*exc)
+        leaked = [str(w.message) for w in self._caught]
+        assert not leaked, leaked
