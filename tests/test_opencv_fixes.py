@@ -51,6 +51,19 @@ layer { name: "out" type: "Power" bottom: "pre" top: "depth" }
     assert "layer 'all' (Reduction)" in message and "--engine onnxruntime" in message
 
 
+def test_a_private_layer_whose_output_opencv_would_reshape_is_refused_at_load(tmp_path):
+    # OpenCV hands a 3-axis array back from Python as a 2-D matrix of 24 channels.
+    prototxt, caffemodel = _snapshot(tmp_path, "rows", """
+layer { name: "rowsum" type: "Reduction" bottom: "pre" top: "rows" reduction_param { axis: 3 } }
+layer { name: "out" type: "Power" bottom: "pre" top: "depth" }
+""")
+    with pytest.raises(UnsupportedLayerError) as refused:
+        OpenCVEngine(prototxt, caffemodel, output_blob="depth", rule=ANY_OUTPUT)
+    message = str(refused.value)
+    assert "\n" not in message and "layer 'rowsum' (Reduction)" in message
+    assert "3-axis output [1, 1, 24]" in message and "--engine onnxruntime" in message
+
+
 def test_a_legacy_v1_net_needing_a_correction_is_refused(tmp_path):
     prototxt = tmp_path / "v1.prototxt"
     prototxt.write_text('input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'

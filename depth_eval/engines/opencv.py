@@ -70,6 +70,7 @@ class OpenCVEngine(Engine):
         try:
             # Creates every layer now (OpenCV defers it to the first forward pass), so a layer
             # type OpenCV lacks is reported at load, naming the layer, and not per image.
+            created = opencv_fixes.track_layers()
             net.getMemoryConsumption(tuple(self.input_shape))
         except cv2.error as error:
             unknown = _UNKNOWN_LAYER.search(str(error))
@@ -79,7 +80,20 @@ class OpenCVEngine(Engine):
                                     "run") from None
             raise SnapshotError(f"{self.prototxt}: OpenCV cannot run this network: "
                                 f"{_cv_message(error)}") from None
+        self._refuse_unreturnable(created)
         return net
+
+    def _refuse_unreturnable(self, created: list) -> None:
+        """A private layer whose output OpenCV would reshape: refused now, naming the layer."""
+        found = opencv_fixes.unreturnable(created)
+        if found is None:
+            return
+        index, why = found
+        name, caffe_type, _ = (self.corrected_layers[index] if index < len(self.corrected_layers)
+                               else ("?", "?", ""))
+        raise UnsupportedLayerError(
+            f"{self.prototxt}: layer '{name}' ({caffe_type}): {why}; OpenCV's dnn module cannot "
+            "compute it as Caffe does: use --engine onnxruntime")
 
     def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x C x h x w,

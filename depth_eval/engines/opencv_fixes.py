@@ -303,15 +303,43 @@ def _enum(value, names: tuple[str, ...]) -> str:
     return names[int(value)] if not isinstance(value, str) else value
 
 
+# OpenCV turns a returned 3-axis array whose last axis has at most this many values into a
+# 2-D multi-channel matrix (CV_CN_MAX, opencv2/core/cvdef.h), and a 1-axis one into 2-D.
+_CV_CN_MAX = 512
+_created = threading.local()
+
+
+def track_layers() -> list:
+    """Start recording, on this thread, the private layers OpenCV creates (in creation order,
+    which is the definition's): :func:`unreturnable` reads the list once the net is set up."""
+    _created.layers = []
+    return _created.layers
+
+
+def unreturnable(created: list) -> tuple[int, str] | None:
+    """(index among the created private layers, why) for the first whose output OpenCV's
+    Python layer interface would hand back with other axes than Caffe's blob has."""
+    for index, layer in enumerate(created):
+        for shape in layer.output_shapes:
+            if len(shape) == 1 or (len(shape) == 3 and shape[-1] <= _CV_CN_MAX):
+                return index, (f"its {len(shape)}-axis output {list(shape)} cannot be returned "
+                               "through OpenCV's layer interface with Caffe's axes")
+    return None
+
+
 class _CaffeLayer:
     """Base of the private layers: shapes from a dry run of the forward pass."""
 
     def __init__(self, params, blobs):
         self.params, self.blobs = dict(params), [np.asarray(b, np.float32) for b in blobs]
+        self.output_shapes: list[tuple[int, ...]] = []
+        getattr(_created, "layers", []).append(self)
 
     def getMemoryShapes(self, inputs):  # noqa: N802 (OpenCV's name)
         arrays = [np.zeros(tuple(int(d) for d in shape), np.float32) for shape in inputs]
-        return [list(out.shape) for out in self.compute(arrays)]
+        with np.errstate(all="ignore"):
+            self.output_shapes = [out.shape for out in self.compute(arrays)]
+        return [list(shape) for shape in self.output_shapes]
 
     def forward(self, inputs):
         with np.errstate(all="ignore"):  # NaN where Caffe gives NaN; reported per image
@@ -437,9 +465,10 @@ class _ArgMax(_CaffeLayer):
         best = np.take_along_axis(values, order, axis=axis)
         if "axis" in self.params:
             return [best if out_max_val else order.astype(np.float32)]
-        if out_max_val:
-            return [np.stack([order.astype(np.float32), best], axis=1)]
-        return [order.astype(np.float32)[:, None, :]]
+        # Caffe's top: N x (2 with the values, else 1) x top_k, padded with 1s to the bottom's axes.
+        rows = [order.astype(np.float32)] + ([best] if out_max_val else [])
+        top = np.stack(rows, axis=1)
+        return [top.reshape(top.shape + (1,) * (x.ndim - 3))]
 
 
 def _caffe_pool(x: np.ndarray, kernel, stride, pad, method: str) -> np.ndarray:
