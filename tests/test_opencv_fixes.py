@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from caffemodel_factory import write_caffemodel_weights
+from depth_eval.caffe.proto import read_caffemodel, write_caffemodel
 from depth_eval.engines.base import ANY_OUTPUT
 from depth_eval.engines.opencv import OpenCVEngine
 from depth_eval.engines.opencv_fixes import Refused, corrected_definition
@@ -62,6 +63,23 @@ layer { name: "out" type: "Power" bottom: "pre" top: "depth" }
     message = str(refused.value)
     assert "\n" not in message and "layer 'rowsum' (Reduction)" in message
     assert "3-axis output [1, 1, 24]" in message and "--engine onnxruntime" in message
+
+
+def test_weights_that_do_not_fit_a_private_layer_name_it_and_the_caffemodel(tmp_path):
+    prototxt, caffemodel = _snapshot(tmp_path, "bias", """
+layer { name: "t" type: "Threshold" bottom: "pre" top: "t" }
+layer { name: "b" type: "Bias" bottom: "t" top: "depth" bias_param { axis: 2 } }
+""")
+    model = read_caffemodel(caffemodel)
+    bias = model.layer.add(name="b", type="Bias").blobs.add()
+    bias.shape.dim.append(23)  # the bias of axis 2 needs 24 values, one per row
+    bias.data.extend([0.5] * 23)
+    write_caffemodel(model, caffemodel)
+    with pytest.raises(SnapshotError) as refused:
+        OpenCVEngine(prototxt, caffemodel, output_blob="depth", rule=ANY_OUTPUT)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{caffemodel}: does not match")
+    assert "layer 'b' (Bias)" in message and "23 values" in message
 
 
 def test_a_legacy_v1_net_needing_a_correction_is_refused(tmp_path):

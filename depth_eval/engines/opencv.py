@@ -84,13 +84,20 @@ class OpenCVEngine(Engine):
         return net
 
     def _refuse_unreturnable(self, created: list) -> None:
-        """A private layer whose output OpenCV would reshape: refused now, naming the layer."""
-        found = opencv_fixes.unreturnable(created)
+        """A private layer that cannot compute Caffe's blob: refused now, naming the layer."""
+        found = opencv_fixes.first_problem(created)
         if found is None:
             return
-        index, why = found
-        name, caffe_type, _ = (self.corrected_layers[index] if index < len(self.corrected_layers)
-                               else ("?", "?", ""))
+        index, weights, why = found
+        kind = opencv_fixes.caffe_type_of(created[index])
+        # OpenCV creates the layers once each, in the definition's order: the index names it.
+        name, caffe_type, _ = (self.corrected_layers[index]
+                               if len(created) == len(self.corrected_layers) else ("?", kind, ""))
+        if caffe_type != kind:
+            name, caffe_type = "?", kind
+        if weights:
+            raise SnapshotError(f"{self.caffemodel}: does not match {self.prototxt.name}: "
+                                f"layer '{name}' ({caffe_type}): {why}")
         raise UnsupportedLayerError(
             f"{self.prototxt}: layer '{name}' ({caffe_type}): {why}; OpenCV's dnn module cannot "
             "compute it as Caffe does: use --engine onnxruntime")

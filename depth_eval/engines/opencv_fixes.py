@@ -316,14 +316,18 @@ def track_layers() -> list:
     return _created.layers
 
 
-def unreturnable(created: list) -> tuple[int, str] | None:
-    """(index among the created private layers, why) for the first whose output OpenCV's
-    Python layer interface would hand back with other axes than Caffe's blob has."""
+def first_problem(created: list) -> tuple[int, bool, str] | None:
+    """(index among the created private layers, whether the weights are at fault, why) for the
+    first that cannot compute Caffe's blob: weights that do not fit its bottom, or an output
+    OpenCV's Python layer interface would hand back with other axes than Caffe's blob has."""
     for index, layer in enumerate(created):
+        if layer.problem:
+            return index, True, layer.problem
         for shape in layer.output_shapes:
             if len(shape) == 1 or (len(shape) == 3 and shape[-1] <= _CV_CN_MAX):
-                return index, (f"its {len(shape)}-axis output {list(shape)} cannot be returned "
-                               "through OpenCV's layer interface with Caffe's axes")
+                return index, False, (f"its {len(shape)}-axis output {list(shape)} cannot be "
+                                      "returned through OpenCV's layer interface with Caffe's "
+                                      "axes")
     return None
 
 
@@ -333,12 +337,19 @@ class _CaffeLayer:
     def __init__(self, params, blobs):
         self.params, self.blobs = dict(params), [np.asarray(b, np.float32) for b in blobs]
         self.output_shapes: list[tuple[int, ...]] = []
+        self.problem = ""
         getattr(_created, "layers", []).append(self)
 
     def getMemoryShapes(self, inputs):  # noqa: N802 (OpenCV's name)
         arrays = [np.zeros(tuple(int(d) for d in shape), np.float32) for shape in inputs]
-        with np.errstate(all="ignore"):
-            self.output_shapes = [out.shape for out in self.compute(arrays)]
+        try:
+            with np.errstate(all="ignore"):
+                self.output_shapes = [out.shape for out in self.compute(arrays)]
+        except (ValueError, IndexError, KeyError) as error:
+            # Reported by the engine once the net is set up (OpenCV would log and lose it).
+            self.problem = f"its weights do not fit its input {list(arrays[0].shape)}: {error}" \
+                if arrays else f"its weights do not fit: {error}"
+            return [list(shape) for shape in inputs] or [[1]]
         return [list(shape) for shape in self.output_shapes]
 
     def forward(self, inputs):
@@ -554,6 +565,13 @@ _LAYERS = {"Scale": _Scale, "Bias": _Bias, "Threshold": _Threshold, "Log": _Log,
            "ArgMax": _ArgMax, "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter,
            "Tile": _Tile}
 _registered = False
+
+
+def caffe_type_of(layer: _CaffeLayer) -> str:
+    """The Caffe type a private layer computes."""
+    return next(kind for kind, cls in _LAYERS.items() if isinstance(layer, cls))
+
+
 _lock = threading.Lock()
 
 
