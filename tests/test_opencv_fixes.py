@@ -13,7 +13,7 @@ from caffemodel_factory import write_caffemodel_weights
 from depth_eval.caffe.proto import read_caffemodel, write_caffemodel
 from depth_eval.engines.base import ANY_OUTPUT
 from depth_eval.engines.opencv import OpenCVEngine
-from depth_eval.engines.opencv_fixes import Refused, corrected_definition
+from depth_eval.engines.opencv_fixes import corrected_definition
 from depth_eval.errors import SnapshotError, UnsupportedLayerError
 from helpers import GOLDEN, GOOD, evaluate, results
 
@@ -82,13 +82,29 @@ layer { name: "b" type: "Bias" bottom: "t" top: "depth" bias_param { axis: 2 } }
     assert "layer 'b' (Bias)" in message and "23 values" in message
 
 
-def test_a_legacy_v1_net_needing_a_correction_is_refused(tmp_path):
+def test_a_legacy_v1_net_needing_a_correction_is_upgraded_for_opencv(tmp_path):
+    # The catalogue's lrn_across (LRN k 3) in the V1 form: the type enums cannot name the
+    # private type, so OpenCV reads the definition upgraded to the current form.
+    folder = CATALOGUE / "lrn_across"
+    text = (folder / "lrn_across.prototxt").read_text()
+    lrn = re.search(r"lrn_param \{[^}]*\}", text)[0]
     prototxt = tmp_path / "v1.prototxt"
-    prototxt.write_text('input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'
-                        'layers { name: "t" type: THRESHOLD bottom: "data" top: "depth" }\n')
-    with pytest.raises(Refused) as refused:
-        corrected_definition(prototxt.read_text())
-    assert "layer 't' (Threshold)" in str(refused.value) and "V1" in str(refused.value)
+    prototxt.write_text(
+        'name: "v1"\ninput: "data"\ninput_dim: 1 input_dim: 3 input_dim: 24 input_dim: 32\n'
+        'layers { name: "pre" type: CONVOLUTION bottom: "data" top: "pre" blobs_lr: 1\n'
+        '  blobs_lr: 2 weight_decay: 1 weight_decay: 0\n'
+        '  convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }\n'
+        f'layers {{ name: "x" type: LRN bottom: "pre" top: "x" {lrn} }}\n'
+        'layers { name: "head" type: CONVOLUTION bottom: "x" top: "depth"\n'
+        '  convolution_param { num_output: 1 kernel_size: 1 pad: 0 } }\n')
+    corrected, swapped = corrected_definition(prototxt.read_text())
+    assert swapped == [("x", "LRN", "DepthEvalCaffeLRN")] and "layers" not in corrected
+    for blob in ("x", "depth"):
+        engine = OpenCVEngine(prototxt, folder / "lrn_across.caffemodel", output_blob=blob,
+                              rule=ANY_OUTPUT)
+        expected = np.load(folder / f"{blob}.npy")
+        got = engine.forward(np.load(folder / "input.npy"))
+        assert np.max(np.abs(got - expected)) < 1e-4 * np.ptp(expected), blob
 
 
 def test_only_the_layers_that_need_it_are_swapped_and_the_rest_of_the_text_is_kept():

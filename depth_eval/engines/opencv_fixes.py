@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..caffe.proto import V1_TYPE_NAMES
+
 # Prefix of the types registered here (no Caffe or OpenCV layer type starts with it).
 PRIVATE_PREFIX = "DepthEvalCaffe"
 
@@ -126,12 +128,13 @@ def _message(tokens, i: int, closing: str | None) -> tuple[list, int]:
     return entries, i
 
 
-def layer_blocks(text: str) -> tuple[list[LayerText], bool]:
-    """The top-level ``layer`` blocks of a prototxt, and whether it uses the V1 ``layers``."""
+def layer_blocks(text: str) -> tuple[list, list[LayerText]]:
+    """The prototxt's top-level entries and its layers, ``layer`` or legacy V1 ``layers``
+    blocks (the V1 type enum read as Caffe's type name, its span left None)."""
     entries, _ = _message(_tokens(text), 0, None)
     layers = []
     for entry in entries:
-        if entry.key != "layer" or not isinstance(entry.value, list):
+        if entry.key not in ("layer", "layers") or not isinstance(entry.value, list):
             continue
         layer = LayerText(entry.value, None)
         for item in entry.value:
@@ -139,14 +142,59 @@ def layer_blocks(text: str) -> tuple[list[LayerText], bool]:
                 continue
             if item.key == "name":
                 layer.name = _scalar(item.value)
-            elif item.key == "type":
+            elif item.key == "type" and entry.key == "layer":
                 layer.type, layer.type_span = _scalar(item.value), (item.start, item.end)
+            elif item.key == "type":
+                layer.type = V1_TYPE_NAMES.get(item.value, item.value)
             elif item.key == "bottom":
                 layer.bottoms.append(_scalar(item.value))
             elif item.key == "top":
                 layer.tops.append(_scalar(item.value))
         layers.append(layer)
-    return layers, any(entry.key == "layers" for entry in entries)
+    return entries, layers
+
+
+# V1LayerParameter fields with no counterpart of the same name in the current form: training
+# settings (learning rate and decay multipliers, shared parameter names) a deploy pass ignores.
+_V1_TRAINING_FIELDS = {"blobs_lr", "weight_decay", "param", "blob_share_mode"}
+
+
+def _upgraded(entries: list, private: dict[int, str]) -> str:
+    """The whole definition as text in the current ``layer`` form, the legacy V1 ``layers``
+    upgraded as Caffe's UpgradeV1LayerParameter does for a deploy pass (type enum to name,
+    training fields dropped), and the layers in ``private`` (by id of their entry list) given
+    their private type."""
+    lines = []
+    for entry in entries:
+        if entry.key == "layers" and isinstance(entry.value, list):
+            body = []
+            for item in entry.value:
+                if item.key in _V1_TRAINING_FIELDS:
+                    continue
+                if item.key == "type":
+                    name = private.get(id(entry.value), V1_TYPE_NAMES.get(item.value, item.value))
+                    body.append(_Entry("type", f'"{name}"'))
+                else:
+                    body.append(item)
+            lines.append(_emit([_Entry("layer", body)]))
+        elif entry.key == "layer" and id(entry.value) in private:
+            body = [_Entry("type", f'"{private[id(entry.value)]}"') if item.key == "type"
+                    else item for item in entry.value]
+            lines.append(_emit([_Entry("layer", body)]))
+        else:
+            lines.append(_emit([entry]))
+    return "".join(lines)
+
+
+def _emit(entries: list, indent: str = "") -> str:
+    out = []
+    for entry in entries:
+        if isinstance(entry.value, list):
+            out.append(f"{indent}{entry.key} {{\n{_emit(entry.value, indent + '  ')}"
+                       f"{indent}}}\n")
+        else:
+            out.append(f"{indent}{entry.key}: {entry.value}\n")
+    return "".join(out)
 
 
 # --- the rules: Caffe type -> None (OpenCV computes it as Caffe does), or the private type
@@ -223,18 +271,20 @@ RULES = {
 def corrected_definition(text: str) -> tuple[str | None, list[tuple[str, str, str]]]:
     """The prototxt text OpenCV must read instead of ``text`` (None: the original is right).
 
-    Returns the text and the swapped layers, ``(name, Caffe type, private type)``.
+    Returns the text and the swapped layers, ``(name, Caffe type, private type)``, in the
+    definition's order.  Only the swapped layers' type values change; a legacy V1 definition
+    with a layer to swap is given to OpenCV in the current form (V1 has no type by name).
 
     Raises
     ------
     Refused
         ``"layer 'NAME' (TYPE): why"`` for a layer no rule can correct.
     """
-    layers, legacy = layer_blocks(text)
+    entries, layers = layer_blocks(text)
     swaps = []
     for layer in layers:
         rule = RULES.get(layer.type)
-        if rule is None or layer.type_span is None:
+        if rule is None:
             continue
         try:
             private = rule(layer)
@@ -242,40 +292,20 @@ def corrected_definition(text: str) -> tuple[str | None, list[tuple[str, str, st
             raise Refused(f"layer '{layer.name}' ({layer.type}): {why}") from None
         if private is not None:
             swaps.append((layer, private))
-    if legacy:
-        _refuse_legacy(text)
     if not swaps:
         return None, []
     register()
+    swapped = [(layer.name, layer.type, private) for layer, private in swaps]
+    if any(layer.type_span is None for layer, _ in swaps):
+        return _upgraded(entries, {id(layer.entries): private for layer, private in swaps}), \
+            swapped
     pieces, pos = [], 0
     for layer, private in swaps:
         start, end = layer.type_span
         pieces += [text[pos:start], f'"{private}"']
         pos = end
     pieces.append(text[pos:])
-    return "".join(pieces), [(layer.name, layer.type, private) for layer, private in swaps]
-
-
-# V1 type enum names whose layer a rule may correct (the V1 form has no free type string).
-_V1_CORRECTED = {"LRN": "LRN", "MVN": "MVN", "INNER_PRODUCT": "InnerProduct",
-                 "THRESHOLD": "Threshold", "ARGMAX": "ArgMax", "IM2COL": "Im2col"}
-
-
-def _refuse_legacy(text: str) -> None:
-    entries, _ = _message(_tokens(text), 0, None)
-    for entry in entries:
-        if entry.key != "layers" or not isinstance(entry.value, list):
-            continue
-        layer = LayerText(entry.value, None)
-        v1_type = next((e.value for e in entry.value if e.key == "type"), "")
-        name = next((_scalar(e.value) for e in entry.value if e.key == "name"), "")
-        caffe_type = _V1_CORRECTED.get(v1_type)
-        if caffe_type is None:
-            continue
-        layer.type, layer.type_span = caffe_type, (0, 0)
-        if RULES[caffe_type](layer) is not None:
-            raise Refused(f"layer '{name}' ({caffe_type}) needs a correction the legacy V1 "
-                          "'layers' form cannot carry (upgrade the prototxt to 'layer')")
+    return "".join(pieces), swapped
 
 
 # --- the private layers: Caffe 1.0's CPU forward pass (src/caffe/layers/*.cpp), in numpy
