@@ -179,3 +179,19 @@ class _no_warnings:
         self._catch.__exit__(*exc)
         leaked = [str(w.message) for w in self._caught]
         assert not leaked, leaked
+
+
+def test_batchnorm_with_a_zero_scale_factor_zeroes_mean_and_variance_as_caffe_does(tmp_path):
+    # Caffe 1.0's batch_norm_layer.cpp: scale_factor = blobs[2] == 0 ? 0 : 1 / blobs[2], so a
+    # zero factor (not one) scales the stored mean and variance: y = x / sqrt(eps).
+    folder = CATALOGUE / "batchnorm"
+    model = read_caffemodel(folder / "batchnorm.caffemodel")
+    layer = next(one for one in model.layer if one.name == "x")
+    layer.blobs[2].data[0] = 0.0
+    write_caffemodel(model, tmp_path / "zero.caffemodel")
+    batch = np.load(folder / "input.npy")
+    engines = {blob: OpenCVEngine(folder / "batchnorm.prototxt", tmp_path / "zero.caffemodel",
+                                  output_blob=blob, rule=ANY_OUTPUT) for blob in ("pre", "x")}
+    eps = 0.01  # batchnorm.prototxt's batch_norm_param
+    expected = engines["pre"].forward(batch) / np.sqrt(eps)
+    assert np.max(np.abs(engines["x"].forward(batch) - expected)) < 1e-5 * np.ptp(expected)
