@@ -8,14 +8,14 @@ import re
 
 import numpy as np
 import pytest
-
 from caffemodel_factory import write_caffemodel_weights
+from helpers import GOLDEN, GOOD, evaluate, results
+
 from depth_eval.caffe.proto import read_caffemodel, write_caffemodel
 from depth_eval.engines.base import ANY_OUTPUT
 from depth_eval.engines.opencv import OpenCVEngine
 from depth_eval.engines.opencv_fixes import corrected_definition
 from depth_eval.errors import SnapshotError, UnsupportedLayerError
-from helpers import GOLDEN, GOOD, evaluate, results
 
 CATALOGUE = GOLDEN / "catalogue"
 HAVE_ONNXRUNTIME = importlib.util.find_spec("onnxruntime") is not None

@@ -24,6 +24,8 @@ class OpenCVEngine(Engine):
     """
 
     engine = "opencv"
+    # The layers given to OpenCV as a private type (opencv_fixes): (name, Caffe type, type).
+    corrected_layers: tuple[tuple[str, str, str], ...] = ()
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
                  rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
@@ -53,11 +55,12 @@ class OpenCVEngine(Engine):
     def _read_net(self):
         text = _read_bytes(self.prototxt).decode("utf-8", errors="replace")
         try:
-            corrected, self.corrected_layers = opencv_fixes.corrected_definition(text)
+            corrected, swapped = opencv_fixes.corrected_definition(text)
         except opencv_fixes.Refused as why:
             raise UnsupportedLayerError(
                 f"{self.prototxt}: {why}; OpenCV's dnn module cannot compute it as Caffe "
                 "does: use --engine onnxruntime") from None
+        self.corrected_layers = tuple(swapped)
         try:
             # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
             if corrected is None:
@@ -67,12 +70,13 @@ class OpenCVEngine(Engine):
         except cv2.error as error:
             raise SnapshotError(f"{self.caffemodel}: OpenCV cannot load it: "
                                 f"{_cv_message(error)}") from None
+        created = opencv_fixes.track_layers()
         try:
             # Creates every layer now (OpenCV defers it to the first forward pass), so a layer
             # type OpenCV lacks is reported at load, naming the layer, and not per image.
-            created = opencv_fixes.track_layers()
             net.getMemoryConsumption(tuple(self.input_shape))
         except cv2.error as error:
+            self._refuse_unreturnable(created)  # a private layer's problem, if that was it
             unknown = _UNKNOWN_LAYER.search(str(error))
             if unknown:
                 raise SnapshotError(f"{self.prototxt}: layer '{unknown[1]}' has type "
@@ -80,6 +84,8 @@ class OpenCVEngine(Engine):
                                     "run") from None
             raise SnapshotError(f"{self.prototxt}: OpenCV cannot run this network: "
                                 f"{_cv_message(error)}") from None
+        finally:
+            opencv_fixes.stop_tracking()
         self._refuse_unreturnable(created)
         return net
 

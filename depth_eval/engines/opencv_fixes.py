@@ -98,7 +98,7 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
 def _message(tokens, i: int, closing: str | None) -> tuple[list, int]:
     entries = []
     while i < len(tokens):
-        text, start, end = tokens[i]
+        text = tokens[i][0]
         if text == closing:
             return entries, i + 1
         if text in ";,":
@@ -346,6 +346,11 @@ def track_layers() -> list:
     return _created.layers
 
 
+def stop_tracking() -> None:
+    """Stop recording (the list would keep the last net's layers alive)."""
+    _created.__dict__.pop("layers", None)
+
+
 def first_problem(created: list) -> tuple[int, bool, str] | None:
     """(index among the created private layers, whether the weights are at fault, why) for the
     first that cannot compute Caffe's blob: weights that do not fit its bottom, or an output
@@ -370,7 +375,7 @@ class _CaffeLayer:
         self.problem = ""
         getattr(_created, "layers", []).append(self)
 
-    def getMemoryShapes(self, inputs):  # noqa: N802 (OpenCV's name)
+    def getMemoryShapes(self, inputs):  # OpenCV's name
         arrays = [np.zeros(tuple(int(d) for d in shape), np.float32) for shape in inputs]
         try:
             with np.errstate(all="ignore"):
@@ -517,7 +522,7 @@ def _caffe_pool(x: np.ndarray, kernel, stride, pad, method: str) -> np.ndarray:
     height, width = x.shape[2:]
     out = []
     for size, k, s, p in zip((height, width), kernel, stride, pad):
-        n = int(math.ceil((size + 2 * p - k) / s)) + 1
+        n = math.ceil((size + 2 * p - k) / s) + 1
         if p and (n - 1) * s >= size + p:
             n -= 1
         out.append(n)
@@ -545,7 +550,7 @@ class _SPP(_CaffeLayer):
             bins = 2 ** level
             geometry = []
             for size in x.shape[2:]:
-                kernel = int(math.ceil(size / bins))
+                kernel = math.ceil(size / bins)
                 geometry.append((kernel, (kernel * bins - size + 1) // 2))
             (kh, ph), (kw, pw) = geometry
             pooled.append(_caffe_pool(x, (kh, kw), (kh, kw), (ph, pw), method))
