@@ -213,9 +213,7 @@ class Engine:
         _check_finite(output, self.info.output_blob)
         maps = output.reshape(output.shape[-3:]) if output.ndim >= 3 else output
         if self.log_encoded:
-            with np.errstate(over="ignore"):  # an overflow is reported just below
-                maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
-            _check_finite(maps, self.info.output_blob, "decoded with --log")
+            maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
         return maps[0] if maps.ndim == 3 and maps.shape[0] == 1 else maps
 
     def decode_outputs(self, outputs: tuple[np.ndarray, ...], index: int) -> tuple[np.ndarray, ...]:
@@ -287,13 +285,13 @@ class Engine:
         return (self.info.output_blob, *(extra.output_blob for extra in self.extra_info))
 
 
-def _check_finite(maps: np.ndarray, blob: str, how: str = "") -> None:
+def _check_finite(output: np.ndarray, blob: str) -> None:
     """Refuse one image's output with NaN or infinite values (a network can compute them:
     the log of a negative value); the metrics would be NaN or raise warnings."""
-    bad = maps.size - int(np.count_nonzero(np.isfinite(maps)))
+    bad = output.size - int(np.count_nonzero(np.isfinite(output)))
     if bad:
-        raise ImageError(f"output blob '{blob}'{' ' + how if how else ''} has {bad} NaN or "
-                         f"infinite values (of {maps.size})")
+        raise ImageError(f"output blob '{blob}' has {bad} NaN or infinite values "
+                         f"(of {output.size})")
 
 
 def _read_bytes(path: Path) -> bytes:
