@@ -49,6 +49,7 @@ class OpenCVEngine(Engine):
                                                 str(self.prototxt))
                          for info in (self.info, *self.extra_info)]
         self._output_layers = [layer for layer, _ in self._outputs]
+        self._output_layer = self._output_layers[0]
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
