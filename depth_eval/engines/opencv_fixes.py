@@ -25,6 +25,8 @@ from depth_eval.caffe.proto import V1_TYPE_NAMES
 
 # Prefix of the types registered here (no Caffe or OpenCV layer type starts with it).
 PRIVATE_PREFIX = "DepthEvalCaffe"
+# BatchNormParameter.eps's default (caffe.proto).
+BATCH_NORM_EPS = 1e-5
 
 
 class Refused(Exception):
@@ -237,6 +239,12 @@ def _scale(layer: LayerText) -> str | None:
     return None if num_axes == 0 or (axis == 1 and num_axes == 1) else _always(layer)
 
 
+def _batch_norm(layer: LayerText) -> str | None:
+    # With use_global_stats false Caffe normalises by the statistics of the blob itself;
+    # OpenCV's estimate of them differs (2.5e-3 of the range on the catalogue's network).
+    return None if layer.param("batch_norm_param", "use_global_stats", True) else _always(layer)
+
+
 def _reduction(layer: LayerText) -> str:
     if layer.param("reduction_param", "axis", 0) == 0:
         # The result has no axes at all: OpenCV's blobs cannot hold a 0-axis array.
@@ -252,6 +260,7 @@ def _spp(layer: LayerText) -> str:
 
 
 RULES = {
+    "BatchNorm": _batch_norm,
     "LRN": _lrn,
     "MVN": _mvn,
     "Log": _log,
@@ -468,6 +477,22 @@ class _MVN(_CaffeLayer):
         return [d]
 
 
+class _BatchNormOwnStatistics(_CaffeLayer):
+    """Caffe's BatchNorm with ``use_global_stats: false``: each channel of each image (the
+    original ran one image per forward pass) centred and divided by ``sqrt(var + eps)``, its
+    own biased variance."""
+
+    def compute(self, inputs):
+        x = inputs[0].astype(np.float64)
+        eps = float(self.params.get("eps", BATCH_NORM_EPS))
+        axes = tuple(range(2, x.ndim))
+        if not axes:
+            raise ValueError("use_global_stats: false needs spatial axes (one value per channel "
+                             "has no statistics of its own)")
+        d = x - x.mean(axis=axes, keepdims=True)
+        return [d / np.sqrt((d * d).mean(axis=axes, keepdims=True) + eps)]
+
+
 class _InnerProduct(_CaffeLayer):
     def compute(self, inputs):
         x = inputs[0]
@@ -595,7 +620,7 @@ class _Tile(_CaffeLayer):
         return [np.tile(x, reps)]
 
 
-_LAYERS = {"Scale": _Scale, "Bias": _Bias, "Threshold": _Threshold, "Log": _Log, "LRN": _LRN,
+_LAYERS = {"BatchNorm": _BatchNormOwnStatistics, "Scale": _Scale, "Bias": _Bias, "Threshold": _Threshold, "Log": _Log, "LRN": _LRN,
            "MVN": _MVN, "InnerProduct": _InnerProduct, "Reduction": _Reduction,
            "ArgMax": _ArgMax, "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter,
            "Tile": _Tile}
