@@ -21,7 +21,7 @@ from depth_eval.inputs.hashing import file_sha256
 from depth_eval.caffe import proto as caffe_proto, shapes as caffe_shapes
 from depth_eval.caffe.weights import CaffeWeights
 from depth_eval.errors import CaffeFormatError, ShapeError, SnapshotError
-from depth_eval.scoring.thesis_metrics import LOG_ENCODING_SLOPE
+from depth_eval.thesis import LOG_ENCODING_SLOPE
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ import math
 
 import numpy as np
 
+from depth_eval.choices import ALIGNMENTS  # noqa: F401  (the names this module implements)
+
 from depth_eval.scoring.thesis_metrics import mvn_fit
 
 # Values accepted by align_prediction(method=...) (and --align).
-ALIGNMENTS = ("none", "median", "lsq", "mvn")
 
 
 def align_median(pred_m: np.ndarray, gt_m: np.ndarray,

@@ -20,13 +20,10 @@ import math
 
 import numpy as np
 
+from depth_eval.choices import CROPS, DEFAULT_MAX_DEPTH_M, DEFAULT_MIN_DEPTH_M  # noqa: F401
 from depth_eval.scoring.alignments import ALIGNMENTS, align_prediction
 from depth_eval.scoring.thesis_metrics import Metric
 
-# BTS eval_with_pngs.py --min_depth_eval default for NYU (monodepth2 uses the same 1e-3 floor).
-DEFAULT_MIN_DEPTH_M = 1e-3
-# BTS eval_with_pngs.py --max_depth_eval for NYU Depth v2 (the sensor range used by every NYU paper).
-DEFAULT_MAX_DEPTH_M = 10.0
 # Ratio threshold of the delta accuracies (Eigen et al. 2014); d2 and d3 use its square and cube.
 DELTA_THRESHOLD = 1.25
 # SILog is reported x100 (BTS eval_with_pngs.py and the KITTI depth benchmark).
@@ -53,8 +50,6 @@ STANDARD_METRICS = (
 )
 STANDARD_METRIC_TITLES = tuple(metric.title for metric in STANDARD_METRICS)
 
-# Values accepted by evaluate_standard(crop=...) and evaluate_standard(align=...).
-CROPS = ("none", "eigen")
 
 
 def eigen_crop_mask(shape: tuple[int, int]) -> np.ndarray:
