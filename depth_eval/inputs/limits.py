@@ -34,7 +34,7 @@ ACTIVATION_BYTES = 4
 # network at its input size (refining network: 35 MB per image).
 LARGE_ACTIVATION_BYTES = 1e9
 # Bytes an engine holds per byte of caffemodel: OpenCV repacks the weights of its convolution
-# and inner-product kernels beside its own copy (README "Speed": 669 MiB for a 274 MiB file).
+# and inner-product kernels beside its own copy (docs/speed.md: 669 MiB for a 274 MiB file).
 WEIGHT_COPIES = 2.5
 
 _max_image_pixels = DEFAULT_MAX_IMAGE_PIXELS

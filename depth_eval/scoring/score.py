@@ -182,10 +182,10 @@ def summarise(per_image: list[dict[MetricKey, float]]) -> dict[MetricKey, float]
 
     Each metric is the mean of its finite per-image values (NaN, the metric undefined for an
     image, and inf are left out; NaN when no image has one); :func:`defined_counts` says over
-    how many.  The original divided by every file, this port by the images evaluated (README,
-    deliberate differences).  A per-image scale is summarised by its median (``scale_median``)
-    and its spread relative to the median (``scale_std``, the standard deviation of
-    ``scale / median(scale)``, as monodepth2 prints it).
+    how many.  The original divided by every file, this port by the images evaluated
+    (docs/metrics.md, deliberate differences).  A per-image scale is summarised by its median
+    (``scale_median``) and its spread relative to the median (``scale_std``, the standard
+    deviation of ``scale / median(scale)``, as monodepth2 prints it).
     """
     summary: dict[MetricKey, float] = {}
     for key in per_image[0] if per_image else ():
