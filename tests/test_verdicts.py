@@ -11,7 +11,7 @@ import pytest
 
 from depth_eval import cli
 from depth_eval.commands import common
-from depth_eval.report import junit
+from depth_eval.report import html, junit
 from depth_eval.scoring import uncertainty
 from helpers import REPO
 
@@ -221,3 +221,47 @@ def test_charts_draw_intervals_as_error_bars_and_bands():
     assert ys.min() == pytest.approx(0.7) and ys.max() == pytest.approx(1.2)
     plain = charts.build_metrics_figure(means, {"RMSE": True}).axes[0]
     assert not [c for c in plain.collections if isinstance(c, LineCollection)]
+
+
+def test_report_elsewhere_replaces_only_its_own_report(made, tmp_path):
+    root, _ = made
+    elsewhere = tmp_path / "pages"
+    elsewhere.mkdir()
+    target = elsewhere / "run.html"
+    assert run(root, "page", "--quiet", "--report", str(target)) == 0
+    first = target.read_bytes()
+    assert first.startswith(html.HEADER) and b"demo_refine_iter_3200" in first
+    assert not (root / "page" / html.REPORT_HTML).exists()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["run.html"]  # no manifest, no maps
+    assert run(root, "page", "--quiet", "--report", str(target)) == 0  # its own: replaced
+    (elsewhere / "theirs.html").write_text("<html>mine</html>")
+    assert run(root, "page", "--quiet", "--report", str(elsewhere / "theirs.html")) == 2
+    assert (elsewhere / "theirs.html").read_text() == "<html>mine</html>"
+
+
+def test_report_links_pictures_relatively_with_names_encoded(made):
+    root, _ = made
+    text = (root / "made" / html.REPORT_HTML).read_text()
+    data = json.loads(text.split('<script type="application/json" id="data">')[1]
+                      .split("</script>")[0])
+    row = data["images"]["rows"][0]
+    late = row["snapshots"][LATE]["pictures"]
+    assert late["fitted"] == f"{LATE}/{row['image'][:-len('_colors')]}_depth.png"
+    assert late["raw"].startswith("../made_abs/")
+    assert late["error"].startswith(f"{html.ERROR_MAP_DIR}/{LATE}/")
+    assert (root / "made" / late["error"]).is_file()
+    worst = [r["snapshots"][LATE]["value"] for r in data["images"]["rows"]]
+    mean = [np.mean([s["value"] for s in r["snapshots"].values()]) for r in data["images"]["rows"]]
+    assert mean == sorted(mean, reverse=True) and len(worst) == 12
+
+
+def test_junit_new_snapshot_is_skipped_not_failed(made, capsys):
+    root, document = made
+    edited = json.loads(json.dumps(document))
+    del edited["snapshots"][EARLY]
+    path = root / "one.json"
+    path.write_text(json.dumps(edited))
+    assert gate(root, "one", path) == 0
+    cases = junit_cases(root / "one.xml")
+    assert cases[f"{EARLY}: RMSE>+2%"].find("skipped") is not None
+    assert cases[f"{LATE}: RMSE>+2%"].find("failure") is None
