@@ -26,8 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from depth_eval.report import html  # noqa: E402
-from depth_eval.scoring.uncertainty import Confidence, mean_intervals  # noqa: E402
+from depth_eval.report import html
+from depth_eval.scoring.uncertainty import Confidence, mean_intervals
 
 
 def intervals(values: np.ndarray, repeats: int) -> None:
@@ -92,7 +92,6 @@ def synthetic_report(folder: Path, snapshots: int, images: int, metrics: int) ->
 
 def opening(path: Path, repeats: int) -> None:
     from playwright.sync_api import sync_playwright
-
     from test_report_browser import CHROMIUM, CHROMIUM_ARGS
 
     times = []

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from depth_eval import cli
 from depth_eval.report import html
-from helpers import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Chromium as root in a container: no sandbox, nothing it would fetch on its own.

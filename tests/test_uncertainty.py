@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from depth_eval.scoring.uncertainty import (Confidence, excludes_zero, mean_intervals, paired_change,
-                                            wilcoxon_p)
+from depth_eval.scoring.uncertainty import (
+    Confidence,
+    excludes_zero,
+    mean_intervals,
+    paired_change,
+    wilcoxon_p,
+)
 
 # Hand-made per-image RMSE-like values: skewed, as per-image errors are.
 VALUES = np.array([0.41, 0.55, 0.38, 0.92, 0.47, 0.61, 0.35, 1.40, 0.52, 0.44,
@@ -102,8 +107,8 @@ def test_wilcoxon_matches_scipy_and_edges():
     assert wilcoxon_p([0.0, 0.0]) == 1.0 and np.isnan(wilcoxon_p([]))
 
 
-@pytest.mark.parametrize("bad", [dict(level=1.0), dict(level=0), dict(method="studentized"),
-                                 dict(resamples=5)])
+@pytest.mark.parametrize("bad", [{"level": 1.0}, {"level": 0}, {"method": "studentized"},
+                                 {"resamples": 5}])
 def test_bad_confidence_settings_refused(bad):
     with pytest.raises(ValueError):
         Confidence(**bad)

@@ -4,16 +4,16 @@ results files, the paired gate with and without --significant, an older baseline
 import csv
 import json
 import shutil
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
+from helpers import REPO
 
 from depth_eval import cli
 from depth_eval.commands import common
 from depth_eval.report import html, junit
 from depth_eval.scoring import uncertainty
-from helpers import REPO
 
 EXAMPLES = REPO / "examples"
 LATE, EARLY = "demo_refine_iter_3200", "demo_refine_iter_200"
@@ -80,7 +80,7 @@ def test_intervals_in_results_json_and_csv(made):
 
 
 def test_a_rerun_gives_the_same_intervals(made, tmp_path):
-    root, document = made
+    _, document = made
     assert run(tmp_path, "again", "--quiet") == 0
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     for name in document["snapshots"]:

@@ -10,7 +10,7 @@ status 3, one with errors (and no failures) with 1.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from depth_eval.console import one_line
 from depth_eval.report.per_image import OwnFile

@@ -8,15 +8,20 @@ Every reporter (:mod:`depth_eval.report.reporters`) shows this one verdict; none
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
 from depth_eval.report import gate
 from depth_eval.scoring.keys import MetricKey, lower_is_better, ranked
-from depth_eval.scoring.uncertainty import (Confidence, PairedChange, excludes_zero, mean_intervals,
-                                            paired_change)
+from depth_eval.scoring.uncertainty import (
+    Confidence,
+    PairedChange,
+    excludes_zero,
+    mean_intervals,
+    paired_change,
+)
 
 
 @dataclass(frozen=True)
