@@ -116,10 +116,10 @@ class OutputSettings:
         itself, no --per-image file)."""
         from depth_eval.writing import MANIFEST_NAME
         from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
-        from depth_eval.report.html import ERROR_MAP_DIR, REPORT_HTML
+        from depth_eval.report.html import REPORT_HTML
 
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
-                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", REPORT_HTML, ERROR_MAP_DIR}
+                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", REPORT_HTML}
         for path in (self.report, self.junit):
             if path is not None and per_image.in_out_dir(path, self.out_dir):
                 names.add(path.name)

@@ -1,8 +1,8 @@
 """The browser report: OUT_DIR/report.html (``--report FILE.html`` elsewhere), one file.
 
 Self-contained: its CSS and script are inline and nothing is fetched from the network; the
-pictures are the run's own PNGs, linked relatively from where the report is, plus an error map
-per snapshot for the worst images, written beside it (:data:`ERROR_MAP_DIR`).  Every name from
+pictures are the run's own PNGs, linked relatively from where the report is, and small error
+maps of the worst images embedded in the page (:data:`ERROR_MAP_BUDGET_BYTES` at most).  Every name from
 the file system reaches the page as JSON data and is put in as text by the script (never as
 markup), so a snapshot called ``<img src=x onerror=alert(1)>`` shows as just that.  The images
 are shown a page at a time, worst first, and their pictures load lazily, so the page opens at
@@ -11,6 +11,7 @@ once for 20 snapshots x 654 images.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -19,27 +20,27 @@ from urllib.parse import quote
 
 import numpy as np
 
-from depth_eval.report.per_image import OwnFile, in_out_dir
+from depth_eval.report.per_image import OwnFile
 from depth_eval.report.reporters import Reporter
 from depth_eval.scoring.keys import MetricKey, ranked
-from depth_eval.writing import OutputFolder
 
 # The report's file in OUT_DIR.
 REPORT_HTML = "report.html"
 # How the tool's own report starts (an earlier one may be replaced outside OUT_DIR).
 HEADER = b"<!DOCTYPE html><!-- depth_eval report -->"
 REPORT_FILE = OwnFile("--report", ".html", HEADER, None, "an HTML page")
-# The error maps' folder beside the report (through OUT_DIR's manifest when the report is
-# there): <folder>/<snapshot>/<picture name>.
-ERROR_MAP_DIR = "report_files"
-# The worst images that get an error map per snapshot (the report's first pages).
-ERROR_MAP_IMAGES = 24
+# Images per page of the per-image section.
+IMAGES_PER_PAGE = 8
+# The worst images that get an error map per snapshot, embedded in the page: its first two
+# pages, each map at most ERROR_MAP_WIDTH pixels wide, all of them within the byte budget
+# (20 snapshots x 16 maps of ~10 kB: ~3 MB).
+ERROR_MAP_IMAGES = 2 * IMAGES_PER_PAGE
+ERROR_MAP_WIDTH = 200
+ERROR_MAP_BUDGET_BYTES = 8 << 20
 # Error maps show |fitted - ground truth| on one scale for every snapshot: 0 to a quarter of
 # the thesis' 10 m depth range.
 ERROR_MAP_MAX_M = 2.5
 ERROR_MAP_COLORMAP = "magma"
-# Images per page of the per-image section.
-IMAGES_PER_PAGE = 8
 
 
 class HtmlReporter(Reporter):
@@ -48,10 +49,8 @@ class HtmlReporter(Reporter):
     def report(self, run, console) -> list[str]:
         outputs = run.settings.outputs
         path = outputs.report_path
-        problems, error_maps = write_error_maps(run, path)
-        data = report_data(run, path, error_maps)
-        problems += REPORT_FILE.write(path, outputs.out_dir, page(data))
-        return problems
+        data = report_data(run, path, error_maps(run))
+        return REPORT_FILE.write(path, outputs.out_dir, page(data))
 
 
 def _link(target: Path, report: Path) -> str:
@@ -88,9 +87,12 @@ def _worst_first(entries, keys: list[MetricKey]) -> tuple[list[str], str | None]
     return order, str(key)
 
 
-def write_error_maps(run, report: Path) -> tuple[list[str], dict]:
-    """Error maps of the worst images into ERROR_MAP_DIR beside the report; returns the
-    problems and (snapshot, image) -> the map's path."""
+def error_maps(run) -> dict:
+    """Error maps of the worst images, as PNG data URLs: (snapshot, image) -> URL.
+
+    Each is |fitted - ground truth| in metres from the written 8-bit pictures, at most
+    ERROR_MAP_WIDTH wide, until ERROR_MAP_BUDGET_BYTES are used.
+    """
     evaluated = [name for name, e in run.tally.entries.items() if e.get("status") == "evaluated"]
     keys = list(next(iter(run.tally.means.values()))) if run.tally.means else []
     order, _ = _worst_first(run.tally.entries, keys)
@@ -101,7 +103,7 @@ def write_error_maps(run, report: Path) -> tuple[list[str], dict]:
                 for name, image in wanted}
     wanted = [pair for pair in wanted if {"fitted", "ground truth"} <= set(pictures[pair])]
     if not wanted:
-        return [], {}
+        return {}
     import cv2
 
     from depth_eval.pictures import pngs
@@ -112,32 +114,25 @@ def write_error_maps(run, report: Path) -> tuple[list[str], dict]:
         visual = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if visual is None:
             return None
+        height, width = visual.shape
+        if width > ERROR_MAP_WIDTH:
+            size = (ERROR_MAP_WIDTH, max(1, round(height * ERROR_MAP_WIDTH / width)))
+            visual = cv2.resize(visual, size, interpolation=cv2.INTER_AREA)
         # pngs.depth_visual inverted: grey v is exp((v / 255 - 1) / (2 * slope)) depth units.
         return np.exp((visual / 255.0 - 1.0) / (2.0 * LOG_ENCODING_SLOPE)) * DEPTH_RANGE_M
 
-    root = report.parent / ERROR_MAP_DIR
-    in_out = in_out_dir(report, run.settings.outputs.out_dir)
-    problems, written = [], {}
-    folders: dict[str, OutputFolder] = {}
-    for name, image in wanted:
-        files = pictures[(name, image)]
-        fitted, truth = metres(files["fitted"]), metres(files["ground truth"])
+    maps, used = {}, 0
+    for pair in wanted:
+        fitted, truth = metres(pictures[pair]["fitted"]), metres(pictures[pair]["ground truth"])
         if fitted is None or truth is None or fitted.shape != truth.shape:
-            continue
-        target = root / name / files["fitted"].name.replace(".png", "_error.png")
-        if not in_out:
-            continue  # outside OUT_DIR no folder of the tool's is made: no error maps there
-        if name not in folders:
-            folder = OutputFolder(root / name)
-            folders[name] = folder
-        folder = folders[name]
-        if folder.claim([target.name]):
-            problems.append(f"{target}: exists and was not written by depth_eval; left untouched")
-            continue
+            continue  # a picture missing or replaced: no map, the panel shows the rest
         picture = colormap_png(np.abs(fitted - truth), ERROR_MAP_COLORMAP, 0.0, ERROR_MAP_MAX_M)
-        folder.write(target.name, pngs.encode_png(picture))
-        written[(name, image)] = target
-    return problems, written
+        url = "data:image/png;base64," + base64.b64encode(pngs.encode_png(picture)).decode()
+        used += len(url)
+        if used > ERROR_MAP_BUDGET_BYTES:
+            break
+        maps[pair] = url
+    return maps
 
 
 def report_data(run, report: Path, error_maps: dict) -> dict:
@@ -246,7 +241,7 @@ def _images(run, report: Path, error_maps: dict, keys) -> dict:
             links = {label: _link(files[label], report)
                      for label in ("raw", "fitted") if label in files}
             if (name, image) in error_maps:
-                links["error"] = _link(error_maps[(name, image)], report)
+                links["error"] = error_maps[(name, image)]
             per_snapshot[name] = {"value": _number(values.get(key)) if key else None,
                                   "pictures": links}
         rows.append({"image": image, "pictures": shared, "snapshots": per_snapshot})
@@ -265,7 +260,7 @@ def page(data: dict) -> bytes:
 
 
 _PAGE = """<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self' file:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <title>depth_eval report</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
