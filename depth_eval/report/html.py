@@ -267,7 +267,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
-td:first-child,th:first-child{text-align:left}
+td:first-child,th:first-child{text-align:left}#facts td{text-align:left}
+#gate table{margin:.8em 0}
 th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 .ci{color:#777;font-size:.85em}.best{font-weight:bold;color:#075}.tied{color:#075}
@@ -414,6 +415,12 @@ else {
       const label = svg("text", {x: W - P, y: 14 + 12 * (i + 1), "font-size": 10, fill: c, "text-anchor": "end"});
       label.textContent = run; box.append(label);
     });
+    for (const [value, x, y, anchor] of [[x0, P, H - 8, "start"], [x1, W - P, H - 8, "end"],
+                                          [y0, 2, H - P, "start"], [y1, 2, P, "start"]]) {
+      const tick = svg("text", {x: x, y: y, "font-size": 9, fill: "#555", "text-anchor": anchor});
+      tick.textContent = Number.isInteger(value) ? String(value) : Number(value).toPrecision(3);
+      box.append(tick);
+    }
     curves.append(box);
   }
 }
