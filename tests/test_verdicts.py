@@ -267,3 +267,51 @@ def test_junit_new_snapshot_is_skipped_not_failed(made, capsys):
     cases = junit_cases(root / "one.xml")
     assert cases[f"{EARLY}: RMSE>+2%"].find("skipped") is not None
     assert cases[f"{LATE}: RMSE>+2%"].find("failure") is None
+
+
+def _document(per_image):
+    """A results.json of one snapshot ``s`` with these per-image RMSE values (None: none kept)."""
+    entry = {"status": "evaluated", "metrics": {"RMSE": float(np.mean(per_image)),
+                                                "median/scale_std": 0.1}}
+    entry["per_image"] = {f"{i:05d}_colors": {"RMSE": v} for i, v in enumerate(per_image)}
+    return {"schema_version": 2, "snapshots": {"s": entry}}
+
+
+def _decide(current, base, rule, significant=True):
+    from types import SimpleNamespace
+
+    from depth_eval.report import gate as gate_module
+    from depth_eval.report.verdict import decide
+    from depth_eval.scoring.keys import MetricKey
+    from depth_eval.settings import GateSettings
+
+    rules = (gate_module.parse_rule(rule),)
+    settings = SimpleNamespace(gate=GateSettings("base.json", base, rules,
+                                                 significant=significant))
+    means = {"s": {MetricKey.parse(k): v for k, v in current["snapshots"]["s"]["metrics"].items()}}
+    return decide(settings, current, means)
+
+
+def test_a_metric_without_per_image_values_keeps_the_threshold_rule():
+    values = np.linspace(1.0, 2.0, 40)
+    base, current = _document(values), _document(values)
+    current["snapshots"]["s"]["metrics"]["median/scale_std"] = 0.2  # doubled, not per image
+    verdict = _decide(current, base, "median/scale_std>+10%")
+    check, = verdict.checks
+    assert check.fails and check.interval is None and verdict.failed
+
+
+def test_decide_on_hand_made_values():
+    rng = np.random.default_rng(2)
+    values = rng.gamma(2.0, 0.5, 200)
+    worse = _decide(_document(values * 1.05), _document(values), "RMSE>+2%")
+    assert worse.failed and worse.checks[0].significant
+    assert worse.checks[0].interval[0] > 0 and worse.checks[0].p_value < 1e-6
+    noisy_values = values + rng.normal(0.0, 0.5, values.size)
+    noisy_values += values.mean() * 1.03 - noisy_values.mean()
+    noisy = _decide(_document(noisy_values), _document(values), "RMSE>+2%")
+    assert not noisy.failed and noisy.checks[0].outcome == "noise"
+    plain = _decide(_document(noisy_values), _document(values), "RMSE>+2%", significant=False)
+    assert plain.failed and plain.checks[0].outcome == "FAIL"
+    same = _decide(_document(values), _document(values), "RMSE>+2%")
+    assert same.checks[0].outcome == "ok" and same.checks[0].interval == (0.0, 0.0)

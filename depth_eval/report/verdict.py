@@ -219,8 +219,10 @@ def _check(name, rule, violation, pairing: Pairing | None, significant: bool) ->
     if pairing is not None and rule.metric in pairing.metrics:
         interval = pairing.interval(rule.metric, rule.relative)
         p_value = pairing.p_value(rule.metric)
-        side = excludes_zero(interval) if all(map(math.isfinite, interval)) else 0
-        sure = side == (1 if rule.op == ">" else -1)
+        if all(map(math.isfinite, interval)):
+            sure = excludes_zero(interval) == (1 if rule.op == ">" else -1)
+        else:  # no per-image values to pair (a summary such as a scale's spread): the threshold
+            interval = None
     fails = violation is not None
     if fails and significant and sure is False and math.isfinite(violation.change):
         fails = False  # past the limit, but within the noise of the images
