@@ -315,3 +315,34 @@ def test_decide_on_hand_made_values():
     assert plain.failed and plain.checks[0].outcome == "FAIL"
     same = _decide(_document(values), _document(values), "RMSE>+2%")
     assert same.checks[0].outcome == "ok" and same.checks[0].interval == (0.0, 0.0)
+
+
+class RecordingReporter:
+    """A reporter added by one registry line: records what it receives."""
+
+    prints = False
+    seen = []
+
+    def wanted(self, run):
+        return True
+
+    def report(self, run, console):
+        RecordingReporter.seen.append(run)
+        return ["recording: one problem, reported like any output's"]
+
+
+def test_a_reporter_is_one_registry_line_and_gets_the_decided_verdict(made, monkeypatch, capsys):
+    from depth_eval.report import reporters
+
+    root, document = made
+    monkeypatch.setitem(reporters.REPORTERS, "recording", "test_verdicts:RecordingReporter")
+    RecordingReporter.seen.clear()
+    base = baseline(root, document, "rec", scale=1.05)
+    assert gate(root, "rec", base) == 3
+    run_seen, = RecordingReporter.seen
+    assert [v.snapshot for v in run_seen.verdict.violations] == [EARLY, LATE]
+    assert run_seen.document["snapshots"].keys() == {EARLY, LATE}
+    captured = capsys.readouterr()
+    assert "error: recording: one problem, reported like any output's" in captured.err
+    # The problems come before the rankings, which are printed once the files are written.
+    assert captured.out.startswith("TOP 2 for AbsRelDiff")
