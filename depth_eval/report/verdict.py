@@ -119,8 +119,10 @@ def image_values(entry: Mapping | None, metrics, images) -> np.ndarray:
 
 
 def has_image_values(entry: Mapping | None) -> bool:
+    """Whether a results.json entry keeps its images' values as this version writes them."""
     per_image = (entry or {}).get("per_image")
-    return isinstance(per_image, Mapping) and bool(per_image)
+    return (isinstance(per_image, Mapping) and bool(per_image)
+            and all(isinstance(row, Mapping) for row in per_image.values()))
 
 
 def pair(name: str, current: Mapping, baseline: Mapping, metrics,
@@ -190,8 +192,9 @@ def decide(settings, document: Mapping, means: Mapping[str, Mapping[MetricKey, f
         if current is None or current.get("status") != "evaluated" \
                 or base_entries[name].get("status", "evaluated") != "evaluated":
             continue
-        if not (has_image_values(current) and has_image_values(base_entries[name])):
-            unpaired.append(name)
+        if not (has_image_values(current) and has_image_values(base_entries[name])) \
+                or not set(current["per_image"]) & set(base_entries[name]["per_image"]):
+            unpaired.append(name)  # nothing to pair: no values, or no image in common
             continue
         pairing = pair(name, current, base_entries[name], verdict.shown, confidence)
         verdict.pairings[name] = pairing
@@ -201,8 +204,9 @@ def decide(settings, document: Mapping, means: Mapping[str, Mapping[MetricKey, f
                 f"{pairing.baseline_images} images (the others are not in this run)")
     if unpaired:
         verdict.notes.insert(0, f"gate: {gate_settings.baseline_path} has no per-image values "
-                                f"for {', '.join(unpaired)} (an older results.json): those are "
-                                "compared by their means alone, unpaired"
+                                f"to pair with for {', '.join(unpaired)} (an older "
+                                "results.json, or no image in common): those are compared by "
+                                "their means alone, unpaired"
                                 + (", and --significant cannot apply to them"
                                    if gate_settings.significant else ""))
     for name in sorted(base_entries):
