@@ -6,7 +6,9 @@
     scipy.stats.bootstrap on the same values (same method and resamples), side by side in one
     run; the ratio is what counts (the machine is shared).
 (b) report.html for S snapshots x N images of synthetic results (the verdict and pictures of a
-    real run's shape; pictures are links to one small PNG), opened in headless Chromium:
+    real run's shape; pictures are links to one small PNG, the error maps of the worst images
+    embedded as the report embeds them, noise: its whole byte budget), opened in headless
+    Chromium:
     the time from navigation to the rankings and the first page of images being on screen.
 
     python bench/verdicts.py [--snapshots 20] [--images 654] [--metrics 30] [--repeats 3]
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import statistics
 import sys
 import tempfile
@@ -67,6 +70,11 @@ def synthetic_report(folder: Path, snapshots: int, images: int, metrics: int) ->
     keys = [f"m{i}" for i in range(metrics)]
     picture = folder / "picture.png"
     cv2.imwrite(str(picture), (rng.random((120, 160)) * 255).astype(np.uint8))
+    # An embedded error map as large as the report's (200 px wide, noise: the worst case).
+    error = (rng.random((150, html.ERROR_MAP_WIDTH, 3)) * 255).astype(np.uint8)
+    embedded = "data:image/png;base64," + base64.b64encode(
+        cv2.imencode(".png", error)[1].tobytes()).decode()
+    embeddable = min(html.ERROR_MAP_IMAGES * snapshots, html.ERROR_MAP_BUDGET_BYTES // len(embedded))
     names = [f"run_iter_{1000 * (i + 1)}" for i in range(snapshots)]
     data = {
         "facts": [["task", "depth"]], "per_page": html.IMAGES_PER_PAGE, "skipped_images": [],
@@ -82,7 +90,9 @@ def synthetic_report(folder: Path, snapshots: int, images: int, metrics: int) ->
                                                       "ground truth": picture.name},
              "snapshots": {name: {"value": float(rng.random()),
                                   "pictures": {"raw": picture.name, "fitted": picture.name,
-                                               "error": picture.name}} for name in names}}
+                                               **({"error": embedded}
+                                                  if i * snapshots + j < embeddable else {})}}
+                           for j, name in enumerate(names)}}
             for i in range(images)]},
     }
     path = folder / "report.html"
