@@ -9,6 +9,7 @@ goes into it), gate (baseline, rules, ``--best``).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from depth_eval import choices, engines, tasks
-from depth_eval.report import gate, per_image
+from depth_eval.report import gate, html, junit, per_image
 from depth_eval.inputs import limits
 from depth_eval.errors import UsageError
+from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
+from depth_eval.writing import MANIFEST_NAME
 from depth_eval.inputs.ground_truth import GroundTruthSettings
 from depth_eval.scoring.keys import MetricKey, ranked
 from depth_eval.scoring.score import ScoringSettings
@@ -103,9 +106,7 @@ class OutputSettings:
     @property
     def report_path(self) -> Path:
         """Where the browser report goes."""
-        from depth_eval.report.html import REPORT_HTML
-
-        return self.report if self.report is not None else self.out_dir / REPORT_HTML
+        return self.report if self.report is not None else self.out_dir / html.REPORT_HTML
 
     @property
     def abs_dir(self) -> Path:
@@ -114,12 +115,8 @@ class OutputSettings:
     def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
         """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
         itself, no --per-image file)."""
-        from depth_eval.writing import MANIFEST_NAME
-        from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
-        from depth_eval.report.html import REPORT_HTML
-
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
-                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", REPORT_HTML}
+                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", html.REPORT_HTML}
         for path in (self.report, self.junit):
             if path is not None and per_image.in_out_dir(path, self.out_dir):
                 names.add(path.name)
@@ -272,8 +269,6 @@ def _check_executor(executor: ExecutorSettings) -> None:
         if match is None or not 0 < int(match[3]) < 65536:
             raise UsageError(f"--dask {text}: expected a scheduler's address, "
                              "[tcp://]HOST:PORT (e.g. tcp://10.0.0.5:8786), or local:N")
-    import importlib.util
-
     if importlib.util.find_spec("distributed") is None:
         raise UsageError("--dask needs dask's distributed scheduler, which is not installed: "
                          "pip install 'depth_eval[dask]'")
@@ -310,8 +305,6 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
         raise UsageError(f"{outputs.store}: --store is a folder; give the store's file "
                          f"(e.g. {outputs.store / STORE_NAME})")
     per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
-    from depth_eval.report import html, junit
-
     own = outputs.reserved_names(False) - {p.name for p in (outputs.report, outputs.junit) if p}
     if outputs.report is not None:
         html.REPORT_FILE.check(outputs.report, outputs.out_dir, own)
@@ -320,7 +313,7 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
     if len({os.path.abspath(p) for p in named}) < len(named):
         raise UsageError("--per-image, --report and --junit must name different files")
     if outputs.colormap:
-        from depth_eval.pictures import check_colormap
+        from depth_eval.pictures import check_colormap  # matplotlib: only with --colormap
 
         try:
             check_colormap(outputs.colormap)

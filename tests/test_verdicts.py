@@ -11,7 +11,6 @@ import pytest
 from helpers import REPO
 
 from depth_eval import cli
-from depth_eval.commands import common
 from depth_eval.report import html, junit
 from depth_eval.scoring import uncertainty
 
@@ -196,11 +195,6 @@ def test_significant_needs_rules_and_confidence_its_range(tmp_path, capsys):
     assert cli.main([*base, "--confidence", "1.5"]) == 2
     assert "--confidence" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-def test_command_line_defaults_are_the_statistics_module_s():
-    assert common.DEFAULT_CONFIDENCE == uncertainty.DEFAULT_LEVEL
-    assert common.INTERVAL_METHODS == uncertainty.METHODS
 
 
 def test_charts_draw_intervals_as_error_bars_and_bands():

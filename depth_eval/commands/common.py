@@ -112,18 +112,14 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     add_verdict_options(checks)
 
 
-# depth_eval.scoring.uncertainty.DEFAULT_LEVEL / METHODS; here so --help needs no numpy.
-DEFAULT_CONFIDENCE = 0.95
-INTERVAL_METHODS = ("BCa", "percentile")
-
-
 def add_verdict_options(checks) -> None:
     """Intervals, significance and the CI report files (docs/ci.md)."""
-    checks.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, metavar="LEVEL",
+    checks.add_argument("--confidence", type=float, default=choices.DEFAULT_CONFIDENCE,
+                        metavar="LEVEL",
                         help="level of the bootstrap intervals of every mean and change "
-                             f"(default {DEFAULT_CONFIDENCE})")
-    checks.add_argument("--interval-method", choices=INTERVAL_METHODS,
-                        default=INTERVAL_METHODS[0],
+                             f"(default {choices.DEFAULT_CONFIDENCE})")
+    checks.add_argument("--interval-method", choices=choices.INTERVAL_METHODS,
+                        default=choices.DEFAULT_INTERVAL_METHOD,
                         help="bootstrap interval: BCa (default) or percentile")
     checks.add_argument("--significant", action="store_true",
                         help="a --fail-if rule fails only when the change also lies outside "
@@ -138,6 +134,6 @@ def add_verdict_options(checks) -> None:
 
 def run_task(settings, console) -> int:
     """``run`` of the commands that run snapshots through a task (evaluate, predict, gradients)."""
-    from depth_eval.execution.run import run
+    from depth_eval.execution.run import run  # numpy and OpenCV: not for --help
 
     return run(settings, console)

@@ -7,9 +7,10 @@ optional packages (onnxruntime) cost nothing to the others.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from depth_eval.errors import SnapshotError
+from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
 from depth_eval.registry import resolve
 
 
@@ -86,8 +87,6 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     EngineUnavailableError
         The engine's packages (or the device) are missing.
     """
-    from depth_eval.errors import SnapshotError, UnsupportedLayerError
-
     warning = check_memory(prototxt, caffemodel, settings.batch)
     if warning and warn is not None:
         warn(warning)
@@ -111,11 +110,9 @@ def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
 
     A definition whose shapes cannot be inferred is left to the engine, which reports it.
     """
-    import os
-
-    from depth_eval.inputs import limits
+    # The Caffe schema (protobuf): only once a snapshot is loaded, not for --help's choices.
     from depth_eval.caffe import proto, shapes
-    from depth_eval.errors import ShapeError
+    from depth_eval.inputs import limits
 
     definition = proto.read_prototxt(prototxt)
     inputs = shapes.network_inputs(definition)

@@ -23,6 +23,7 @@ import numpy as np
 from depth_eval.report.per_image import OwnFile
 from depth_eval.report.reporters import Reporter
 from depth_eval.scoring.keys import MetricKey, ranked
+from depth_eval.scoring.thesis_metrics import DEPTH_RANGE_M, LOG_ENCODING_SLOPE
 
 # The report's file in OUT_DIR.
 REPORT_HTML = "report.html"
@@ -104,11 +105,10 @@ def error_maps(run) -> dict:
     wanted = [pair for pair in wanted if {"fitted", "ground truth"} <= set(pictures[pair])]
     if not wanted:
         return {}
-    import cv2
+    import cv2  # OpenCV and matplotlib (the colour map): only when there are maps to draw
 
     from depth_eval.pictures import pngs
     from depth_eval.pictures.colormaps import colormap_png
-    from depth_eval.scoring.thesis_metrics import DEPTH_RANGE_M, LOG_ENCODING_SLOPE
 
     def metres(path: Path) -> np.ndarray | None:
         visual = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -203,7 +203,7 @@ def _gate_data(settings, document, verdict) -> dict | None:
 
 def _curves(entries, keys) -> dict | None:
     """Training runs (``<run>_iter_<N>`` names) -> metric -> [iteration, value, low, high]."""
-    from depth_eval.pictures.charts import training_runs
+    from depth_eval.pictures.charts import training_runs  # matplotlib: only for a report
 
     evaluated = {name: e for name, e in entries.items() if e.get("status") == "evaluated"}
     runs = training_runs(evaluated)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from depth_eval.report import gate
+from depth_eval.report.rankings import ranking
 from depth_eval.scoring.keys import MetricKey, lower_is_better, ranked
 from depth_eval.scoring.uncertainty import (
     Confidence,
@@ -144,8 +145,6 @@ def ties_with_best(entries: Mapping[str, Mapping], means: Mapping[str, Mapping[M
     """Per ranked metric, the best snapshot and the others whose paired interval of the
     difference to it (on the images both evaluated) contains 0: the images cannot tell them
     from the best."""
-    from depth_eval.report.rankings import ranking
-
     keys = list(next(iter(means.values()))) if means else []
     directions = ranked(keys)
     ties: dict[MetricKey, tuple[str, set[str]]] = {key: (ranking(means, key, lower)[0][0], set())

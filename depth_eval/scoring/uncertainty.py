@@ -25,12 +25,13 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special, stats
 
-# Interval methods (scipy.stats.bootstrap's names): bias-corrected and accelerated, percentile.
-METHODS = ("BCa", "percentile")
+from depth_eval import choices
+
+METHODS = choices.INTERVAL_METHODS
 # Resamples per interval: the 2.5% tail of 2,000 resamples holds 50 of them, which puts the
 # 95% bounds' Monte Carlo error well below the interval's width (Efron & Tibshirani, ch. 19).
 DEFAULT_RESAMPLES = 2000
-DEFAULT_LEVEL = 0.95
+DEFAULT_LEVEL = choices.DEFAULT_CONFIDENCE
 # A fixed seed: the same values give the same interval on every run and machine.
 DEFAULT_SEED = 0
 
@@ -40,7 +41,7 @@ class Confidence:
     """How intervals are made: ``level`` in (0, 1), ``method``, ``resamples``, ``seed``."""
 
     level: float = DEFAULT_LEVEL
-    method: str = METHODS[0]
+    method: str = choices.DEFAULT_INTERVAL_METHOD
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
 

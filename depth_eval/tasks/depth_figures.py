@@ -20,7 +20,7 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
     MetricKey -> value; ``intervals``: snapshot -> metric title -> (low, high), drawn as error
     bars and bands.  Returns the problems, one line each.
     """
-    from depth_eval import pictures
+    from depth_eval import pictures  # matplotlib, when the figures are drawn
 
     folder = OutputFolder(folder_path)
     by_stem = {pair.stem: pair for pair in pairs}
