@@ -12,6 +12,7 @@ from pathlib import Path
 
 from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
 from depth_eval.registry import resolve
+from depth_eval.store.user_cache import BlobCache
 
 
 # --engine name -> "module:class"; the first is the default (the reference).
@@ -57,6 +58,14 @@ def open_snapshot(engine_settings, rule, snapshot, extra_rules=(), cache=None, h
     except OSError as error:
         raise SnapshotError(f"{error.filename or snapshot.caffemodel}: "
                             f"{error.strerror or error}") from None
+
+
+def user_cache(engine_settings, warn=None):
+    """The user cache (:class:`depth_eval.store.user_cache.BlobCache` at ``--cache-dir``) for
+    an engine that keeps derived files there, else None."""
+    if not engine_class(engine_settings.name).uses_cache:
+        return None
+    return BlobCache(engine_settings.cache_dir, warn=warn)
 
 
 def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=(), cache=None,
