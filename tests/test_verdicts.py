@@ -340,3 +340,20 @@ def test_a_reporter_is_one_registry_line_and_gets_the_decided_verdict(made, monk
     assert "error: recording: one problem, reported like any output's" in captured.err
     # The problems come before the rankings, which are printed once the files are written.
     assert captured.out.startswith("TOP 2 for AbsRelDiff")
+
+
+def test_table_cells_with_intervals_and_marks():
+    from depth_eval.report import rankings
+    from depth_eval.scoring.keys import MetricKey
+
+    rmse = MetricKey.parse("RMSE")
+    means = {"a": {rmse: 0.8266}, "b": {rmse: 0.9}, "c": {rmse: 1.5}}
+    intervals = {"a": {"RMSE": [0.64, 1.25]}, "b": {"RMSE": [0.7, 1.1]}, "c": {"RMSE": [1.4, 1.6]}}
+    text = rankings.format_table(means, {"a": 3, "b": 3, "c": 3}, markdown=True,
+                                 intervals=intervals, ties={rmse: ("a", {"b"})})
+    rows = text.splitlines()[2:]
+    assert rows == ["| a | 3 | 0.8266 [0.6400, 1.2500]* |", "| b | 3 | 0.9000 [0.7000, 1.1000]~ |",
+                    "| c | 3 | 1.5000 [1.4000, 1.6000]  |"]
+    assert rankings.interval_legend(None) == ""
+    assert rankings.interval_legend({"level": 0.9, "method": "percentile", "resamples": 500,
+                                     "seed": 0}).startswith("[low, high]: 0.9 bootstrap interval")
