@@ -267,6 +267,15 @@ _MESSAGES = {
         _f("engine", 6, "Engine", default="DEFAULT"),
     ],
     "ThresholdParameter": [_f("threshold", 1, "float", default="0")],
+    "TransformationParameter": [
+        _f("scale", 1, "float", default="1"),
+        _f("mirror", 2, "bool", default="false"),
+        _f("crop_size", 3, "uint32", default="0"),
+        _f("mean_file", 4, "string"),
+        _f("mean_value", 5, "float", _REP),
+        _f("force_color", 6, "bool", default="false"),
+        _f("force_gray", 7, "bool", default="false"),
+    ],
     "TileParameter": [
         _f("axis", 1, "int32", default="1"),
         _f("tiles", 2, "int32"),
@@ -303,13 +312,14 @@ _LAYER_PARAMS = [  # (field name, number in LayerParameter, number in V1LayerPar
     ("spp_param", 132, None),
     ("threshold_param", 128, 25),
     ("tile_param", 138, None),
+    ("transform_param", 100, 36),  # a data layer's preprocessing (train_val prototxts)
 ]
 
 # Parameter message names whose capitalisation is not the field name's.
 _TYPE_NAMES = {"argmax_param": "ArgMaxParameter", "elu_param": "ELUParameter",
                "lrn_param": "LRNParameter", "mvn_param": "MVNParameter",
                "prelu_param": "PReLUParameter", "relu_param": "ReLUParameter",
-               "spp_param": "SPPParameter"}
+               "spp_param": "SPPParameter", "transform_param": "TransformationParameter"}
 
 
 def _type_of(field_name):
@@ -485,7 +495,7 @@ _LEGACY_AXES = ("num", "channels", "height", "width")
 # Caffe's layer filtering by phase (a training prototxt's data layers are TRAIN-only).
 
 # Caffe's Phase value TEST, the phase a NetState without one is in for deployment.
-_PHASE_TEST = 1
+PHASE_TEST = _PHASE_TEST = 1
 
 
 def _rule_matches(rule, phase: int, level: int, stages: set[str]) -> bool:

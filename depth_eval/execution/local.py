@@ -124,7 +124,10 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
             return [engine.decode_outputs(output, i) for i in range(len(blobs))]
         return [engine.decode(output[i:i + 1]) for i in range(len(blobs))]
 
-    outcomes = stream(list(items), lambda item: work.prepare(item, engine.input_hw), forward,
+    def prepare(item):  # the blob by the snapshot's input convention
+        return work.prepare(item, engine.input_hw, engine.convention)
+
+    outcomes = stream(list(items), prepare, forward,
                       work.finish, jobs, batch_size, engine.concurrent_forwards)
     run = UnitRun()
     for item, result in outcomes:

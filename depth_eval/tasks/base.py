@@ -25,7 +25,12 @@ from typing import ClassVar
 import numpy as np
 
 from depth_eval.engines.base import OutputRule
+from depth_eval.inputs.conventions import Convention, thesis_convention
 from depth_eval.scoring.keys import MetricKey
+
+
+# The thesis' convention: its input, its depth / 10 output.
+THESIS_CONVENTION = thesis_convention()
 
 
 @dataclass
@@ -42,14 +47,19 @@ class Prepared:
     """One image read and preprocessed: the network input and whatever the task needs later."""
 
     item: object
-    blob: np.ndarray                        # 1 x 3 x H x W network input
+    blob: np.ndarray                        # 1 x 3 x H x W network input, by ``convention``
     extra: dict = field(default_factory=dict)
+    image: np.ndarray | None = None         # H x W x 3 RGB in [0, 1] at the input's size
+    convention: Convention = THESIS_CONVENTION  # the snapshot's (its output's meaning too)
 
 
 class SnapshotWork:
     """The task's work on one snapshot (its output folders claimed)."""
 
-    def prepare(self, item, input_hw: tuple[int, int]) -> Prepared:
+    def prepare(self, item, input_hw: tuple[int, int],
+                convention: Convention = THESIS_CONVENTION) -> Prepared:
+        """Read and preprocess one item for a network of input size ``input_hw`` and the
+        snapshot's ``convention`` (the blob is made by its input convention)."""
         raise NotImplementedError
 
     def finish(self, prepared: Prepared, maps: np.ndarray) -> ImageResult:
