@@ -15,7 +15,6 @@ import numpy as np
 from depth_eval.inputs import limits
 from depth_eval.inputs.conventions import THESIS_INPUT, InputConvention
 from depth_eval.errors import ImageError, ImageReadError
-from depth_eval.thesis import DEPTH_RANGE_M, GT_SHAPE, INPUT_MEAN, INPUT_RAW_SCALE  # noqa: F401
 
 
 
@@ -162,9 +161,3 @@ def to_network_blob(rgb_unit: np.ndarray,
     convention (:class:`~depth_eval.inputs.conventions.InputConvention`); by default the
     thesis' ``x * 255 - 127``."""
     return convention.blob(rgb_unit)
-
-
-def encode_thesis_depth(depth_m: np.ndarray) -> np.ndarray:
-    """Depth in metres -> the thesis' 8-bit ground-truth encoding (pixel = depth / 10 * 255)."""
-    scaled = np.clip(np.asarray(depth_m, dtype=np.float64), 0.0, DEPTH_RANGE_M)
-    return np.round(scaled / DEPTH_RANGE_M * 255.0).astype(np.uint8)
