@@ -203,7 +203,9 @@ class RunSettings:
         Left out, because they change no number: folders and file names (units are keyed by file
         contents), ``--jobs`` (threads; tests/test_store_run.py shows the values are bit-identical),
         ``--png-strategy`` (same pixels), ``--quiet``, pictures and reports.  ``--batch`` is in:
-        onnxruntime's batched convolutions differ from single ones in the last bits.
+        onnxruntime's batched convolutions differ from single ones in the last bits.  A
+        snapshot's input convention and output meaning (its sidecar's, a mean file's contents)
+        are added per snapshot by the results store (``StoredRun.snapshot_options``).
         """
         engine, scoring, ground_truth = self.engine, self.scoring, self.inputs.ground_truth
         return {"log": engine.log_encoded, "output_blob": engine.output_blob,
