@@ -270,7 +270,7 @@ def _convention_options(args, where) -> ConventionOptions:
             values[name] = str(where(values[name]))
     try:
         options = options_from_values(values, "command line")
-        expand(options)
+        expand(options, checking=True)
     except ConventionValueError as error:
         raise UsageError(f"--{error.key}: {error.reason}") from None
     except SnapshotError as error:

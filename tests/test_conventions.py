@@ -496,3 +496,15 @@ def test_gradients_take_the_input_options_only(workspace, capsys):
     with pytest.raises(SystemExit):
         cli.parse(["gradients", str(workspace / "colors"), str(workspace / "depths"),
                    str(workspace / "out"), str(workspace / "snapshots"), "--output-kind", "log"])
+
+
+def test_transform_from_with_an_image_and_a_depth_layer_on_the_command_line(tmp_path):
+    workspace = predict_workspace(tmp_path)
+    (workspace / "tv.prototxt").write_text(
+        'layer { name: "depth" type: "Data" top: "gt" include { phase: TEST }\n'
+        '  transform_param { scale: 0.00392 } }\n'
+        'layer { name: "rgb" type: "Data" top: "X" include { phase: TEST }\n'
+        '  transform_param { mean_value: 104 mean_value: 117 mean_value: 123 } }\n')
+    status, depth = predict(workspace, "--transform-from", str(workspace / "tv.prototxt"))
+    assert status == 0  # the layer writing the deploy's input 'X' is the image layer
+    assert_matches_caffe(depth, GOLDEN_SCENE["bgr_mean_values.output"], OutputMeaning())

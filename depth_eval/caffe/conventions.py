@@ -75,11 +75,12 @@ def read_mean_file(path: Path) -> MeanImage:
     return MeanImage(values, str(path), file_sha256(path))
 
 
-def transform_param_of(path: Path, input_name: str | None = None):
+def transform_param_of(path: Path, input_name: str | None = None, first: bool = False):
     """The TEST-phase data layer's ``transform_param`` of a train_val prototxt, and its layer.
 
     The layer Caffe builds in the TEST phase that has a ``transform_param``; of several, the
-    one whose top is the deploy's input blob ``input_name``.
+    one whose top is the deploy's input blob ``input_name`` (``first``: the first of several,
+    when the network is not known yet and the file is only being checked).
 
     Raises
     ------
@@ -95,6 +96,8 @@ def transform_param_of(path: Path, input_name: str | None = None):
     layers = [layer for layer in proto.included_layers(net) if layer.HasField("transform_param")]
     if len(layers) > 1 and input_name is not None:
         layers = [layer for layer in layers if input_name in layer.top] or layers
+    if len(layers) > 1 and first:
+        layers = layers[:1]
     if len(layers) != 1:
         found = ", ".join(f"'{layer.name}'" for layer in layers)
         raise SnapshotError(
@@ -104,14 +107,15 @@ def transform_param_of(path: Path, input_name: str | None = None):
     return layers[0].transform_param, layers[0]
 
 
-def transform_values(path: Path, input_name: str | None, overridden_mean: bool) -> dict:
+def transform_values(path: Path, input_name: str | None, overridden_mean: bool,
+                     first: bool = False) -> dict:
     """The input options a train_val's TEST-phase ``transform_param`` implies (see the module
     docstring); its ``mean_file`` (relative to the prototxt's folder) is read unless
     ``overridden_mean``.  ``mirror`` is ignored (a random training-time flip, not a
     convention); ``crop_size`` only places a larger mean image's window
     (:meth:`InputConvention.fitted`), the image being resized to the input as every image is.
     """
-    param, layer = transform_param_of(path, input_name)
+    param, layer = transform_param_of(path, input_name, first)
     values = {"channel_swap": TRAIN_VAL_CHANNEL_SWAP, "raw_scale": TRAIN_VAL_RAW_SCALE,
               "input_scale": float(param.scale) if param.scale != 1.0 else None,
               "crop_size": int(param.crop_size) or None}
@@ -121,14 +125,16 @@ def transform_values(path: Path, input_name: str | None, overridden_mean: bool) 
     if overridden_mean:
         return values
     if param.HasField("mean_file"):
-        mean_path = Path(param.mean_file)
-        if not mean_path.is_absolute():
-            mean_path = Path(path).parent / mean_path
-        if not mean_path.exists():
-            raise SnapshotError(f"{path}: layer '{layer.name}': mean_file {param.mean_file!r} "
-                                f"not found at {mean_path} (relative names start at the "
-                                f"prototxt's folder); give {MEAN_FILE} beside {TRANSFORM_FROM}")
-        values["mean"] = read_mean_file(mean_path)
+        # A relative name: the prototxt's folder first, then the working folder (Caffe's).
+        named = Path(param.mean_file)
+        candidates = [named] if named.is_absolute() else [Path(path).parent / named, named]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            raise SnapshotError(
+                f"{path}: layer '{layer.name}': mean_file {param.mean_file!r} not found ("
+                + " nor ".join(str(c) for c in candidates)
+                + f"); give {MEAN_FILE} beside {TRANSFORM_FROM}")
+        values["mean"] = read_mean_file(found)
     elif len(param.mean_value):
         values["mean"] = tuple(float(v) for v in param.mean_value)
     else:
@@ -136,13 +142,16 @@ def transform_values(path: Path, input_name: str | None, overridden_mean: bool) 
     return values
 
 
-def expand(options: ConventionOptions, input_name: str | None = None) -> tuple[dict, list]:
-    """One level's options as convention values (files read), and the files that stated them."""
+def expand(options: ConventionOptions, input_name: str | None = None,
+           checking: bool = False) -> tuple[dict, list]:
+    """One level's options as convention values (files read), and the files that stated them;
+    ``checking``: before the network is known (a train_val's data layers not chosen yet)."""
     values: dict = {}
     sources: list[str] = []
     if options.transform_from is not None:
         values.update(transform_values(options.transform_from, input_name,
-                                       overridden_mean=options.mean is not None))
+                                       overridden_mean=options.mean is not None,
+                                       first=checking))
         sources.append(str(options.transform_from))
     for name in ("channel_swap", "raw_scale", "input_scale", "output_kind", "output_scale"):
         if getattr(options, name) is not None:

@@ -120,6 +120,8 @@ class InputConvention:
             return self.mean.values
         if len(self.mean) == 1:  # one scalar: the thesis' x * 255 - 127, bit for bit
             return np.float32(self.mean[0])
+        # float32 values: real Caffe's Transformer blobs of tests/data/golden/preprocess bit
+        # for bit (float64 ones differ there by one float32 step).
         return np.asarray(self.mean, dtype=np.float32)[:, np.newaxis, np.newaxis]
 
     def fitted(self, input_shape: tuple[int, ...]) -> "InputConvention":
