@@ -88,6 +88,10 @@ def test_the_thesis_default_is_bit_identical_and_the_reading_matches_the_transfo
     chw = np.ascontiguousarray(resized.transpose(2, 0, 1), dtype=np.float32)
     assert np.array_equal(images.to_network_blob(resized),
                           (chw * np.float32(255.0) - np.float32(127.0))[np.newaxis])
+    spelled_out = convention_for({"raw-scale": 255, "mean-values": [127]}, Path("."))
+    assert spelled_out.same_numbers(thesis_convention())
+    assert np.array_equal(images.to_network_blob(resized, spelled_out.input),
+                          images.to_network_blob(resized))
     # The example PNG read and resized as every input is: the Transformer's input.
     read = images.load_color_input(SCENE, tuple(META["input_shape"][2:]))
     np.testing.assert_allclose(read, resized, rtol=0, atol=1e-6)
