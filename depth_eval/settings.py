@@ -269,7 +269,7 @@ def _convention_options(args, where) -> ConventionOptions:
                     "file does not exist" if what == "missing" else f"is {what}, not a file"))
             values[name] = str(where(values[name]))
     try:
-        options = options_from_values(values, "command line")
+        options = options_from_values(values)
         expand(options, checking=True)
     except ConventionValueError as error:
         raise UsageError(f"--{error.key}: {error.reason}") from None

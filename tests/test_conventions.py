@@ -65,7 +65,7 @@ def config_values(name: str, mean_path: Path) -> dict:
 
 
 def convention_for(values: dict, tmp_path: Path):
-    options = options_from_values(values, "test")
+    options = options_from_values(values)
     return caffe_conventions.snapshot_convention(options, tmp_path / "none.caffemodel",
                                                  input_shape=tuple(META["input_shape"]))
 
@@ -335,7 +335,7 @@ def test_missing_mean_file_on_the_command_line(tmp_path, capsys):
 def test_mean_image_of_another_size_is_refused_with_its_channel_means(tmp_path):
     mean = np.stack([np.full((10, 12), v, np.float32) for v in (104.0, 117.0, 123.0)])
     np.save(tmp_path / "small.npy", mean)
-    options = options_from_values({"mean-file": str(tmp_path / "small.npy")}, "test")
+    options = options_from_values({"mean-file": str(tmp_path / "small.npy")})
     with pytest.raises(SnapshotError) as caught:
         caffe_conventions.snapshot_convention(options, tmp_path / "s.caffemodel",
                                               input_shape=(1, 3, 218, 298))

@@ -157,9 +157,8 @@ def expand(options: ConventionOptions, input_name: str | None = None,
         if getattr(options, name) is not None:
             values[name] = getattr(options, name)
     if options.mean is not None:
-        kind = options.mean[0]
-        values["mean"] = (read_mean_file(options.mean[1]) if kind == "file"
-                          else options.mean[1] if kind == "values" else None)
+        kind, value = options.mean
+        values["mean"] = read_mean_file(value) if kind == "file" else value
     return values, sources
 
 

@@ -21,7 +21,7 @@ and a train_val prototxt's ``transform_param`` needs Caffe's schema:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -258,9 +258,8 @@ def thesis_convention(log_encoded: bool = False) -> Convention:
 class ConventionOptions:
     """The options one level states (the command line, or one sidecar); None: not stated.
 
-    ``mean`` is one slot with two spellings: ``("values", (..))``, ``("file", Path)`` or
-    ``("none",)`` (a train_val without a mean).  Paths are as the level gave them (a sidecar's
-    relative to its folder, already joined).  ``origin`` names the level in messages.
+    ``mean`` is one slot with two spellings: ``("values", (..))`` or ``("file", Path)``.
+    Paths are as the level gave them (a sidecar's relative to its folder, already joined).
     """
 
     channel_swap: tuple[int, ...] | None = None
@@ -270,13 +269,12 @@ class ConventionOptions:
     transform_from: Path | None = None
     output_kind: str | None = None
     output_scale: float | None = None
-    origin: str = field(default="command line", compare=False)
 
     def stated(self) -> list[str]:
         """The long names of the options this level states."""
         names = {"mean": MEAN_FILE if self.mean and self.mean[0] == "file" else MEAN_VALUES}
         return [names.get(f.name, f.name.replace("_", "-")) for f in fields(self)
-                if f.name != "origin" and getattr(self, f.name) is not None]
+                if getattr(self, f.name) is not None]
 
     def record(self) -> dict:
         """The stated options as JSON values (results.json's run options)."""
@@ -338,8 +336,7 @@ def _path(key: str, value, folder: Path | None) -> Path:
     return path if folder is None or path.is_absolute() else folder / path
 
 
-def options_from_values(values: dict, origin: str, folder: Path | None = None
-                        ) -> ConventionOptions:
+def options_from_values(values: dict, folder: Path | None = None) -> ConventionOptions:
     """One level's options from typed values (a sidecar's TOML table, or the command line's
     parsed options), keyed by long name; ``folder``: where relative file names start.
 
@@ -371,8 +368,7 @@ def options_from_values(values: dict, origin: str, folder: Path | None = None
         output_kind=None if get(OUTPUT_KIND) is None else _output_kind(OUTPUT_KIND,
                                                                       get(OUTPUT_KIND)),
         output_scale=None if get(OUTPUT_SCALE) is None else _number(OUTPUT_SCALE,
-                                                                    get(OUTPUT_SCALE)),
-        origin=origin)
+                                                                    get(OUTPUT_SCALE)))
 
 
 def sidecar_path(caffemodel: Path) -> Path:
@@ -399,7 +395,7 @@ def read_sidecar(path: Path, text: str) -> ConventionOptions:
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
     try:
-        return options_from_values(table, str(path), Path(path).parent)
+        return options_from_values(table, Path(path).parent)
     except ConventionValueError as error:
         raise ValueError(f"{path}: key '{error.key}': {error.reason}") from None
 
