@@ -259,9 +259,9 @@ def test_inverse_output_that_is_not_positive_skips_the_snapshot(tmp_path, capsys
 # Levels: sidecar over command line over defaults; --log; refusals
 
 
-def test_sidecar_key_wins_over_the_command_line(tmp_path):
+def test_sidecar_key_wins_over_the_command_line(tmp_path, capsys):
     workspace = predict_workspace(tmp_path)
-    write_sidecar(workspace, "mean-values = [104, 117, 123]\n")
+    sidecar = write_sidecar(workspace, "mean-values = [104, 117, 123]\n")
     # The command line's mean (a mean image) is replaced by the sidecar's mean values; its
     # channel swap stays.
     unpack_mean(tmp_path)
@@ -269,6 +269,8 @@ def test_sidecar_key_wins_over_the_command_line(tmp_path):
                             "--mean-file", str(tmp_path / "mean.binaryproto"))
     assert status == 0
     assert_matches_caffe(depth, GOLDEN_SCENE["bgr_mean_values.output"], OutputMeaning())
+    assert f"note: net: input convention and output meaning from {sidecar}" in \
+        capsys.readouterr().err
 
 
 def test_log_is_output_kind_log_with_the_thesis_scale(tmp_path):

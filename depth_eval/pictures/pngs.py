@@ -41,11 +41,12 @@ def input_visual(blob: np.ndarray) -> np.ndarray:
     return cv2.cvtColor((rgb * 255.0).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
-def colors_visual(rgb_unit: np.ndarray) -> np.ndarray:
+def colors_visual(rgb_unit: np.ndarray, thesis_blob: np.ndarray | None = None) -> np.ndarray:
     """The colour input (H x W x 3 RGB in [0, 1] at the network's size) as the original's
-    8-bit BGR picture, made through the thesis' blob whatever the network's convention: the
-    picture is the same byte for byte."""
-    return input_visual(to_network_blob(rgb_unit))
+    8-bit BGR picture, made through the thesis' blob whatever the network's convention (the
+    picture is the same byte for byte); ``thesis_blob``: that blob when the network was fed
+    it (not made again)."""
+    return input_visual(to_network_blob(rgb_unit) if thesis_blob is None else thesis_blob)
 
 
 def encode_png(image: np.ndarray, strategy: str = "rle") -> bytes:

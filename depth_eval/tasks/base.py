@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from depth_eval.engines.base import OutputRule
-from depth_eval.inputs.conventions import Convention, thesis_convention
+from depth_eval.inputs.conventions import THESIS_INPUT, Convention, thesis_convention
 from depth_eval.scoring.keys import MetricKey
 
 
@@ -51,6 +51,11 @@ class Prepared:
     extra: dict = field(default_factory=dict)
     image: np.ndarray | None = None         # H x W x 3 RGB in [0, 1] at the input's size
     convention: Convention = THESIS_CONVENTION  # the snapshot's (its output's meaning too)
+
+    @property
+    def thesis_blob(self) -> np.ndarray | None:
+        """``blob`` when it was made by the thesis' input convention, else None."""
+        return self.blob if self.convention.input == THESIS_INPUT else None
 
 
 class SnapshotWork:

@@ -166,7 +166,7 @@ class DepthWork(SnapshotWork):
             self.task.warn_undefined(self.snapshot_name, prepared.item.depth_path, missing,
                                      undefined_reasons(prediction, extra, native, scoring_settings))
         fitted = fitted_picture(prediction, gt, pixels)
-        self.write_pictures(stem, prepared.image, gt, prediction, fitted)
+        self.write_pictures(stem, prepared, gt, prediction, fitted)
         if self.outputs.colormap:
             self.write_colormapped(stem, prediction, fitted, gt)
         if self.outputs.save_raw:
@@ -174,12 +174,13 @@ class DepthWork(SnapshotWork):
         kept = prediction if stem in self.task.kept_stems else None
         return ImageResult(stem, image_metrics, kept)
 
-    def write_pictures(self, stem, image, gt, prediction, fitted) -> None:
+    def write_pictures(self, stem, prepared, gt, prediction, fitted) -> None:
         """Colours and ground truth into both folders; the fitted depth into OUT_DIR, the raw
         into OUT_DIR_abs (the original's pictures)."""
         strategy = self.outputs.png_strategy
         color_name, depth_name, gt_name = output_names(stem)
-        color_png = pngs.encode_png(pngs.colors_visual(image), strategy)
+        color_png = pngs.encode_png(pngs.colors_visual(prepared.image, prepared.thesis_blob),
+                                    strategy)
         gt_png = pngs.encode_png(pngs.depth_visual(gt), strategy)
         for folder, depth in ((self.fitted_dir, fitted), (self.raw_dir, prediction)):
             folder.write(color_name, color_png)
