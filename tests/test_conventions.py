@@ -514,3 +514,14 @@ def test_transform_from_with_an_image_and_a_depth_layer_on_the_command_line(tmp_
     status, depth = predict(workspace, "--transform-from", str(workspace / "tv.prototxt"))
     assert status == 0  # the layer writing the deploy's input 'X' is the image layer
     assert_matches_caffe(depth, GOLDEN_SCENE["bgr_mean_values.output"], OutputMeaning())
+
+
+def test_a_v1_data_layers_own_preprocessing_is_upgraded_as_caffe_does(tmp_path):
+    old = tmp_path / "old.prototxt"
+    old.write_text(
+        'layers { name: "d" type: DATA top: "X" include { phase: TEST }\n'
+        '  data_param { source: "lmdb" batch_size: 1 backend: LMDB scale: 0.5 crop_size: 5\n'
+        '               mirror: true mean_file: "m.npy" } }\n')
+    param, layer = caffe_conventions.transform_param_of(old)
+    assert layer.name == "d" and layer.type == "Data"
+    assert (param.scale, param.crop_size, param.mirror, param.mean_file) == (0.5, 5, True, "m.npy")

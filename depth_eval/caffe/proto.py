@@ -341,6 +341,16 @@ _MESSAGES["LayerParameter"] = [
     _f("exclude", 9, "NetStateRule", _REP),
 ] + [_f(name, number, _type_of(name)) for name, number, _ in _LAYER_PARAMS]
 
+# Data layers of the V1 form kept their preprocessing in their own parameters (the fields Caffe's
+# UpgradeNetDataTransformation moves into transform_param); only those fields are declared.
+_V1_DATA_PARAMS = {"data_param": (11, "DATA"), "image_data_param": (15, "IMAGE_DATA"),
+                   "window_data_param": (20, "WINDOW_DATA")}
+_V1_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
+for _name in ("DataParameter", "ImageDataParameter", "WindowDataParameter"):
+    _MESSAGES[_name] = [_f("scale", 2, "float", default="1"), _f("mean_file", 3, "string"),
+                        _f("crop_size", 5, "uint32", default="0"),
+                        _f("mirror", 6, "bool", default="false")]
+
 _MESSAGES["V1LayerParameter"] = [
     _f("bottom", 2, "string", _REP),
     _f("top", 3, "string", _REP),
@@ -353,7 +363,8 @@ _MESSAGES["V1LayerParameter"] = [
     _f("blobs_lr", 7, "float", _REP),
     _f("weight_decay", 8, "float", _REP),
     _f("loss_weight", 35, "float", _REP),
-] + [_f(name, v1, _type_of(name)) for name, _, v1 in _LAYER_PARAMS if v1 is not None]
+] + [_f(name, v1, _type_of(name)) for name, _, v1 in _LAYER_PARAMS if v1 is not None] + [
+    _f(name, number, _type_of(name)) for name, (number, _) in _V1_DATA_PARAMS.items()]
 
 _MESSAGES["NetParameter"] = [
     _f("name", 1, "string"),
@@ -472,8 +483,23 @@ def upgrade_v1(net: "NetParameter") -> "NetParameter":
         for name in param_names:
             if old.HasField(name):
                 getattr(layer, name).CopyFrom(getattr(old, name))
+        _upgrade_data_transformation(old, layer)
     del net.layers[:]
     return net
+
+
+def _upgrade_data_transformation(old, layer) -> None:
+    """A V1 data layer's own scale / mean_file / crop_size / mirror into its transform_param
+    (Caffe's UpgradeNetDataTransformation: for DATA, IMAGE_DATA and WINDOW_DATA layers)."""
+    type_name = (_CLASSES["V1LayerParameter"].DESCRIPTOR.fields_by_name["type"].enum_type
+                 .values_by_number[old.type].name) if old.HasField("type") else ""
+    for name, (_, v1_type) in _V1_DATA_PARAMS.items():
+        if type_name != v1_type or not old.HasField(name):
+            continue
+        legacy = getattr(old, name)
+        for field in _V1_TRANSFORM_FIELDS:
+            if legacy.HasField(field):
+                setattr(layer.transform_param, field, getattr(legacy, field))
 
 
 def blob_shape(blob: "BlobProto") -> tuple[int, ...]:
