@@ -5,6 +5,7 @@ upsampled as the thesis does; sidecars, train_val transform_params, precedence a
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -36,6 +37,9 @@ CONFIGS = tuple(META["configs"])
 # The network Caffe ran: the e2e refining definition with the weights kept beside the data.
 PROTOTXT = GOLDEN_E2E / "snapshots" / f"{GOOD}.prototxt"
 CAFFEMODEL = PREPROCESS / f"{GOOD}.caffemodel"
+# Both engines; onnxruntime only where it is installed (the 'fast' extra).
+ENGINE_NAMES = ["opencv", pytest.param("onnxruntime", marks=pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed"))]
 # Tolerances of the issue: blobs within 1e-5 of the Transformer's, outputs within 1e-4 of
 # Caffe's output range.
 BLOB_TOLERANCE, OUTPUT_TOLERANCE = 1e-5, 1e-4
@@ -97,9 +101,8 @@ def test_the_thesis_default_is_bit_identical_and_the_reading_matches_the_transfo
     np.testing.assert_allclose(read, resized, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("engine", ["opencv", "onnxruntime"])
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
 def test_both_engines_give_caffes_output_for_every_convention(engine, tmp_path):
-    pytest.importorskip("onnxruntime") if engine == "onnxruntime" else None
     net = load_engine(EngineSettings(name=engine), PROTOTXT, CAFFEMODEL, DEPTH_OUTPUT)
     mean_path = unpack_mean(tmp_path)
     for name in CONFIGS:
@@ -147,10 +150,11 @@ def assert_matches_caffe(depth_m, output, meaning):
     assert relative_range_error(depth_m, expected) < OUTPUT_TOLERANCE
 
 
-def test_cli_bgr_mean_values_as_classify_names_them(tmp_path):
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_cli_bgr_mean_values_as_classify_names_them(tmp_path, engine):
     workspace = predict_workspace(tmp_path)
     status, depth = predict(workspace, "--channel-swap", "2,1,0", "--raw-scale", "255",
-                            "--mean-values", "104,117,123")
+                            "--mean-values", "104,117,123", "--engine", engine)
     assert status == 0
     assert_matches_caffe(depth, GOLDEN_SCENE["bgr_mean_values.output"], OutputMeaning())
 
@@ -161,13 +165,14 @@ def test_cli_default_is_the_thesis(tmp_path):
     assert_matches_caffe(depth, GOLDEN_SCENE["thesis.output"], OutputMeaning())
 
 
-def test_sidecar_mean_image_and_input_scale_with_a_metric_output(tmp_path):
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_sidecar_mean_image_and_input_scale_with_a_metric_output(tmp_path, engine):
     workspace = predict_workspace(tmp_path)
     unpack_mean(workspace / "snapshots")
     write_sidecar(workspace, 'channel-swap = [2, 1, 0]\nraw-scale = 255.0\n'
                              'mean-file = "mean.binaryproto"\ninput-scale = 0.017\n'
                              'output-scale = 1.0\noutput-kind = "depth"\n')
-    status, depth = predict(workspace)
+    status, depth = predict(workspace, "--engine", engine)
     assert status == 0
     assert_matches_caffe(depth, GOLDEN_SCENE["bgr_mean_file_scaled.output"],
                          OutputMeaning("depth", 1.0))
@@ -239,9 +244,11 @@ def positive_prototxt() -> str:
         + INVERSE_TAIL
 
 
-def test_inverse_depth_output(tmp_path):
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_inverse_depth_output(tmp_path, engine):
     workspace = predict_workspace(tmp_path, positive_prototxt())
-    status, depth = predict(workspace, "--output-kind", "inverse", "--output-scale", "2")
+    status, depth = predict(workspace, "--output-kind", "inverse", "--output-scale", "2",
+                            "--engine", engine)
     assert status == 0
     caffe_output = np.abs(GOLDEN_SCENE["thesis.output"]) + np.float32(0.5)
     assert_matches_caffe(depth, caffe_output, OutputMeaning("inverse", 2.0))
