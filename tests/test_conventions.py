@@ -532,3 +532,15 @@ def test_a_v1_data_layers_own_preprocessing_is_upgraded_as_caffe_does(tmp_path):
     param, layer = caffe_conventions.transform_param_of(old)
     assert layer.name == "d" and layer.type == "Data"
     assert (param.scale, param.crop_size, param.mirror, param.mean_file) == (0.5, 5, True, "m.npy")
+
+
+def test_a_train_val_with_two_data_layers_is_keyed_and_reused(workspace):
+    snapshots = workspace / "snapshots"
+    (snapshots / "tv.prototxt").write_text(
+        'layer { name: "gt" type: "Data" top: "gt" transform_param { scale: 0.1 } }\n'
+        'layer { name: "rgb" type: "Data" top: "X" transform_param { mean_value: 100 } }\n')
+    (snapshots / f"{GOOD}{SIDECAR_SUFFIX}").write_text('transform-from = "tv.prototxt"\n')
+    assert evaluate(workspace) == 0 and reuse_counts(workspace) == (0, 2)
+    convention = results(workspace)["snapshots"][GOOD]["convention"]
+    assert convention["mean"] == [100.0] and convention["input-scale"] is None
+    assert evaluate(workspace) == 0 and reuse_counts(workspace) == (2, 0)
