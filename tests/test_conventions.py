@@ -544,3 +544,16 @@ def test_a_train_val_with_two_data_layers_is_keyed_and_reused(workspace):
     convention = results(workspace)["snapshots"][GOOD]["convention"]
     assert convention["mean"] == [100.0] and convention["input-scale"] is None
     assert evaluate(workspace) == 0 and reuse_counts(workspace) == (2, 0)
+
+
+def test_the_colours_picture_is_the_thesis_one_whatever_the_convention(workspace):
+    assert evaluate(workspace, "--quiet", out="thesis") == 0
+    assert evaluate(workspace, "--quiet", "--channel-swap", "2,1,0", "--raw-scale", "1",
+                    "--mean-values", "0.5", "--input-scale", "3", out="other") == 0
+    for folder in ("thesis", "thesis_abs"):
+        picture = workspace / folder / GOOD / "00000_colors.png"
+        twin = workspace / folder.replace("thesis", "other") / GOOD / "00000_colors.png"
+        assert np.array_equal(images.read_image(picture), images.read_image(twin))
+    assert not np.array_equal(
+        images.read_image(workspace / "thesis" / GOOD / "00000_depth.png"),
+        images.read_image(workspace / "other" / GOOD / "00000_depth.png"))

@@ -7,7 +7,6 @@ import io as _io
 import cv2
 import numpy as np
 
-from depth_eval.inputs.images import to_network_blob
 from depth_eval.thesis import INPUT_MEAN, LOG_ENCODING_SLOPE
 
 # test_depth.py wrote its PNGs with OpenCV's compression level 8.
@@ -39,14 +38,6 @@ def input_visual(blob: np.ndarray) -> np.ndarray:
     """The network input (1 x 3 x H x W, ``x * 255 - 127``) back to an 8-bit BGR picture."""
     rgb = (blob[0].transpose(1, 2, 0) + INPUT_MEAN) / 255.0
     return cv2.cvtColor((rgb * 255.0).astype(np.uint8), cv2.COLOR_RGB2BGR)
-
-
-def colors_visual(rgb_unit: np.ndarray, thesis_blob: np.ndarray | None = None) -> np.ndarray:
-    """The colour input (H x W x 3 RGB in [0, 1] at the network's size) as the original's
-    8-bit BGR picture, made through the thesis' blob whatever the network's convention (the
-    picture is the same byte for byte); ``thesis_blob``: that blob when the network was fed
-    it (not made again)."""
-    return input_visual(to_network_blob(rgb_unit) if thesis_blob is None else thesis_blob)
 
 
 def encode_png(image: np.ndarray, strategy: str = "rle") -> bytes:

@@ -25,6 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from depth_eval.engines.base import OutputRule
+from depth_eval.inputs import images
 from depth_eval.inputs.conventions import THESIS_INPUT, Convention, thesis_convention
 from depth_eval.scoring.keys import MetricKey
 
@@ -49,13 +50,24 @@ class Prepared:
     item: object
     blob: np.ndarray                        # 1 x 3 x H x W network input, by ``convention``
     extra: dict = field(default_factory=dict)
-    image: np.ndarray | None = None         # H x W x 3 RGB in [0, 1] at the input's size
     convention: Convention = THESIS_CONVENTION  # the snapshot's (its output's meaning too)
+    # The image by the thesis' input convention where the network takes another (None: blob).
+    thesis_blob: np.ndarray | None = None
+
+    @classmethod
+    def of_image(cls, item, rgb_unit: np.ndarray, convention: Convention = THESIS_CONVENTION,
+                 extra: dict | None = None) -> "Prepared":
+        """An image (H x W x 3 RGB in [0, 1] at the input's size) as the snapshot's network
+        input, and as the thesis' blob for the colours picture (the original's picture
+        whatever the network's convention)."""
+        blob = images.to_network_blob(rgb_unit, convention.input)
+        thesis = None if convention.input == THESIS_INPUT else images.to_network_blob(rgb_unit)
+        return cls(item, blob, extra or {}, convention, thesis)
 
     @property
-    def thesis_blob(self) -> np.ndarray | None:
-        """``blob`` when it was made by the thesis' input convention, else None."""
-        return self.blob if self.convention.input == THESIS_INPUT else None
+    def colors_blob(self) -> np.ndarray:
+        """The thesis' blob of the image, what the colours picture is made from."""
+        return self.blob if self.thesis_blob is None else self.thesis_blob
 
 
 class SnapshotWork:

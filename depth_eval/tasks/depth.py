@@ -80,11 +80,10 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
             + images.exif_hint(pair.color_path, pair.depth_path))
     rgb = images.resize_bilinear(images.as_rgb(images.color_to_unit(color, pair.color_path)), input_hw)
     unit, gt_m = truth.on_thesis_grid()
-    return Prepared(pair, images.to_network_blob(rgb, convention.input),
-                    {"ground_truth": unit, "gt_m": gt_m,
-                     "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
-                     "gt_native_m": truth.depth_m, "encoding": truth.encoding},
-                    image=rgb, convention=convention)
+    return Prepared.of_image(pair, rgb, convention,
+                             {"ground_truth": unit, "gt_m": gt_m,
+                              "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
+                              "gt_native_m": truth.depth_m, "encoding": truth.encoding})
 
 
 def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
@@ -179,8 +178,7 @@ class DepthWork(SnapshotWork):
         into OUT_DIR_abs (the original's pictures)."""
         strategy = self.outputs.png_strategy
         color_name, depth_name, gt_name = output_names(stem)
-        color_png = pngs.encode_png(pngs.colors_visual(prepared.image, prepared.thesis_blob),
-                                    strategy)
+        color_png = pngs.encode_png(pngs.input_visual(prepared.colors_blob), strategy)
         gt_png = pngs.encode_png(pngs.depth_visual(gt), strategy)
         for folder, depth in ((self.fitted_dir, fitted), (self.raw_dir, prediction)):
             folder.write(color_name, color_png)

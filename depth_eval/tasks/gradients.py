@@ -99,7 +99,7 @@ class GradientsWork(SnapshotWork):
             self.task.warn_undefined(self.snapshot_name, item, title, channels, target)
         if self.write_colors:
             self.folder.write(colors_name(item.stem), pngs.encode_png(
-                pngs.colors_visual(prepared.image, prepared.thesis_blob), self.strategy))
+                pngs.input_visual(prepared.colors_blob), self.strategy))
         names = picture_names(item.stem)
         for suffix, picture in gradient_metrics.gradient_pictures(prediction, target).items():
             self.folder.write(names[suffix], pngs.encode_png(picture, self.strategy))

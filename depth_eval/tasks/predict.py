@@ -26,9 +26,7 @@ class PredictWork(SnapshotWork):
         if taken:
             raise ImageError(f"{self.raw_dir.path / taken[0]}: exists and was not written by "
                              f"depth_eval; left untouched, {item.name} not predicted")
-        rgb = images.load_color_input(item, input_hw)
-        return Prepared(item, images.to_network_blob(rgb, convention.input), image=rgb,
-                        convention=convention)
+        return Prepared.of_image(item, images.load_color_input(item, input_hw), convention)
 
     def finish(self, prepared, maps):
         path = prepared.item
