@@ -9,6 +9,7 @@ goes into it), gate (baseline, rules, ``--best``).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -23,6 +24,8 @@ from depth_eval.caffe.conventions import expand
 from depth_eval.inputs.conventions import (MEAN_FILE, OPTION_NAMES, OUTPUT_KIND, TRANSFORM_FROM,
                                            ConventionOptions, ConventionValueError,
                                            options_from_values)
+from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
+from depth_eval.writing import MANIFEST_NAME
 from depth_eval.inputs.ground_truth import GroundTruthSettings
 from depth_eval.scoring.keys import MetricKey, ranked
 from depth_eval.scoring.score import ScoringSettings
@@ -116,9 +119,6 @@ class OutputSettings:
     def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
         """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
         itself, no --per-image file)."""
-        from depth_eval.writing import MANIFEST_NAME
-        from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
-
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
                  f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"}
         if self.figures:
@@ -294,8 +294,6 @@ def _check_executor(executor: ExecutorSettings) -> None:
         if match is None or not 0 < int(match[3]) < 65536:
             raise UsageError(f"--dask {text}: expected a scheduler's address, "
                              "[tcp://]HOST:PORT (e.g. tcp://10.0.0.5:8786), or local:N")
-    import importlib.util
-
     if importlib.util.find_spec("distributed") is None:
         raise UsageError("--dask needs dask's distributed scheduler, which is not installed: "
                          "pip install 'depth_eval[dask]'")
@@ -333,7 +331,7 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
                          f"(e.g. {outputs.store / STORE_NAME})")
     per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
     if outputs.colormap:
-        from depth_eval.pictures import check_colormap
+        from depth_eval.pictures import check_colormap  # matplotlib: only with --colormap
 
         try:
             check_colormap(outputs.colormap)
