@@ -542,7 +542,7 @@ def test_a_train_val_with_two_data_layers_is_keyed_and_reused(workspace):
     (snapshots / f"{GOOD}{SIDECAR_SUFFIX}").write_text('transform-from = "tv.prototxt"\n')
     assert evaluate(workspace) == 0 and reuse_counts(workspace) == (0, 2)
     convention = results(workspace)["snapshots"][GOOD]["convention"]
-    assert convention["mean"] == [100.0] and convention["input-scale"] is None
+    assert convention["mean-values"] == [100.0] and convention["input-scale"] is None
     assert evaluate(workspace) == 0 and reuse_counts(workspace) == (2, 0)
 
 

@@ -166,12 +166,13 @@ class InputConvention:
         them (a mean image by its file's sha256 and shape: its contents, not its path)."""
         mean = self.mean
         if isinstance(mean, MeanImage):
-            mean_record = {"sha256": mean.sha256, "shape": list(mean.shape)}
+            mean_key, mean_record = MEAN_FILE, {"sha256": mean.sha256, "shape": list(mean.shape)}
         else:
-            mean_record = None if mean is None else [float(v) for v in mean]
+            mean_key, mean_record = MEAN_VALUES, (None if mean is None
+                                                  else [float(v) for v in mean])
         return {CHANNEL_SWAP: None if self.channel_swap is None else list(self.channel_swap),
-                RAW_SCALE: _float_or_none(self.raw_scale),
-                "mean": mean_record, INPUT_SCALE: _float_or_none(self.input_scale)}
+                RAW_SCALE: _float_or_none(self.raw_scale), mean_key: mean_record,
+                INPUT_SCALE: _float_or_none(self.input_scale)}
 
 
 def _float_or_none(value):
@@ -232,7 +233,7 @@ class Convention:
         files it came from)."""
         record = self.key_record()
         if isinstance(self.input.mean, MeanImage):
-            record["mean"]["file"] = self.input.mean.source
+            record[MEAN_FILE]["path"] = self.input.mean.source
         if self.sources:
             record["from"] = list(self.sources)
         return record
