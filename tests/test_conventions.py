@@ -24,9 +24,7 @@ from depth_eval.inputs.conventions import (
     SIDECAR_SUFFIX, InputConvention, MeanImage, OutputMeaning,
     options_from_values, thesis_convention)
 from depth_eval.scoring.alignments import align_least_squares_inverse
-from depth_eval.scoring.upsample import upsample
 from depth_eval.settings import EngineSettings
-from depth_eval.thesis import DEPTH_RANGE_M
 from helpers import GOLDEN, GOLDEN_E2E, GOOD, REPO, evaluate, relative_range_error, results
 
 PREPROCESS = GOLDEN / "preprocess"
@@ -133,9 +131,19 @@ def predict(workspace: Path, *options) -> tuple[int, np.ndarray | None]:
     return status, np.load(path) if path.exists() else None
 
 
+# The depth in metres of an output o, by kind and M (the issue's formulas).
+DECODED_M = {"depth": lambda o, m: m * o, "inverse": lambda o, m: m / o,
+             "log": lambda o, m: m * np.exp((o - 1.0) / 0.179581)}
+
+
 def thesis_upsampled(output: np.ndarray, meaning: OutputMeaning) -> np.ndarray:
-    """What the thesis does with a network's output: decoded, zoomed to 320 x 420, metres."""
-    return upsample(meaning.decode(output.reshape(output.shape[-2:]))) * DEPTH_RANGE_M
+    """What the thesis does with Caffe's output blob: decoded to metres, then zoomed to
+    320 x 420 by scipy.ndimage.zoom(order=3) of the 1 x 1 x h x w blob."""
+    from scipy.ndimage import zoom
+
+    depth_m = DECODED_M[meaning.kind](output.astype(np.float64), meaning.scale)
+    h, w = depth_m.shape[-2:]
+    return zoom(depth_m.reshape(1, 1, h, w), (1, 1, 320 / h, 420 / w), order=3)[0, 0]
 
 
 def write_sidecar(workspace: Path, text: str, name: str = "net") -> Path:
