@@ -5,20 +5,23 @@ it, and write the original's three pictures into OUT_DIR (MVN fitted) and OUT_DI
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from depth_eval.scoring import alignments, thesis_metrics, score, standard_metrics
+from depth_eval.scoring import score, standard_metrics
 from depth_eval.scoring.alignments import fitted_picture
 from depth_eval.inputs import discover, gt_encodings, images
 from depth_eval.pictures import pngs
 from depth_eval.engines.base import DEPTH_OUTPUT
 from depth_eval.errors import ImageError, SnapshotError, UsageError
 from depth_eval.writing import OutputFolder
+from depth_eval.thesis import DEPTH_RANGE_M
 from depth_eval.inputs.ground_truth import load_ground_truth, thesis_pixels
 from depth_eval.scoring.upsample import upsample, warm_up
-from depth_eval.tasks.base import ImageResult, Prepared, SnapshotWork, Task
+from depth_eval.inputs.conventions import Convention
+from depth_eval.tasks.base import THESIS_CONVENTION, ImageResult, Prepared, SnapshotWork, Task
 
 # A ground truth whose width/height differs from its input's by more than this is a mismatched pair.
 ASPECT_TOLERANCE = 0.02
@@ -28,13 +31,13 @@ GT_VISUAL_SUFFIX = "_gt"
 
 def output_names(stem: str) -> tuple[str, str, str]:
     """The three PNG names the original wrote for input ``<X>_colors``: colours, depth, ground truth."""
-    base = _base(stem)
+    base = discover.input_base(stem)
     return f"{stem}.png", f"{base}{discover.GROUND_TRUTH_SUFFIX}.png", f"{base}{GT_VISUAL_SUFFIX}.png"
 
 
 def prediction_names(stem: str) -> tuple[str, str, str]:
     """Raw depth files for input ``stem``: visualisation, metres (.npy), millimetres (PNG)."""
-    depth = f"{_base(stem)}{discover.GROUND_TRUTH_SUFFIX}"
+    depth = f"{discover.input_base(stem)}{discover.GROUND_TRUTH_SUFFIX}"
     return f"{depth}.png", f"{depth}.npy", f"{depth}_mm.png"
 
 
@@ -54,13 +57,9 @@ def picture_names(stem: str, outputs) -> tuple[list[str], list[str]]:
     return both, both + extra
 
 
-def _base(stem: str) -> str:
-    suffix = discover.INPUT_SUFFIX
-    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
-
 
 def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
-                  gt_settings=None) -> Prepared:
+                  gt_settings=None, convention: Convention = THESIS_CONVENTION) -> Prepared:
     """Read and preprocess one pair; raises ImageError naming the file and the cause.
 
     ``extra`` holds the ground truth at 320 x 420 as depth / 10 (``ground_truth``, for the
@@ -81,16 +80,16 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
             + images.exif_hint(pair.color_path, pair.depth_path))
     rgb = images.resize_bilinear(images.as_rgb(images.color_to_unit(color, pair.color_path)), input_hw)
     unit, gt_m = truth.on_thesis_grid()
-    return Prepared(pair, images.to_network_blob(rgb),
-                    {"ground_truth": unit, "gt_m": gt_m,
-                     "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
-                     "gt_native_m": truth.depth_m, "encoding": truth.encoding})
+    return Prepared.of_image(pair, rgb, convention,
+                             {"ground_truth": unit, "gt_m": gt_m,
+                              "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
+                              "gt_native_m": truth.depth_m, "encoding": truth.encoding})
 
 
 def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
     """The upsampled prediction in metres: float32 ``.npy`` and 16-bit millimetre PNG."""
     _, metres_name, mm_name = prediction_names(stem)
-    depth_m = (depth_unit * thesis_metrics.DEPTH_RANGE_M).astype(np.float32)
+    depth_m = (depth_unit * DEPTH_RANGE_M).astype(np.float32)
     folder.write(metres_name, pngs.encode_npy(depth_m))
     folder.write(mm_name, gt_encodings.encode_depth_mm_png(depth_m))
 
@@ -131,14 +130,15 @@ class DepthWork(SnapshotWork):
         fitted, raw = picture_names(stem, self.outputs)
         return {self.fitted_dir: fitted, self.raw_dir: raw}
 
-    def prepare(self, item, input_hw):
+    def prepare(self, item, input_hw, convention=THESIS_CONVENTION):
         taken = [self.conflicts[f"{folder.path}/{name}"]
                  for folder, names in self.names_of(item.stem).items() for name in names
                  if f"{folder.path}/{name}" in self.conflicts]
         if taken:
             raise ImageError(f"{taken[0]}: exists and was not written by depth_eval; "
                              f"left untouched, {item.color_path.name} not evaluated")
-        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth)
+        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth,
+                                 convention)
         self.task.note_encoding(item.depth_path.name, prepared.extra["encoding"])
         self.task.note_pixels(item.depth_path, prepared.extra["thesis_pixels"])
         return prepared
@@ -146,6 +146,8 @@ class DepthWork(SnapshotWork):
     def finish(self, prepared, maps):
         stem, extra = prepared.item.stem, prepared.extra
         scoring_settings = self.task.settings.scoring
+        if prepared.convention.output.kind == "inverse":  # --align lsq fits in inverse depth
+            scoring_settings = replace(scoring_settings, lsq_in_inverse=True)
         prediction = upsample(maps)
         gt, pixels = extra["ground_truth"], extra["thesis_pixels"]
         native = None
@@ -155,15 +157,15 @@ class DepthWork(SnapshotWork):
             gt_native = extra["gt_native_m"]
             zoomed = prediction if gt_native.shape == prediction.shape else upsample(
                 maps, gt_native.shape)
-            native = (zoomed.astype(np.float64) * thesis_metrics.DEPTH_RANGE_M, gt_native)
-        image_metrics = score.score_image(prediction * thesis_metrics.DEPTH_RANGE_M, extra["gt_m"],
+            native = (zoomed.astype(np.float64) * DEPTH_RANGE_M, gt_native)
+        image_metrics = score.score_image(prediction * DEPTH_RANGE_M, extra["gt_m"],
                                             scoring_settings, native=native, thesis_pixels=pixels)
         missing = score.undefined(image_metrics)
         if missing:
             self.task.warn_undefined(self.snapshot_name, prepared.item.depth_path, missing,
                                      undefined_reasons(prediction, extra, native, scoring_settings))
         fitted = fitted_picture(prediction, gt, pixels)
-        self.write_pictures(stem, prepared.blob, gt, prediction, fitted)
+        self.write_pictures(stem, prepared, gt, prediction, fitted)
         if self.outputs.colormap:
             self.write_colormapped(stem, prediction, fitted, gt)
         if self.outputs.save_raw:
@@ -171,12 +173,12 @@ class DepthWork(SnapshotWork):
         kept = prediction if stem in self.task.kept_stems else None
         return ImageResult(stem, image_metrics, kept)
 
-    def write_pictures(self, stem, blob, gt, prediction, fitted) -> None:
+    def write_pictures(self, stem, prepared, gt, prediction, fitted) -> None:
         """Colours and ground truth into both folders; the fitted depth into OUT_DIR, the raw
         into OUT_DIR_abs (the original's pictures)."""
         strategy = self.outputs.png_strategy
         color_name, depth_name, gt_name = output_names(stem)
-        color_png = pngs.encode_png(pngs.input_visual(blob), strategy)
+        color_png = pngs.encode_png(pngs.input_visual(prepared.colors_blob), strategy)
         gt_png = pngs.encode_png(pngs.depth_visual(gt), strategy)
         for folder, depth in ((self.fitted_dir, fitted), (self.raw_dir, prediction)):
             folder.write(color_name, color_png)
@@ -185,11 +187,11 @@ class DepthWork(SnapshotWork):
 
     def write_colormapped(self, stem, prediction, fitted, gt) -> None:
         """Depth pictures through a matplotlib colour map, on one fixed 0-10 m scale."""
-        from depth_eval.pictures import colormap_png
+        from depth_eval.pictures import colormap_png  # matplotlib: only with --colormap
 
         colormap, strategy = self.outputs.colormap, self.outputs.png_strategy
         depth_name, gt_name = colormap_names(stem, colormap)
-        scale = thesis_metrics.DEPTH_RANGE_M
+        scale = DEPTH_RANGE_M
 
         def png(depth_unit):
             return pngs.encode_png(colormap_png(depth_unit * scale, colormap, 0.0, scale),
@@ -227,6 +229,9 @@ class PairTask(Task):
                 return False
             self.encodings.add(encoding)
             return True
+
+    def reusable(self, item):
+        return item.stem not in self.kept_stems  # --figures draws its prediction
 
     def document_fields(self) -> dict:
         return {"ground_truth_encodings": sorted(self.encodings),
@@ -304,16 +309,20 @@ class DepthTask(PairTask):
         return ([outputs.out_dir / snapshot_name / name for name in fitted]
                 + [outputs.abs_dir / snapshot_name / name for name in raw])
 
-    def reusable(self, item):
-        return item.stem not in self.kept_stems  # --figures draws its prediction
+    def report_pictures(self, snapshot_name, item):
+        outputs = self.settings.outputs
+        color_name, depth_name, gt_name = output_names(item.stem)
+        fitted, raw = outputs.out_dir / snapshot_name, outputs.abs_dir / snapshot_name
+        return {"input": fitted / color_name, "ground truth": fitted / gt_name,
+                "raw": raw / depth_name, "fitted": fitted / depth_name}
 
-    def after_run(self, items, kept, means, console):
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
-        from depth_eval.tasks.depth_figures import write_figures
+        from depth_eval.tasks.depth_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
-                             self.settings.inputs.ground_truth)
+                             self.settings.inputs.ground_truth, intervals)
 
 
 def undefined_reasons(prediction: np.ndarray, extra: dict, native, settings) -> list[str]:
