@@ -119,10 +119,13 @@ def slurm_env(tmp_path: Path, slurm_conf: Path, extra_yaml: str = "", **variable
 
 def depth_eval(workspace: Path, env: dict, *options, script=REPO / "test_depth.py",
                out="out") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(script), str(workspace / "colors"), str(workspace / "depths"),
-         str(workspace / out), str(workspace / "snapshots"), *map(str, options)],
-        capture_output=True, text=True, env=env, cwd=workspace, timeout=RUN_TIMEOUT_S)
+    try:
+        return subprocess.run(
+            [sys.executable, str(script), str(workspace / "colors"), str(workspace / "depths"),
+             str(workspace / out), str(workspace / "snapshots"), *map(str, options)],
+            capture_output=True, text=True, env=env, cwd=workspace, timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"no end in {RUN_TIMEOUT_S} s; stderr: {error.stderr}")
 
 
 def test_slurm_gives_the_local_runs_values_and_pixels_and_leaves_no_job(slurm, tmp_path):

@@ -60,7 +60,7 @@ start() {
     mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge"
     chmod 700 "$dir/munge"
     local cpus memory_mb
-    cpus=$(nproc)
+    cpus=$(nproc --all)  # the machine's, not this process's affinity (slurmd counts them all)
     memory_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 ))
     # munge: its own key, socket and state here (not the machine's /etc/munge, /run/munge).
     [ -f "$dir/munge/munge.key" ] || dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
