@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 
+from depth_eval import cli
+from depth_eval.errors import EXIT_PARTIAL
 from depth_eval.inputs import limits
 from depth_eval.report import gate
+from helpers import GOOD
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,3 +77,20 @@ def test_rules_still_parse_as_documented():
     assert gate.parse_rule("median/rmse>.5e1").limit == 5.0
     with pytest.raises(ValueError, match="a rise"):
         gate.parse_rule("RMSE>-2")
+
+
+# --------------------------------------------------------------------------------------------
+# predict: an input it does not take is exit status 1
+# --------------------------------------------------------------------------------------------
+
+def test_predict_with_two_inputs_of_one_stem_predicts_one_and_exits_1(workspace, capsys):
+    colors = workspace / "colors"
+    shutil.copy(colors / "00000_colors.png", colors / "a.png")
+    shutil.copy(colors / "00000_colors.png", colors / "a.jpg")
+    assert cli.main(["predict", str(colors), str(workspace / "pred"),
+                     str(workspace / "snapshots")]) == EXIT_PARTIAL
+    assert "a.png (same stem as a.jpg)" in capsys.readouterr().err
+    folder = workspace / "pred_abs" / GOOD
+    assert (folder / "a_depth.npy").is_file()
+    assert sorted(p.name for p in folder.glob("*.npy")) == [
+        "00000_depth.npy", "a_depth.npy", "gray00000_depth.npy"]

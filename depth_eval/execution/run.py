@@ -268,7 +268,8 @@ def _run(settings, console, task, executor, snapshots, items, stored, files) -> 
             console.error("nothing could be predicted")
             return EXIT_NOTHING
         everything = all(e["status"] == "evaluated" for e in tally.entries.values())
-        return EXIT_OK if everything and not tally.bad_images else EXIT_PARTIAL
+        return EXIT_OK if everything and not tally.bad_images and not task.left_out \
+            else EXIT_PARTIAL
 
     def save() -> dict:
         document = results_document(settings, task, tally, len(items))
