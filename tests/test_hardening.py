@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from depth_eval import cli
+from counting_engine import ENGINE_NAME, CountingEngine
+from depth_eval import cli, engines
 from depth_eval.errors import EXIT_PARTIAL
 from depth_eval.inputs import limits
 from depth_eval.report import gate
-from helpers import GOOD
+from depth_eval.store.database import NotAStoreError, ResultsStore, SnapshotRef, StoreError
+from depth_eval.store.keys import decode_metrics, unit_checksum
+from helpers import GOOD, REPO as ROOT, evaluate, results
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,3 +102,293 @@ def test_predict_with_two_inputs_of_one_stem_predicts_one_and_exits_1(workspace,
     assert (folder / "a_depth.npy").is_file()
     assert sorted(p.name for p in folder.glob("*.npy")) == [
         "00000_depth.npy", "a_depth.npy", "gray00000_depth.npy"]
+
+
+# --------------------------------------------------------------------------------------------
+# The results store: stored data checked before it is trusted (class 1) and malformed rows
+# (class 3)
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def counting(monkeypatch):
+    monkeypatch.setitem(engines.ENGINES, ENGINE_NAME, "counting_engine:CountingEngine")
+    CountingEngine.reset()
+    return CountingEngine
+
+
+def _values(document: dict) -> str:
+    """A results.json's numbers (what must not depend on reuse), as comparable text."""
+    return json.dumps({name: {k: v for k, v in entry.items()
+                              if k not in ("seconds", "images_reused", "images_computed")}
+                       for name, entry in document["snapshots"].items()})
+
+
+def _edit_unit(store: Path, change) -> str:
+    """Rewrite the first unit's metrics text with ``change(metrics dict) -> text``; its key."""
+    with sqlite3.connect(store) as db:
+        key, text = db.execute("SELECT key, metrics FROM units ORDER BY key LIMIT 1").fetchone()
+        db.execute("UPDATE units SET metrics = ? WHERE key = ?", (change(json.loads(text)), key))
+    return key
+
+
+def _without_rmse(metrics: dict) -> str:
+    return json.dumps({k: v for k, v in metrics.items() if k != "RMSE"})
+
+
+@pytest.mark.parametrize("change, why", [
+    (_without_rmse, "do not match the checksum"),
+    (lambda m: json.dumps({**m, "RMSE": "NaN"}), "do not match the checksum"),
+    (lambda m: "{not json", "do not match the checksum"),
+])
+def test_an_edited_stored_unit_is_computed_again_with_one_warning(workspace, counting, capsys,
+                                                                    change, why):
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    fresh = _values(results(workspace))
+    key = _edit_unit(workspace / "out" / "results.sqlite", change)
+    counting.reset()
+    capsys.readouterr()
+    assert evaluate(workspace, "--engine", ENGINE_NAME) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if key in line]
+    assert len(warnings) == 1 and why in warnings[0] and "computed again" in warnings[0]
+    assert len(counting.passes) == 1  # that unit only
+    assert _values(results(workspace)) == fresh
+    # Replaced: the next run reuses it without a word.
+    counting.reset()
+    assert evaluate(workspace, "--engine", ENGINE_NAME) == 0
+    assert len(counting.passes) == 0 and key not in capsys.readouterr().err
+
+
+def test_a_stored_unit_lacking_a_metric_is_not_complete_even_with_a_valid_checksum(
+        workspace, counting, capsys):
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    fresh = _values(results(workspace))
+    store = workspace / "out" / "results.sqlite"
+    key = _edit_unit(store, _without_rmse)
+    with sqlite3.connect(store) as db:  # as a store written by a run that lacked RMSE
+        (text,) = db.execute("SELECT metrics FROM units WHERE key = ?", (key,)).fetchone()
+        db.execute("UPDATE units SET checksum = ? WHERE key = ?", (unit_checksum(key, text), key))
+    counting.reset()
+    capsys.readouterr()
+    assert evaluate(workspace, "--engine", ENGINE_NAME) == 0
+    [warning] = [line for line in capsys.readouterr().err.splitlines() if key in line]
+    assert "lacks RMSE" in warning
+    assert len(counting.passes) == 1 and _values(results(workspace)) == fresh
+
+
+def test_a_stored_nan_is_computed_again(workspace, counting):
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    fresh = _values(results(workspace))
+    store = workspace / "out" / "results.sqlite"
+    key = _edit_unit(store, lambda m: json.dumps({**m, "RMSE": "NaN"}))
+    with sqlite3.connect(store) as db:
+        (text,) = db.execute("SELECT metrics FROM units WHERE key = ?", (key,)).fetchone()
+        db.execute("UPDATE units SET checksum = ? WHERE key = ?", (unit_checksum(key, text), key))
+    counting.reset()
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    assert len(counting.passes) == 1 and _values(results(workspace)) == fresh
+
+
+def test_a_leftover_wal_of_another_store_is_not_replayed(tmp_path):
+    mine, other = tmp_path / "mine.sqlite", tmp_path / "other.sqlite"
+    ResultsStore.open(mine).close()
+    before = mine.read_bytes()
+    with ResultsStore.open(other) as store:  # the log exists while the store is open
+        store.begin_run({"other": True})
+        shutil.copy(f"{other}-wal", f"{mine}-wal")
+    log = Path(f"{mine}-wal").read_bytes()
+    with pytest.raises(NotAStoreError, match="mine.sqlite-wal: a write-ahead log that is not "
+                                             "this results store's"):
+        ResultsStore.open(mine)
+    assert mine.read_bytes() == before and Path(f"{mine}-wal").read_bytes() == log
+    # The other store itself is as it was.
+    with ResultsStore.open(other) as store:
+        assert [run["id"] for run in store.runs()] == [1]
+
+
+def test_a_killed_runs_own_wal_is_replayed(tmp_path):
+    path = tmp_path / "r.sqlite"
+    code = ("import os, sys; sys.path.insert(0, %r)\n"
+            "from depth_eval.store.database import ResultsStore\n"
+            "s = ResultsStore.open(%r); s.begin_run({}); os._exit(0)\n") % (str(ROOT), str(path))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert Path(f"{path}-wal").stat().st_size > 0
+    with ResultsStore.open(path) as store:
+        assert len(store.runs()) == 1
+
+
+@pytest.mark.parametrize("value", ["abc", None])
+def test_a_non_numeric_schema_version_is_one_line_in_evaluate_and_history(workspace, capsys,
+                                                                            value):
+    store = workspace / "out" / "results.sqlite"
+    (workspace / "out").mkdir()
+    ResultsStore.open(store).close()
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (value or "",))
+    before = store.read_bytes()
+    assert evaluate(workspace, "--quiet") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {store}: results store's schema_version ") and \
+        err.count("\n") == 1
+    assert cli.main(["history", "--store", str(store)]) == 2
+    assert "is not a number" in capsys.readouterr().err
+    assert store.read_bytes() == before and not (workspace / "out" / "results.json").exists()
+
+
+def test_history_names_a_malformed_row(workspace, counting, capsys):
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    store = workspace / "out" / "results.sqlite"
+    key = _edit_unit(store, lambda m: "[1, 2")
+    capsys.readouterr()
+    assert cli.main(["history", "--store", str(store), "RMSE"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {store}: unit {key} (snapshot '{GOOD}', run 1) is damaged")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text", ['[1, 2]', '{"RMSE": "x"}', '{"RMSE": true}',
+                                  '{"RMSE": {"a": 1}}', "[" * 5000 + "]" * 5000, '"'])
+def test_decoding_a_malformed_row_says_what_is_wrong(text):
+    with pytest.raises(ValueError, match="metric|metrics"):
+        decode_metrics(text)
+
+
+# --------------------------------------------------------------------------------------------
+# The store's path: refused before any work, nothing changed that the tool did not make
+# --------------------------------------------------------------------------------------------
+
+def _refused(workspace, capsys, *options, match: str) -> str:
+    capsys.readouterr()
+    assert evaluate(workspace, "--quiet", *options) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_store_as_results_json_or_per_image_is_refused_before_work(workspace, capsys):
+    assert evaluate(workspace, "--quiet") == 0
+    document = (workspace / "out" / "results.json").read_bytes()
+    _refused(workspace, capsys, "--store", str(workspace / "out" / "results.json"),
+             match="OUT_DIR's results.json, which the run writes")
+    assert (workspace / "out" / "results.json").read_bytes() == document
+    same = workspace / "both.csv"
+    _refused(workspace, capsys, "--store", str(same), "--per-image", str(same),
+             match="the --per-image file, which the run writes")
+    assert not same.exists()
+
+
+def test_an_empty_file_or_another_applications_database_is_refused_and_left_alone(
+        workspace, capsys):
+    empty = workspace / "empty.sqlite"
+    empty.touch()
+    _refused(workspace, capsys, "--store", str(empty), match="an empty file, not a depth_eval")
+    assert empty.read_bytes() == b"" and not (workspace / "out").exists()
+    theirs = workspace / "theirs.sqlite"
+    with sqlite3.connect(theirs) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    before = theirs.read_bytes()
+    _refused(workspace, capsys, "--store", str(theirs), match="not a depth_eval results store")
+    assert theirs.read_bytes() == before  # the journal mode (header bytes 18-19) unchanged
+    assert not Path(f"{theirs}-wal").exists()
+
+
+def test_a_missing_folder_is_refused_not_made(workspace, capsys):
+    store = workspace / "ci" / "deep" / "units.sqlite"
+    _refused(workspace, capsys, "--store", str(store), match="ci/deep does not exist")
+    assert not (workspace / "ci").exists()
+
+
+@pytest.mark.parametrize("where", ["store", "wal", "shm"])
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "dangling link"])
+def test_a_fifo_device_or_dangling_link_at_the_store_or_its_log_is_named(workspace, capsys,
+                                                                         where, kind):
+    store = workspace / "units.sqlite"
+    if where != "store":
+        ResultsStore.open(store).close()
+    target = {"store": store, "wal": Path(f"{store}-wal"), "shm": Path(f"{store}-shm")}[where]
+    if kind == "fifo":
+        os.mkfifo(target)
+        what = "is a FIFO, not a regular file"
+    elif kind == "link to /dev/zero":
+        target.symlink_to("/dev/zero")
+        what = "is a character device, not a regular file"
+    else:
+        target.symlink_to(workspace / "nowhere")
+        what = "is a dangling symbolic link"
+    err = _refused(workspace, capsys, "--store", str(store), match=what)
+    assert err.startswith(f"error: {target}: the results store")
+
+
+def test_a_full_disk_under_the_store_says_so(tmp_path):
+    store = ResultsStore.open(tmp_path / "r.sqlite")
+    try:
+        error = sqlite3.OperationalError("database or disk is full")
+        error.sqlite_errorcode = 13
+        assert str(store._error(error)).endswith("results store: No space left on device")
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------------------------
+# history: read only, fast, and --plot never replaces a user's file
+# --------------------------------------------------------------------------------------------
+
+def test_history_never_writes_an_empty_file_or_a_store(workspace, counting, capsys):
+    empty = workspace / "empty.sqlite"
+    empty.touch()
+    assert cli.main(["history", "--store", str(empty)]) == 2
+    assert "an empty file, not a depth_eval results store" in capsys.readouterr().err
+    assert empty.read_bytes() == b""
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    store = workspace / "out" / "results.sqlite"
+    before, mtime = store.read_bytes(), store.stat().st_mtime_ns
+    assert cli.main(["history", "--store", str(store), "RMSE"]) == 0
+    assert store.read_bytes() == before and store.stat().st_mtime_ns == mtime
+    assert not Path(f"{store}-wal").exists() or Path(f"{store}-wal").stat().st_size == 0
+
+
+def test_a_store_opened_read_only_refuses_writes(workspace, counting):
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    path = workspace / "out" / "results.sqlite"
+    before = path.read_bytes()
+    with ResultsStore.open(path, readonly=True) as store:
+        assert store.metric_names() and store.readonly
+        with pytest.raises(StoreError, match="opened read-only"):
+            store.begin_run({})
+    assert path.read_bytes() == before
+
+
+def test_history_plot_replaces_its_own_chart_only(workspace, counting, capsys):
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    store = str(workspace / "out" / "results.sqlite")
+    mine = workspace / "mine.png"
+    shutil.copy(workspace / "colors" / "00000_colors.png", mine)
+    before = mine.read_bytes()
+    assert cli.main(["history", "--store", store, "RMSE", "--plot", str(mine)]) == 2
+    assert "exists and was not written by depth-eval history" in capsys.readouterr().err
+    assert mine.read_bytes() == before
+    chart = workspace / "chart.png"
+    assert cli.main(["history", "--store", store, "RMSE", "--plot", str(chart)]) == 0
+    assert cli.main(["history", "--store", store, "RMSE", "--plot", str(chart)]) == 0
+
+
+def test_history_of_many_runs_reads_each_unit_once_and_shows_the_newest(tmp_path):
+    path = tmp_path / "r.sqlite"
+    snapshot = SnapshotRef("net_iter_100", "1" * 64, "2" * 64)
+    with ResultsStore.open(path) as store:
+        first = store.begin_run({})
+        for position in range(3):
+            store.put(f"{position:064d}", snapshot, f"img{position}",
+                      {"RMSE": 1.0 + position}, task="evaluate", run_id=first,
+                      position=position)
+        for _ in range(40):  # later runs reuse the three units
+            run = store.begin_run({})
+            store.record_reused(run, snapshot, [(p, f"img{p}", f"{p:064d}") for p in range(3)])
+        decoded = []
+        original = store._decoded
+        store._decoded = lambda key, *rest: decoded.append(key) or original(key, *rest)
+        ((rows, total),) = store.histories(["RMSE"], last=5).values()
+    assert total == 41 and [row.run for row in rows] == list(range(37, 42))
+    assert {row.value for row in rows} == {2.0}
+    # one decode per unit for the names, one for the values: not one per run or metric
+    assert len(decoded) <= 4

@@ -39,7 +39,6 @@ are; JSON text keeps every float bit for bit (Python writes the shortest repr th
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -54,7 +53,7 @@ from depth_eval import __version__
 from depth_eval.store import schema
 from depth_eval.store.keys import (NUMBERS_VERSION, HistoryRow, SnapshotRef, canonical_json, decode_metrics, encode_metrics,
     iteration_of, unit_checksum, unit_key)
-from depth_eval.store.store_file import check_store_path, check_wal, create_store_file
+from depth_eval.store.store_file import check_store_path, check_wal, create_store_file, new_identity
 from depth_eval.store.schema import SCHEMA_VERSION, NotAStoreError, StoreError, StoreVersionError
 from depth_eval.scoring.keys import MetricKey
 from depth_eval.scoring.score import summarise
@@ -202,6 +201,10 @@ class ResultsStore:
             raise StoreError(f"{self.path}: results store opened read-only")
         with self._lock, self._errors():
             self._db.execute("BEGIN IMMEDIATE")
+            if self._identity:
+                # Rewritten in every commit, so each commit's pages in the log include the
+                # header that names the store (store_file.check_wal relies on it).
+                self._db.execute(f"PRAGMA user_version = {self._identity}")
             try:
                 yield self._db
             except BaseException:
@@ -215,6 +218,7 @@ class ResultsStore:
             return self._db.execute(sql, parameters).fetchall()
 
     def _setup(self) -> None:
+        self._identity = 0
         with self._lock, self._errors():
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             # Read only, before anything is written: another application's database is
@@ -229,6 +233,11 @@ class ResultsStore:
             self._db.execute("PRAGMA synchronous = NORMAL")
         with self._write() as db:
             schema.prepare(db, self.path)
+            (identity,), = db.execute("PRAGMA user_version").fetchall()
+            if not identity:  # a store made before identities: it gets one now
+                identity = new_identity()
+                db.execute(f"PRAGMA user_version = {identity}")
+        self._identity = identity
 
     def _journal_wal(self) -> None:
         """Switch to WAL, waiting for other processes opening the same new file.

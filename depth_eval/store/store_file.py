@@ -130,13 +130,16 @@ def check_wal(path: Path) -> None:
     except OSError as error:
         raise StoreError(f"{wal}: cannot read the results store's write-ahead log: "
                          f"{error.strerror}") from None
-    # A store made before identities (0) or a log without page 1 cannot be told apart.
+    # Every commit of this tool rewrites page 1 (ResultsStore._write), so another store's log
+    # carries that store's identity.  A log without page 1 (another program's commit to this
+    # store, which may still be open) or a store without an identity (0) proves nothing.
     if identity and logged is not None and logged != identity:
         raise NotAStoreError(_foreign(wal, "it belongs to another database"))
 
 
 def _last_logged_identity(stream, page_size: int, salt1: int, salt2: int) -> int | None:
-    """user_version in the log's newest frame of page 1 (frames of this log's salts only)."""
+    """user_version in the log's newest frame of page 1 (frames of this log's salts only);
+    None when no frame is of page 1."""
     found, offset = None, _WAL_HEADER
     while True:
         stream.seek(offset)
@@ -157,6 +160,11 @@ def _foreign(wal: Path, why: str) -> str:
             "another --store")
 
 
+def new_identity() -> int:
+    """A random store identity: a positive 31-bit ``user_version`` (0 means none)."""
+    return secrets.randbelow(2 ** 31 - 1) + 1
+
+
 def create_store_file(path: Path, prepare: Callable[[sqlite3.Connection], None]) -> None:
     """Make a new store at ``path``: ``prepare`` fills a temporary database beside it (in a
     transaction), which gets an identity and the WAL journal and is then linked into place.
@@ -166,7 +174,7 @@ def create_store_file(path: Path, prepare: Callable[[sqlite3.Connection], None])
         db = sqlite3.connect(str(temp), isolation_level=None)
         try:
             # The identity goes into the file's own header, before the WAL journal exists.
-            db.execute(f"PRAGMA user_version = {secrets.randbelow(2 ** 31 - 1) + 1}")
+            db.execute(f"PRAGMA user_version = {new_identity()}")
             db.execute("BEGIN IMMEDIATE")
             prepare(db)
             db.execute("COMMIT")
