@@ -21,7 +21,7 @@ from depth_eval.inputs import limits
 from depth_eval.report import gate
 from depth_eval.store.database import NotAStoreError, ResultsStore, SnapshotRef, StoreError
 from depth_eval.store.keys import decode_metrics, unit_checksum
-from helpers import GOOD, REPO as ROOT, evaluate, results
+from helpers import GOOD, REPO as ROOT, evaluate, results, run_cli
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,3 +392,35 @@ def test_history_of_many_runs_reads_each_unit_once_and_shows_the_newest(tmp_path
     assert {row.value for row in rows} == {2.0}
     # one decode per unit for the names, one for the values: not one per run or metric
     assert len(decoded) <= 4
+
+
+# --------------------------------------------------------------------------------------------
+# The user cache: onnxruntime's cached files checked before they are loaded
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["zero-filled", "cut short", "graph replaced"])
+def test_a_damaged_cached_translation_is_said_once_and_made_again(workspace, user_cache,
+                                                                  damage):
+    pytest.importorskip("onnxruntime")
+    options = ("--engine", "onnxruntime", "--store", str(workspace / "none.sqlite"))
+    assert run_cli(workspace, *options, out="clean")[0] == 0
+    clean = _values(results(workspace, "clean"))
+    files = sorted(user_cache.glob("*.d*")) if damage != "graph replaced" else sorted(
+        user_cache.glob("*.onnx"))
+    assert files
+    for path in files:  # as a power cut can leave them: the size and times kept
+        status = path.stat()
+        data = b"\0" * status.st_size if damage == "zero-filled" else (
+            path.read_bytes()[: status.st_size // 2] if damage == "cut short" else b"junk")
+        path.write_bytes(data)
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    status, _, err = run_cli(workspace, *options, out="again")
+    assert status == 0, err
+    assert _values(results(workspace, "again")) == clean
+    said = [line for line in err.splitlines() if "cached" in line]
+    assert said and all(line.startswith("warning: ") and "made again" in line for line in said)
+    assert len(said) == len({line.split(":")[1] for line in said})  # once per entry
+    assert "[E:onnxruntime" not in err and " ERROR " not in err
+    # The rebuilt entries are trusted again.
+    status, _, err = run_cli(workspace, *options, out="third")
+    assert status == 0 and "cached" not in err
