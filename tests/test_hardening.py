@@ -9,19 +9,22 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from counting_engine import ENGINE_NAME, CountingEngine
+from counting_engine import ENGINE_NAME, PASSES_ENV, SLOW_ENV, CountingEngine
 from depth_eval import cli, engines
-from depth_eval.errors import EXIT_PARTIAL
+from depth_eval.errors import EXIT_PARTIAL, OutputError
+from depth_eval.execution.local import stream
 from depth_eval.inputs import limits
 from depth_eval.report import gate
 from depth_eval.store.database import NotAStoreError, ResultsStore, SnapshotRef, StoreError
 from depth_eval.store.keys import decode_metrics, unit_checksum
-from helpers import GOOD, REPO as ROOT, evaluate, results, run_cli
+from helpers import GOOD, REPO as ROOT, evaluate, make_workspace, results, run_cli
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,3 +427,47 @@ def test_a_damaged_cached_translation_is_said_once_and_made_again(workspace, use
     # The rebuilt entries are trusted again.
     status, _, err = run_cli(workspace, *options, out="third")
     assert status == 0 and "cached" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# On the way out: Ctrl-C, SIGTERM and a full disk end in one line, no traceback
+# --------------------------------------------------------------------------------------------
+
+COUNTING_SCRIPT = Path(__file__).with_name("counting_engine.py")
+
+
+@pytest.mark.parametrize("signum, status, line", [(signal.SIGINT, 130, "error: interrupted"),
+                                                  (signal.SIGTERM, 143, "error: terminated")])
+def test_a_signal_mid_run_ends_in_one_line(tmp_path, signum, status, line):
+    workspace = make_workspace(tmp_path, (GOOD,), ("00000", "00001", "gray00000"))
+    passes = tmp_path / "passes.log"
+    env = dict(os.environ, **{PASSES_ENV: str(passes), SLOW_ENV: "0.5"})
+    process = subprocess.Popen(
+        [sys.executable, str(COUNTING_SCRIPT), str(workspace / "colors"),
+         str(workspace / "depths"), str(workspace / "out"), str(workspace / "snapshots"),
+         "--quiet", "--engine", ENGINE_NAME, "--jobs", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (passes.is_file() and passes.read_text()) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == status
+    assert err.splitlines() == [line], err
+
+
+def test_an_output_error_mid_stream_cancels_the_rest_without_a_logged_traceback(caplog):
+    """A full disk while pictures are written: the stream stops with the OutputError, the
+    finishing work queued behind it is cancelled, and nothing is logged on the way."""
+    def finish(prepared, output):
+        time.sleep(0.01)
+        if prepared == 3:
+            raise OutputError("x.png: cannot write (No space left on device)")
+        return prepared
+
+    with caplog.at_level("DEBUG"), pytest.raises(OutputError, match="No space left"):
+        for _ in stream(range(40), lambda item: item, lambda batch: batch, finish, jobs=2,
+                        batch_size=4):
+            pass
+    assert caplog.records == []

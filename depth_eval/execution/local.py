@@ -233,6 +233,9 @@ def _bound(callback: Callable | None, unit: Unit) -> Callable | None:
 
 
 def _copy_outcome(source: Future, target: Future) -> None:
+    if source.cancelled():  # the stream stopped (Ctrl-C, a full disk): nobody waits for it
+        target.cancel()
+        return
     error = source.exception()
     if error is not None:
         target.set_exception(error)
