@@ -182,6 +182,14 @@ class RunSettings:
         gate_settings = _gate(args, task_class(settings).metric_keys())
         return replace(settings, gate=gate_settings)
 
+    def sized_to(self, images: int) -> "RunSettings":
+        """These settings for a run over ``images`` inputs: ``--batch`` at most that many (a
+        batch is never fuller than the images there are, so the memory check and the unit
+        keys see the batch that runs)."""
+        if self.engine.batch <= max(1, images):
+            return self
+        return replace(self, engine=replace(self.engine, batch=max(1, images)))
+
     def numbers_options(self) -> dict:
         """Every option that can change a number a unit records (the results store's unit keys).
 

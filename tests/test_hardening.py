@@ -3,6 +3,7 @@ failure rebuilt with real files, real SQLite, real FIFOs and devices, a real sub
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from counting_engine import ENGINE_NAME, PASSES_ENV, SLOW_ENV, CountingEngine
-from depth_eval import cli, engines
-from depth_eval.errors import EXIT_PARTIAL, OutputError
+from depth_eval import cli, engines, writing
+from depth_eval.errors import EXIT_PARTIAL, OutputError, SnapshotError, describe
 from depth_eval.execution.local import stream
 from depth_eval.inputs import limits
 from depth_eval.report import gate
@@ -471,3 +472,50 @@ def test_an_output_error_mid_stream_cancels_the_rest_without_a_logged_traceback(
                         batch_size=4):
             pass
     assert caplog.records == []
+
+
+# --------------------------------------------------------------------------------------------
+# Messages that said the wrong thing
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("link, what", [("nowhere.caffemodel", "is a dangling symbolic link"),
+                                        ("ghost.caffemodel", "is a symbolic link loop")])
+def test_a_caffemodel_that_is_a_broken_link_is_named_as_such(workspace, capsys, link, what):
+    (workspace / "snapshots" / "ghost.caffemodel").symlink_to(link)
+    assert evaluate(workspace, "--quiet") == EXIT_PARTIAL
+    err = capsys.readouterr().err
+    assert f"ghost.caffemodel: {what}" in err and "prototxt" not in err
+
+
+def test_a_batch_larger_than_the_images_is_the_images(workspace, capsys):
+    assert evaluate(workspace, "--quiet", "--batch", "100000") == 0
+    assert results(workspace)["options"]["batch"] == 2
+    assert "needs about" not in capsys.readouterr().err
+
+
+def test_a_batch_that_does_not_fit_names_batch(tmp_path):
+    shapes = {"data": (1, 3, 240, 320), "conv": (1, 64, 240, 320)}
+    with pytest.raises(SnapshotError, match="a smaller --batch than 64 needs less"):
+        limits.check_network_memory(tmp_path / "net.prototxt", shapes, (1, 3, 240, 320), 64,
+                                    0, available=10 ** 6)
+
+
+def test_a_legal_255_byte_input_name_is_evaluated(workspace, capsys):
+    stem = "a" * (255 - len("_colors.png"))
+    for kind, suffix in (("colors", "_colors.png"), ("depths", "_depth.png")):
+        folder = workspace / kind
+        (folder / f"00000{suffix}").rename(folder / f"{stem}{suffix}")
+    assert len(os.fsencode(f"{stem}_colors.png")) == 255
+    assert evaluate(workspace, "--quiet") == 0, capsys.readouterr().err
+    assert (workspace / "out" / GOOD / f"{stem}_depth.png").is_file()
+
+
+def test_a_temporary_name_fits_where_its_file_does(tmp_path):
+    for length in (1, 200, 255):
+        target = tmp_path / ("é" * (length // 2) + "x" * (length % 2))
+        temp = writing.temporary_name(target, "123.456")
+        assert len(os.fsencode(temp.name)) <= 255 and temp.parent == tmp_path
+        temp.write_bytes(b"")  # the file system takes it
+    error = OSError(errno.ENAMETOOLONG, "File name too long", str(tmp_path / ("x" * 300)))
+    assert describe(error).endswith("File name too long (a 300-byte name, from an input whose "
+                                    "name is too long for it)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from depth_eval.errors import SnapshotError
+from depth_eval.inputs import limits
 from depth_eval.registry import resolve
 
 
@@ -41,6 +42,10 @@ def open_snapshot(engine_settings, rule, snapshot, extra_rules=(), cache=None, h
     """
     if snapshot.problem is not None:
         raise SnapshotError(f"{snapshot.caffemodel}: {snapshot.problem}; rename the file")
+    # The weights first: a dangling link or a loop is named as such, not as a missing prototxt.
+    kind = limits.describe(snapshot.caffemodel)
+    if kind != "a regular file":
+        raise SnapshotError(f"{snapshot.caffemodel}: is {kind}, not a regular file")
     if snapshot.prototxt is None:
         raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
                             "no --prototxt given; snapshot skipped")
@@ -112,7 +117,6 @@ def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
     """
     import os
 
-    from depth_eval.inputs import limits
     from depth_eval.caffe import proto, shapes
     from depth_eval.errors import ShapeError
 

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from depth_eval import timings
-from depth_eval.errors import ImageError, SnapshotError
+from depth_eval.errors import ImageError, SnapshotError, describe
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
     for item, result in outcomes:
         path = work.input_path(item)
         if isinstance(result, Exception):
-            run.skipped[path.name] = str(result)
+            run.skipped[path.name] = describe(result)
         else:
             run.results.append(result)
             if on_result is not None:

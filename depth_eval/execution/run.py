@@ -214,6 +214,7 @@ def run(settings, console) -> int:
     limits.set_max_image_pixels(settings.inputs.max_image_pixels)
     snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names())
     items = task.find_items(console)
+    settings = task.settings = settings.sized_to(len(items))
     executor = stored = None
     status = EXIT_NOTHING
     try:

@@ -231,8 +231,9 @@ def check_network_memory(prototxt: Path, blob_shapes: dict, input_shape, batch: 
     sizes = (f"the forward pass needs about {_gb(needed)} ({_gb(activations)} of activations "
              f"for a {shape} input, {_gb(weights_bytes * WEIGHT_COPIES)} for the weights)")
     if available is not None and needed > available:
+        hint = f"; a smaller --batch than {batch} needs less" if batch > 1 else ""
         raise SnapshotError(f"{prototxt}: {sizes}, more than the {_gb(available)} this machine "
-                            "has available")
+                            f"has available{hint}")
     if activations > LARGE_ACTIVATION_BYTES:
         return (f"{prototxt}: {sizes}; "
                 + (f"{_gb(available)} available" if available is not None else "memory unknown"))

@@ -27,6 +27,7 @@ from typing import Callable
 
 from depth_eval.inputs import limits
 from depth_eval.store.schema import NotAStoreError, StoreError
+from depth_eval.writing import temporary_name
 
 __all__ = ["SQLITE_HEADER", "companions", "check_store_path", "check_wal", "create_store_file",
            "header_identity"]
@@ -169,7 +170,7 @@ def create_store_file(path: Path, prepare: Callable[[sqlite3.Connection], None])
     """Make a new store at ``path``: ``prepare`` fills a temporary database beside it (in a
     transaction), which gets an identity and the WAL journal and is then linked into place.
     Nothing happens when a store appears at ``path`` meanwhile (another run made it)."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temp = temporary_name(path, f"{os.getpid()}.{secrets.token_hex(4)}")
     try:
         db = sqlite3.connect(str(temp), isolation_level=None)
         try:
