@@ -53,7 +53,7 @@ from depth_eval import __version__
 from depth_eval.store import schema
 from depth_eval.store.keys import (NUMBERS_VERSION, HistoryRow, SnapshotRef, canonical_json, decode_metrics, encode_metrics,
     iteration_of, unit_checksum, unit_key)
-from depth_eval.store.store_file import check_store_path, check_wal, create_store_file, new_identity
+from depth_eval.store.store_file import check_store_path, check_wal, companions, create_store_file, new_identity
 from depth_eval.store.schema import SCHEMA_VERSION, NotAStoreError, StoreError, StoreVersionError
 from depth_eval.scoring.keys import MetricKey
 from depth_eval.scoring.score import summarise
@@ -136,6 +136,12 @@ class ResultsStore:
             return sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=False)
         uri = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        wal = companions(self.path)[0]
+        if not wal.exists() or wal.stat().st_size == 0:
+            # Everything is in the file: read it as it is, making no -wal / -shm beside it
+            # (a read-only connection could not remove them when it closes).
+            return sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
         db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                              check_same_thread=False)
         try:
