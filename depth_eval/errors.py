@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import os
 
-# Exit statuses (README, "Exit status"): every unit evaluated / something skipped / nothing
-# could be evaluated or the run cannot be trusted / a --fail-if rule broke.
+# Exit statuses (docs/command-line.md, "Exit status"): every unit evaluated / something
+# skipped / nothing could be evaluated or the run cannot be trusted / a --fail-if rule broke.
 EXIT_OK, EXIT_PARTIAL, EXIT_NOTHING, EXIT_GATE = 0, 1, 2, 3
 # Ctrl-C, as a shell reports a process killed by SIGINT.
 EXIT_INTERRUPTED = 130

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from depth_eval import engines, tasks
+from depth_eval import choices, engines, tasks
 from depth_eval.report import gate, per_image
 from depth_eval.inputs import limits
 from depth_eval.errors import UsageError
@@ -51,11 +51,11 @@ class InputSettings:
 class EngineSettings:
     """Which engine runs the snapshots, and how their output is read."""
 
-    name: str = "opencv"
-    device: str = "cpu"
+    name: str = engines.DEFAULT_ENGINE
+    device: str = choices.DEFAULT_DEVICE
     log_encoded: bool = False          # --log: decoded by the engine (Engine.decode)
     output_blob: str | None = None
-    batch: int = 1
+    batch: int = choices.DEFAULT_BATCH
     cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.store.user_cache)
 
 
@@ -86,13 +86,13 @@ class OutputSettings:
 
     out_dir: Path
     jobs: int = 1
-    png_strategy: str = "rle"
+    png_strategy: str = choices.DEFAULT_PNG_STRATEGY
     save_raw: bool = False
     per_image: Path | None = None
     figures: bool = False
-    figures_max: int = 8
+    figures_max: int = choices.DEFAULT_FIGURES_MAX
     colormap: str | None = None
-    table_format: str = "text"
+    table_format: str = choices.DEFAULT_TABLE_FORMAT
     quiet: bool = False
     store: Path | None = None          # the results store (None: none, everything computed)
     recompute: bool = False            # --recompute: compute every unit, replace stored ones
@@ -151,9 +151,10 @@ class RunSettings:
             input_dir=where(args.input_dir), snapshots_dir=where(args.snapshots_dir),
             gt_dir=where(args.gt_dir) if getattr(args, "gt_dir", None) is not None else None,
             prototxt=where(args.prototxt) if args.prototxt is not None else None,
-            ground_truth=GroundTruthSettings(getattr(args, "gt_encoding", "auto"),
-                                             getattr(args, "depth_scale", None)),
-            max_image_pixels=getattr(args, "max_image_pixels", limits.DEFAULT_MAX_IMAGE_PIXELS))
+            ground_truth=GroundTruthSettings(
+                getattr(args, "gt_encoding", GroundTruthSettings.encoding),
+                getattr(args, "depth_scale", GroundTruthSettings.depth_scale)),
+            max_image_pixels=getattr(args, "max_image_pixels", InputSettings.max_image_pixels))
         out_dir = where(args.out_dir)
         cache_dir = getattr(args, "cache_dir", None)
         engine = EngineSettings(name=args.engine, device=args.device,
@@ -161,17 +162,18 @@ class RunSettings:
                                 output_blob=args.output_blob, batch=args.batch,
                                 cache_dir=where(cache_dir) if cache_dir is not None else None)
         scoring = ScoringSettings(
-            metric_sets=getattr(args, "metrics", ("thesis",)),
-            alignments=getattr(args, "align", ("none",)),
+            metric_sets=getattr(args, "metrics", ScoringSettings.metric_sets),
+            alignments=getattr(args, "align", ScoringSettings.alignments),
             min_depth=getattr(args, "min_depth", ScoringSettings.min_depth),
             max_depth=getattr(args, "max_depth", ScoringSettings.max_depth),
-            crop=getattr(args, "crop", "none"))
+            crop=getattr(args, "crop", ScoringSettings.crop))
         outputs = OutputSettings(
             out_dir=out_dir, jobs=args.jobs or os.cpu_count() or 1,
             png_strategy=args.png_strategy, save_raw=getattr(args, "save_raw", False),
             per_image=getattr(args, "per_image", None), figures=getattr(args, "figures", False),
-            figures_max=getattr(args, "figures_max", 8), colormap=getattr(args, "colormap", None),
-            table_format=getattr(args, "format", "text"), quiet=args.quiet,
+            figures_max=getattr(args, "figures_max", OutputSettings.figures_max),
+            colormap=getattr(args, "colormap", None),
+            table_format=getattr(args, "format", OutputSettings.table_format), quiet=args.quiet,
             store=_store_path(args, out_dir, task_class.scored),
             recompute=getattr(args, "recompute", False))
         _check_inputs(inputs)

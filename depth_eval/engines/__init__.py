@@ -19,6 +19,7 @@ ENGINES = {
     "opencv": "depth_eval.engines.opencv:OpenCVEngine",
     "onnxruntime": "depth_eval.engines.onnx_runtime:OnnxRuntimeEngine",
 }
+DEFAULT_ENGINE = next(iter(ENGINES))
 
 
 def engine_class(name: str):

@@ -75,9 +75,9 @@ class SnapshotJob:
             self.error = self.error or outcome
         else:
             if self.positions is None:
-                self.positions = {executor_input_name(item): i
+                self.positions = {SnapshotWork.input_name(item): i
                                   for i, item in enumerate(self.work)}
-            first = self.positions[executor_input_name(unit.items[0])] if unit.items else 0
+            first = self.positions[SnapshotWork.input_name(unit.items[0])] if unit.items else 0
             self.parts.append((first, outcome))
 
     def assembled(self) -> UnitRun:
@@ -153,7 +153,7 @@ def run_snapshots(task, executor, snapshots, items, console, tally: Tally, on_sn
 
 def _plan(task, snapshot, items, tally: Tally, stored, console) -> SnapshotJob:
     """A snapshot's job: its items not skipped so far, and what the store has of them."""
-    todo = tuple(item for item in items if executor_input_name(item) not in tally.bad_images)
+    todo = tuple(item for item in items if SnapshotWork.input_name(item) not in tally.bad_images)
     job = SnapshotJob(snapshot, snapshot_entry(snapshot), todo)
     job.plan = stored.plan(snapshot, job.todo) if stored is not None else None
     job.work = job.plan.compute if job.plan is not None else job.todo
@@ -186,8 +186,8 @@ def _record(task, job: SnapshotJob, stored, tally: Tally, console) -> None:
     _describe(entry, run.engine)
     # Planned before earlier snapshots were recorded (a parallel executor): an image that
     # failed there is left out here too, so every snapshot's means cover the same images.
-    earlier = {executor_input_name(item): SnapshotWork.input_path(item).stem
-               for item in job.todo if executor_input_name(item) in tally.bad_images}
+    earlier = {SnapshotWork.input_name(item): SnapshotWork.input_path(item).stem
+               for item in job.todo if SnapshotWork.input_name(item) in tally.bad_images}
     if earlier:
         stems = set(earlier.values())
         run.results = [result for result in run.results if result.stem not in stems]
@@ -202,10 +202,6 @@ def _record(task, job: SnapshotJob, stored, tally: Tally, console) -> None:
         entry["status"] = "evaluated"
         console.result(one_line(f"{snapshot.name}: {len(run.results)} depth maps in "
                                 f"{task.settings.outputs.abs_dir / snapshot.name}"))
-
-
-def executor_input_name(item) -> str:
-    return SnapshotWork.input_path(item).name
 
 
 def run(settings, console) -> int:

@@ -20,6 +20,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from depth_eval import choices
 from depth_eval.errors import ImageReadError, SnapshotError
 
 # Default of --max-image-pixels: 50 megapixels.  Twice the largest frames of the depth
@@ -27,14 +28,14 @@ from depth_eval.errors import ImageReadError, SnapshotError
 # costs about 18 bytes per pixel while it is read (8-bit decode, its RGB copy and the float32
 # copy), so one image in flight stays under 1 GB.  Pillow's own default, 89.5 MP, would allow
 # 1.6 GB per image, times the reader threads.
-DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+DEFAULT_MAX_IMAGE_PIXELS = choices.DEFAULT_MAX_IMAGE_PIXELS
 # Bytes per activation value: OpenCV's and onnxruntime's CPU kernels compute in float32.
 ACTIVATION_BYTES = 4
 # Activations above this get a warning even when they fit: 1 GB, 30x the largest thesis
 # network at its input size (refining network: 35 MB per image).
 LARGE_ACTIVATION_BYTES = 1e9
 # Bytes an engine holds per byte of caffemodel: OpenCV repacks the weights of its convolution
-# and inner-product kernels beside its own copy (README "Speed": 669 MiB for a 274 MiB file).
+# and inner-product kernels beside its own copy (docs/speed.md: 669 MiB for a 274 MiB file).
 WEIGHT_COPIES = 2.5
 
 # Nesting depth of the JSON documents read (a baseline, a stored row): ours need under 10;
@@ -108,12 +109,6 @@ def read_regular(path: Path) -> bytes:
     """The bytes of ``path``, a regular file (see :func:`open_regular`)."""
     with open_regular(path) as stream:
         return stream.read()
-
-
-def check_regular(path: Path) -> None:
-    """Raise :class:`NotRegularFileError` unless ``path`` is a regular file (for files another
-    library opens by name, such as OpenCV's Caffe importer)."""
-    open_regular(path).close()
 
 
 def load_json(text: str, max_depth: int = MAX_JSON_DEPTH):

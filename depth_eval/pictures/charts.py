@@ -7,13 +7,13 @@ per metric); see :mod:`.layout` for sizes, rendering and saving.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from depth_eval.inputs.discover import snapshot_iteration
 from depth_eval.pictures.layout import (RENDER_LOCK, SUPTITLE_FONT_SIZE, SUPTITLE_HEIGHT_IN, TICK_FONT_SIZE, TITLE_FONT_SIZE,
     new_figure, save_png, shorten_name)
 
@@ -30,7 +30,6 @@ BEST_BAR_COLOR = "#e8710a"
 CURVE_PANEL_HEIGHT_IN = 2.6
 
 # Caffe names training snapshots ``<prefix>_iter_<N>``.
-ITERATION_PATTERN = re.compile(r"_iter_(\d+)")
 CURVE_SUFFIX = "_curve"
 
 
@@ -139,19 +138,6 @@ def _leave_room_for_value_text(axes, heights: list[float]) -> None:
     high = max([0.0] + heights)
     span = (high - low) or 1.0
     axes.set_xlim(low - (span * 0.35 if low < 0 else 0.0), high + span * 0.35)
-
-
-def snapshot_iteration(name: str) -> tuple[str, int] | None:
-    """``(run, iteration)`` of a Caffe training snapshot name, else None.
-
-    ``run`` is the name without its ``_iter_<N>`` part (``a_iter_500`` -> ``('a', 500)``,
-    ``b_iter_500_ft`` -> ``('b_ft', 500)``).
-    """
-    matches = list(ITERATION_PATTERN.finditer(name))
-    if not matches:
-        return None
-    last = matches[-1]
-    return name[:last.start()] + name[last.end():], int(last.group(1))
 
 
 def training_runs(names) -> dict[str, list[tuple[int, str]]] | None:

@@ -6,7 +6,7 @@ more than N").  Snapshots are matched by name.  The gate never passes quietly: a
 cannot be checked for a snapshot of the baseline (the snapshot gone from this run, skipped, the
 metric missing or NaN on either side) is a violation saying why; a snapshot of this run without
 an evaluated baseline row is "new" (:func:`new_snapshots`), shown as such and not checked.
-Pure functions over the parsed results.json dictionaries (layout in README.md); reading and
+Pure functions over the parsed results.json dictionaries (layout in docs/outputs.md); reading and
 checking the baseline file is :mod:`depth_eval.report.baseline` (:func:`load_results`).
 """
 

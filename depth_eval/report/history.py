@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from depth_eval.scoring.keys import MetricKey, lower_is_better
+from depth_eval.inputs.discover import snapshot_iteration
 from depth_eval.store.database import HistoryRow, iteration_of
 
 __all__ = ["DEFAULT_LAST_RUNS", "shown_runs", "history_table", "plot_history"]
@@ -86,7 +87,7 @@ def plot_history(rows: Sequence[HistoryRow], metric: str, path: Path,
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    from depth_eval.pictures import DPI, iteration_text, save_png, snapshot_iteration
+    from depth_eval.pictures import DPI, iteration_text, save_png
 
     run_ids = shown_runs(rows, last)
     kept = [row for row in rows if row.run in run_ids]

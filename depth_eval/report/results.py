@@ -83,7 +83,7 @@ def options_document(settings) -> dict:
 
 
 def results_document(settings, task, tally: Tally, images_found: int) -> dict:
-    """results.json (see the README for the schema)."""
+    """results.json (the schema: docs/outputs.md)."""
     return {
         "schema_version": rankings.RESULTS_SCHEMA_VERSION,
         "tool": "depth_eval",

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from depth_eval.inputs.images import GT_SHAPE
+from depth_eval.thesis import GT_SHAPE
 
 
 def upsample(depth: np.ndarray, shape: tuple[int, int] = GT_SHAPE) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from depth_eval.inputs import images
-from depth_eval.scoring import thesis_metrics
 from depth_eval.writing import OutputFolder
+from depth_eval.thesis import DEPTH_RANGE_M
 from depth_eval.inputs.ground_truth import load_ground_truth, thesis_pixels
 from depth_eval.scoring.keys import ranked
 from depth_eval.scoring.alignments import fitted_picture
@@ -38,8 +38,8 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
             continue
         gt_unit, gt_m = truth.on_thesis_grid()
         pixels = thesis_pixels(gt_m, truth.encoding)
-        panels = {name: (raw * thesis_metrics.DEPTH_RANGE_M,
-                         fitted_picture(raw, gt_unit, pixels) * thesis_metrics.DEPTH_RANGE_M)
+        panels = {name: (raw * DEPTH_RANGE_M,
+                         fitted_picture(raw, gt_unit, pixels) * DEPTH_RANGE_M)
                   for name, raw in predictions.items()}
         pictures.image_figure(folder.path / f"{stem}.png", rgb, gt_m, panels,
                              title=pair.color_path.name)

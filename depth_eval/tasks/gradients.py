@@ -30,11 +30,6 @@ CHANNEL_PREFIXES = ("grad1", "grad2")
 JOINT_PREFIX = "grad"
 
 
-def _base(stem: str) -> str:
-    """``X`` of an input stem ``X_colors`` (only the suffix is replaced: SPEC-grad.md 9)."""
-    suffix = discover.INPUT_SUFFIX
-    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
-
 
 def colors_name(stem: str) -> str:
     """The network input picture, ``X_colors.png`` (the depth task writes the same file)."""
@@ -44,7 +39,7 @@ def colors_name(stem: str) -> str:
 def picture_names(stem: str) -> dict[str, str]:
     """Picture suffix (``_grad1``, ``_grad2``, ``_gt1``, ``_gt2``) -> its file name for input
     ``stem``."""
-    base = _base(stem)
+    base = discover.input_base(stem)
     return {suffix: f"{base}{suffix}.png" for suffix in gradient_metrics.PICTURE_SUFFIXES}
 
 
@@ -153,6 +148,12 @@ class GradientsTask(PairTask):
     def start_snapshot(self, snapshot_name, items):
         return GradientsWork(self, snapshot_name,
                              output_folder(self.settings.outputs.out_dir / snapshot_name), items)
+
+    def unit_files(self, snapshot_name, item, write_colors: bool = True):
+        folder = self.settings.outputs.out_dir / snapshot_name
+        names = list(picture_names(item.stem).values())
+        return [folder / name for name in ([colors_name(item.stem)] if write_colors else [])
+                + names]
 
     def summarise(self, results):
         """The original's mean over images and both channels (divided by 2 x the images

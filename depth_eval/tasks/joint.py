@@ -78,6 +78,13 @@ class JointTask(Task):
                                                       if k in self._gradient_keys}, kept[1]))
         return depth, gradient
 
+    def unit_files(self, snapshot_name, item):
+        return (self.depth.unit_files(snapshot_name, item)
+                + self.gradients.unit_files(snapshot_name, item, write_colors=False))
+
+    def reusable(self, item):
+        return self.depth.reusable(item)
+
     def summarise(self, results):
         depth, gradient = self.split(results)
         return {**self.depth.summarise(depth), **self.gradients.summarise(gradient)}
