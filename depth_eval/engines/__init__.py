@@ -44,9 +44,9 @@ def open_snapshot(engine_settings, rule, snapshot, extra_rules=(), cache=None, h
     if snapshot.problem is not None:
         raise SnapshotError(f"{snapshot.caffemodel}: {snapshot.problem}; rename the file")
     # The weights first: a dangling link or a loop is named as such, not as a missing prototxt.
-    kind = limits.describe(snapshot.caffemodel)
-    if kind != "a regular file":
-        raise SnapshotError(f"{snapshot.caffemodel}: is {kind}, not a regular file")
+    if not snapshot.caffemodel.exists():  # a dangling link or a loop (it was listed)
+        raise SnapshotError(f"{snapshot.caffemodel}: cannot read (is "
+                            f"{limits.describe(snapshot.caffemodel)})")
     if snapshot.prototxt is None:
         raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
                             "no --prototxt given; snapshot skipped")
