@@ -19,7 +19,8 @@ import signal
 import sys
 import threading
 
-from depth_eval import __version__, commands
+from depth_eval import __version__, commands, timings
+from depth_eval.console import Console
 from depth_eval.errors import EXIT_INTERRUPTED, EXIT_NOTHING, EXIT_OK, DepthEvalError, exit_status_of
 
 # The evaluator runs its small matrix products (the cubic upsampling) on worker threads beside
@@ -107,9 +108,6 @@ def main(argv: list[str] | None = None, prog: str | None = None,
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or (os.path.basename(sys.argv[0]) if only else "depth-eval")
     args = parse(argv, prog, only)
-    from depth_eval import timings
-    from depth_eval.console import Console
-
     timings.start()
     console = Console(quiet=getattr(args, "quiet", False))
     module = commands.load(args.command)

@@ -9,6 +9,7 @@ goes into it), gate (baseline, rules, ``--best``).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -19,6 +20,8 @@ from depth_eval import choices, engines, tasks
 from depth_eval.report import gate, per_image
 from depth_eval.inputs import limits
 from depth_eval.errors import UsageError
+from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
+from depth_eval.writing import MANIFEST_NAME
 from depth_eval.inputs.ground_truth import GroundTruthSettings
 from depth_eval.scoring.keys import MetricKey, ranked
 from depth_eval.scoring.score import ScoringSettings
@@ -104,9 +107,6 @@ class OutputSettings:
     def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
         """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
         itself, no --per-image file)."""
-        from depth_eval.writing import MANIFEST_NAME
-        from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
-
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
                  f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"}
         if self.figures:
@@ -262,8 +262,6 @@ def _check_executor(executor: ExecutorSettings) -> None:
         if match is None or not 0 < int(match[3]) < 65536:
             raise UsageError(f"--dask {text}: expected a scheduler's address, "
                              "[tcp://]HOST:PORT (e.g. tcp://10.0.0.5:8786), or local:N")
-    import importlib.util
-
     if importlib.util.find_spec("distributed") is None:
         raise UsageError("--dask needs dask's distributed scheduler, which is not installed: "
                          "pip install 'depth_eval[dask]'")
@@ -299,7 +297,7 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
     _check_store(outputs)
     per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
     if outputs.colormap:
-        from depth_eval.pictures import check_colormap
+        from depth_eval.pictures import check_colormap  # matplotlib: only with --colormap
 
         try:
             check_colormap(outputs.colormap)

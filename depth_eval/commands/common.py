@@ -113,6 +113,6 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
 
 def run_task(settings, console) -> int:
     """``run`` of the commands that run snapshots through a task (evaluate, predict, gradients)."""
-    from depth_eval.execution.run import run
+    from depth_eval.execution.run import run  # numpy and OpenCV: not for --help
 
     return run(settings, console)

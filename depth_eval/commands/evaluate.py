@@ -70,7 +70,7 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from depth_eval.settings import RunSettings
+    from depth_eval.settings import RunSettings  # numpy and OpenCV: not for --help
 
     return RunSettings.from_args(args, task="joint" if args.with_gradients else "depth")
 

@@ -19,6 +19,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from depth_eval.caffe.proto import V1_TYPE_NAMES
@@ -641,8 +642,6 @@ def register() -> None:
     with _lock:
         if _registered:
             return
-        import cv2
-
         for caffe_type, layer in _LAYERS.items():
             cv2.dnn_registerLayer(PRIVATE_PREFIX + caffe_type, layer)
         _registered = True

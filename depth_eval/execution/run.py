@@ -245,11 +245,7 @@ def run(settings, console) -> int:
 
 def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
     """This machine's executor, the engines loaded with the user cache where they use one."""
-    cache = None
-    if engines.engine_class(settings.engine.name).uses_cache:
-        from depth_eval.store.user_cache import BlobCache
-
-        cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
+    cache = engines.user_cache(settings.engine, warn=console.warn)
     return LocalExecutor(
         partial(engines.open_snapshot, settings.engine, task.output_rule,
                 extra_rules=task.extra_output_rules, cache=cache, hasher=hasher,

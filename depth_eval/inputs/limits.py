@@ -158,7 +158,7 @@ def set_max_image_pixels(limit: int) -> None:
 def image_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from an image file's header, without decoding its pixels; None for a
     format Pillow does not identify (OpenCV then applies its own limit of 2^30 pixels)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # Pillow only once an image is read
 
     with _pil_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -20,6 +20,7 @@ RESULTS_JSON, RESULTS_CSV = "results.json", "results.csv"
 
 
 def library_versions() -> dict[str, str]:
+    # Imported by the run already; here so that reading results.json needs none of them.
     import cv2
     import numpy as np
     import scipy

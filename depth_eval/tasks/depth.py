@@ -182,7 +182,7 @@ class DepthWork(SnapshotWork):
 
     def write_colormapped(self, stem, prediction, fitted, gt) -> None:
         """Depth pictures through a matplotlib colour map, on one fixed 0-10 m scale."""
-        from depth_eval.pictures import colormap_png
+        from depth_eval.pictures import colormap_png  # matplotlib: only with --colormap
 
         colormap, strategy = self.outputs.colormap, self.outputs.png_strategy
         depth_name, gt_name = colormap_names(stem, colormap)
@@ -306,7 +306,7 @@ class DepthTask(PairTask):
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []
-        from depth_eval.tasks.depth_figures import write_figures
+        from depth_eval.tasks.depth_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
                              self.settings.inputs.ground_truth)

@@ -72,7 +72,7 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
     ``kept``: stem -> snapshot -> zoomed prediction (2 x 318 x 418, GT units); ``means``:
     snapshot -> MetricKey -> value.  Returns the problems, one line each.
     """
-    from depth_eval import pictures
+    from depth_eval import pictures  # matplotlib, when the figures are drawn
 
     folder = OutputFolder(folder_path)
     by_stem = {pair.stem: pair for pair in pairs}

@@ -14,7 +14,7 @@ metrics of the same names.
 from __future__ import annotations
 
 
-from depth_eval.inputs import discover
+from depth_eval.inputs import discover, gt_encodings
 from depth_eval.scoring import gradient_metrics
 from depth_eval.pictures import pngs
 from depth_eval.engines.base import GRADIENT_OUTPUT
@@ -166,9 +166,7 @@ class GradientsTask(PairTask):
         if not self.first_encoding(encoding):
             return
         if self.console is not None and encoding != "thesis":
-            from depth_eval.inputs.gt_encodings import describe
-
-            self.console.note(f"ground truth {name}: read as {describe(encoding)}")
+            self.console.note(f"ground truth {name}: read as {gt_encodings.describe(encoding)}")
 
     def warn_undefined(self, snapshot_name: str, item, title: str, channels: list[int],
                        target) -> None:
@@ -196,7 +194,7 @@ class GradientsTask(PairTask):
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []
-        from depth_eval.tasks.gradient_figures import write_figures
+        from depth_eval.tasks.gradient_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
                              self.settings.inputs.ground_truth)

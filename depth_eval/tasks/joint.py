@@ -102,6 +102,7 @@ class JointTask(Task):
     def after_run(self, items, kept, means, console):
         if not (self.settings.outputs.figures and means):
             return []
+        # matplotlib: --figures only
         from depth_eval.tasks.depth_figures import write_figures as depth_figures
         from depth_eval.tasks.gradient_figures import write_figures as gradient_figures
 
