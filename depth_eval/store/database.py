@@ -40,6 +40,7 @@ are; JSON text keeps every float bit for bit (Python writes the shortest repr th
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -66,6 +67,8 @@ __all__ = ["NUMBERS_VERSION", "SCHEMA_VERSION", "StoreError", "StoreVersionError
 BUSY_TIMEOUT_S = 30.0
 # SQLite's default limit on host parameters is 999 in old builds: query keys in chunks.
 _CHUNK = 500
+# A content hash as the store writes it.
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # SQLite's primary result codes for a full disk and an I/O error (sqlite3.h).
 _SQLITE_FULL, _SQLITE_IOERR = 13, 10
 # Free bytes under which an I/O error of the store is reported as the disk being full: SQLite
@@ -473,7 +476,7 @@ class ResultsStore:
                     parameters + tuple(chunk or ())):
                 if key not in decoded:
                     decoded[key] = self._decoded(key, text, checksum, run_id, snapshot)
-                groups.setdefault((run_id, snapshot), []).append(decoded[key])
+                groups.setdefault((run_id, str(snapshot)), []).append(decoded[key])
         return {group: ({str(name): value for name, value in summarise(images).items()},
                         len(images)) for group, images in groups.items()}
 
@@ -515,7 +518,9 @@ class ResultsStore:
         rows = self._read("SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND "
                           "mtime_ns = ? AND ctime_ns = ? AND inode = ?",
                           (path, size, mtime_ns, ctime_ns, inode))
-        return rows[0][0] if rows else None
+        # Only a sha256 in hex is a hash: any other value (a damaged row) means read it again.
+        known = rows[0][0] if rows else None
+        return known if isinstance(known, str) and _SHA256_HEX.fullmatch(known) else None
 
     def remember_file_hash(self, path: str, size: int, mtime_ns: int, ctime_ns: int,
                            inode: int, sha256: str) -> None:

@@ -69,6 +69,11 @@ def _add_unit_checksums(db: sqlite3.Connection) -> None:
                "WHERE typeof(key) = 'text' AND typeof(metrics) = 'text'")
 
 
+# The tables every version of the store has (each version adds columns only so far).
+TABLE_NAMES = tuple(statement.split()[2] for statement in TABLES
+                    if statement.startswith("CREATE TABLE"))
+
+
 # Schema upgrades: MIGRATIONS[n] turns a version-n store into version n+1 (run at open, in the
 # same transaction as the version update).
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_unit_checksums}
@@ -115,6 +120,10 @@ def version_of(db: sqlite3.Connection, path: Path) -> int:
     if version < 1 or (version < SCHEMA_VERSION and version not in MIGRATIONS):
         raise StoreVersionError(f"{path}: results store schema version {version} cannot "
                                 f"be upgraded to {SCHEMA_VERSION}; give another --store")
+    missing = sorted(set(TABLE_NAMES) - tables)
+    if missing:
+        raise NotAStoreError(f"{path}: results store without its table(s) {', '.join(missing)}; "
+                             "the file is damaged: give another --store")
     return version
 
 
