@@ -519,3 +519,26 @@ def test_a_temporary_name_fits_where_its_file_does(tmp_path):
     error = OSError(errno.ENAMETOOLONG, "File name too long", str(tmp_path / ("x" * 300)))
     assert describe(error).endswith("File name too long (a 300-byte name, from an input whose "
                                     "name is too long for it)")
+
+
+def test_a_store_of_schema_1_is_read_by_history_as_it_is_and_upgraded_by_a_run(workspace,
+                                                                               counting, capsys):
+    assert evaluate(workspace, "--quiet", "--engine", ENGINE_NAME) == 0
+    fresh = _values(results(workspace))
+    store = workspace / "out" / "results.sqlite"
+    with sqlite3.connect(store) as db:  # as depth_eval wrote it before units had checksums
+        db.execute("ALTER TABLE units DROP COLUMN checksum")
+        db.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
+        db.execute("PRAGMA user_version = 0")
+    before = store.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["history", "--store", str(store), "RMSE"]) == 0
+    assert store.read_bytes() == before
+    counting.reset()
+    assert evaluate(workspace, "--engine", ENGINE_NAME) == 0
+    assert len(counting.passes) == 0 and "computed again" not in capsys.readouterr().err
+    assert _values(results(workspace)) == fresh
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == \
+            ("2",)
+        assert db.execute("SELECT count(*) FROM units WHERE checksum IS NULL").fetchone() == (0,)

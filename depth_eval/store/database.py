@@ -54,7 +54,8 @@ from depth_eval import __version__
 from depth_eval.store import schema
 from depth_eval.store.keys import (NUMBERS_VERSION, HistoryRow, SnapshotRef, canonical_json, decode_metrics, encode_metrics,
     iteration_of, unit_checksum, unit_key)
-from depth_eval.store.store_file import check_store_path, check_wal, companions, create_store_file, new_identity
+from depth_eval.store.store_file import (check_store_path, check_wal, companions, create_store_file, file_identity,
+    new_identity)
 from depth_eval.store.schema import SCHEMA_VERSION, NotAStoreError, StoreError, StoreVersionError
 from depth_eval.scoring.keys import MetricKey
 from depth_eval.scoring.score import summarise
@@ -232,7 +233,9 @@ class ResultsStore:
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             # Read only, before anything is written: another application's database is
             # refused as it is (not switched to WAL first).
-            schema.version_of(self._db, self.path)
+            # A read-only store keeps its version: one from before checksums has none to read.
+            version = schema.version_of(self._db, self.path)
+            self._checksums = "u.checksum" if version >= 2 or not self.readonly else "NULL"
             if self.readonly:
                 return
             # WAL: readers never block the writer; a commit is one append to the log.
@@ -243,8 +246,8 @@ class ResultsStore:
         with self._write() as db:
             schema.prepare(db, self.path)
             (identity,), = db.execute("PRAGMA user_version").fetchall()
-            if not identity:  # a store made before identities: it gets one now
-                identity = new_identity()
+            if not identity:  # a store made before identities gets one (the file's if it has)
+                identity = file_identity(self.path) or new_identity()
                 db.execute(f"PRAGMA user_version = {identity}")
         self._identity = identity
 
@@ -442,7 +445,8 @@ class ResultsStore:
         names: dict[int, set[str]] = {}
         of_text: dict = {}
         for run_id, snapshot, key, text, checksum in self._read(
-                "SELECT r.run_id, r.snapshot, u.key, u.metrics, u.checksum FROM run_units r "
+                f"SELECT r.run_id, r.snapshot, u.key, u.metrics, {self._checksums} "
+                "FROM run_units r "
                 f"JOIN units u ON u.key = r.key WHERE 1 {where} GROUP BY r.run_id, r.snapshot",
                 parameters):
             if text not in of_text:  # runs reusing a unit share its text
@@ -470,7 +474,8 @@ class ResultsStore:
         for chunk in chunks:
             runs = "" if chunk is None else f"AND r.run_id IN ({','.join('?' * len(chunk))})"
             for run_id, snapshot, key, text, checksum in self._read(
-                    "SELECT r.run_id, r.snapshot, u.key, u.metrics, u.checksum FROM run_units r "
+                    f"SELECT r.run_id, r.snapshot, u.key, u.metrics, {self._checksums} "
+                    "FROM run_units r "
                     f"JOIN units u ON u.key = r.key WHERE 1 {where} {runs} "
                     "ORDER BY r.run_id, r.snapshot, r.position",
                     parameters + tuple(chunk or ())):

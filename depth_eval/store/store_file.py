@@ -30,7 +30,7 @@ from depth_eval.store.schema import NotAStoreError, StoreError
 from depth_eval.writing import temporary_name
 
 __all__ = ["SQLITE_HEADER", "companions", "check_store_path", "check_wal", "create_store_file",
-           "header_identity"]
+           "file_identity", "header_identity", "new_identity"]
 
 # The first 16 bytes of every SQLite 3 database file (the file format's magic string).
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -108,6 +108,15 @@ def header_identity(header: bytes) -> tuple[int, int]:
             struct.unpack_from(">I", header, _USER_VERSION_AT)[0])
 
 
+def file_identity(path: Path) -> int:
+    """The identity in the database file's own header (0: none, or unreadable)."""
+    try:
+        with open(path, "rb") as stream:
+            return header_identity(stream.read(100).ljust(100, b"\0"))[1]
+    except OSError:
+        return 0
+
+
 def check_wal(path: Path) -> None:
     """NotAStoreError when the store's ``-wal`` was written for another database (see the
     module docstring); nothing when there is none, or nothing in it to tell."""
@@ -133,8 +142,9 @@ def check_wal(path: Path) -> None:
                          f"{error.strerror}") from None
     # Every commit of this tool rewrites page 1 (ResultsStore._write), so another store's log
     # carries that store's identity.  A log without page 1 (another program's commit to this
-    # store, which may still be open) or a store without an identity (0) proves nothing.
-    if identity and logged is not None and logged != identity:
+    # store, which may still be open), or a store or page without an identity (0), proves
+    # nothing.
+    if identity and logged and logged != identity:
         raise NotAStoreError(_foreign(wal, "it belongs to another database"))
 
 
