@@ -21,7 +21,8 @@ import threading
 
 from depth_eval import __version__, commands, timings
 from depth_eval.console import Console
-from depth_eval.errors import EXIT_INTERRUPTED, EXIT_NOTHING, EXIT_OK, DepthEvalError, exit_status_of
+from depth_eval.errors import (EXIT_INTERRUPTED, EXIT_NOTHING, EXIT_OK, DepthEvalError,
+                               exit_status_of)
 
 # The evaluator runs its small matrix products (the cubic upsampling) on worker threads beside
 # the network's forward pass: a multithreaded BLAS would only contend with it for the cores.

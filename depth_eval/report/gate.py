@@ -111,14 +111,15 @@ def parse_rule(text: str, lower_is_better: Mapping[str, bool] | None = None) -> 
     rest = rest[len(sign):].lstrip()
     percent = rest.endswith("%")
     number = rest[:-1].rstrip() if percent else rest
+    quoted = one_line(_shortened(stripped))
     if at < 0 or not stripped[:at].strip() or not _NUMBER.fullmatch(number):
-        raise ValueError(f"bad --fail-if rule {one_line(_shortened(stripped))!r}: {_RULE_SYNTAX}")
+        raise ValueError(f"bad --fail-if rule {quoted!r}: {_RULE_SYNTAX}")
     op = stripped[at]
     if sign and sign != ("+" if op == ">" else "-"):
-        raise ValueError(f"bad --fail-if rule {one_line(_shortened(stripped))!r}: '>' takes a rise (+N), '<' a drop (-N)")
+        raise ValueError(f"bad --fail-if rule {quoted!r}: '>' takes a rise (+N), '<' a drop (-N)")
     limit = float(number)
     if not math.isfinite(limit):
-        raise ValueError(f"bad --fail-if rule {one_line(_shortened(stripped))!r}: the limit is not a finite number")
+        raise ValueError(f"bad --fail-if rule {quoted!r}: the limit is not a finite number")
     metric = stripped[:at].strip()
     direction = _direction(metric, lower_is_better or {})
     guards_better = direction is not None and (op == ">") != direction

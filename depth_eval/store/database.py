@@ -54,8 +54,8 @@ from depth_eval import __version__
 from depth_eval.store import schema
 from depth_eval.store.keys import (NUMBERS_VERSION, HistoryRow, SnapshotRef, canonical_json, decode_metrics, encode_metrics,
     iteration_of, unit_checksum, unit_key)
-from depth_eval.store.store_file import (check_store_path, check_wal, companions, create_store_file, file_identity,
-    new_identity)
+from depth_eval.store.store_file import (check_store_path, check_wal, companions,
+                                         create_store_file, file_identity, new_identity)
 from depth_eval.store.schema import SCHEMA_VERSION, NotAStoreError, StoreError, StoreVersionError
 from depth_eval.scoring.keys import MetricKey
 from depth_eval.scoring.score import summarise
