@@ -44,8 +44,10 @@ _WAL_HEADER, _FRAME_HEADER = 32, 24
 
 
 def companions(path: Path) -> tuple[Path, Path]:
-    """The ``-wal`` and ``-shm`` files SQLite keeps beside a WAL-mode database."""
-    return Path(f"{path}-wal"), Path(f"{path}-shm")
+    """The ``-wal`` and ``-shm`` files SQLite keeps beside a WAL-mode database (beside the
+    file a symbolic link names, as SQLite resolves links)."""
+    real = os.path.realpath(path)
+    return Path(f"{real}-wal"), Path(f"{real}-shm")
 
 
 def _regular_or_absent(path: Path, what: str) -> bool:
