@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from depth_eval import choices, engines, tasks
-from depth_eval.report import gate, per_image
+from depth_eval.report import gate, html, junit, per_image
 from depth_eval.inputs import limits
 from depth_eval.errors import UsageError
 from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
@@ -25,6 +25,7 @@ from depth_eval.writing import MANIFEST_NAME
 from depth_eval.inputs.ground_truth import GroundTruthSettings
 from depth_eval.scoring.keys import MetricKey, ranked
 from depth_eval.scoring.score import ScoringSettings
+from depth_eval.scoring.uncertainty import Confidence
 
 # The results store's file in OUT_DIR when --store names none.
 STORE_NAME = "results.sqlite"
@@ -99,6 +100,13 @@ class OutputSettings:
     quiet: bool = False
     store: Path | None = None          # the results store (None: none, everything computed)
     recompute: bool = False            # --recompute: compute every unit, replace stored ones
+    report: Path | None = None         # --report; None: OUT_DIR/report.html
+    junit: Path | None = None          # --junit: the gate as JUnit XML
+
+    @property
+    def report_path(self) -> Path:
+        """Where the browser report goes."""
+        return self.report if self.report is not None else self.out_dir / html.REPORT_HTML
 
     @property
     def abs_dir(self) -> Path:
@@ -108,7 +116,10 @@ class OutputSettings:
         """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
         itself, no --per-image file)."""
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
-                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"}
+                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", html.REPORT_HTML}
+        for path in (self.report, self.junit):
+            if path is not None and per_image.in_out_dir(path, self.out_dir):
+                names.add(path.name)
         if self.figures:
             names.add(FIGURES_DIR)
         if (with_per_image and self.per_image is not None
@@ -119,12 +130,15 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class GateSettings:
-    """The CI gate: a baseline results.json, the --fail-if rules, --best."""
+    """The CI gate: a baseline results.json, the --fail-if rules, --best, and how sure a
+    change must be (--confidence, --significant)."""
 
     baseline_path: Path | None = None
     baseline: dict | None = None
     rules: tuple = ()
     best: MetricKey | None = None
+    confidence: Confidence = Confidence()
+    significant: bool = False          # a rule fails only on a change its interval is sure of
 
 
 @dataclass(frozen=True)
@@ -175,7 +189,8 @@ class RunSettings:
             colormap=getattr(args, "colormap", None),
             table_format=getattr(args, "format", OutputSettings.table_format), quiet=args.quiet,
             store=_store_path(args, out_dir, task_class.scored),
-            recompute=getattr(args, "recompute", False))
+            recompute=getattr(args, "recompute", False),
+            report=getattr(args, "report", None), junit=getattr(args, "junit", None))
         _check_inputs(inputs)
         _check_engine(engine)
         _check_scoring(scoring, inputs.ground_truth)
@@ -296,6 +311,13 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
                              "must be folders)")
     _check_store(outputs)
     per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
+    own = outputs.reserved_names(False) - {p.name for p in (outputs.report, outputs.junit) if p}
+    if outputs.report is not None:
+        html.REPORT_FILE.check(outputs.report, outputs.out_dir, own)
+    junit.JUNIT_FILE.check(outputs.junit, outputs.out_dir, own)
+    named = [p for p in (outputs.per_image, outputs.report, outputs.junit) if p is not None]
+    if len({os.path.abspath(p) for p in named}) < len(named):
+        raise UsageError("--per-image, --report and --junit must name different files")
     if outputs.colormap:
         from depth_eval.pictures import check_colormap  # matplotlib: only with --colormap
 
@@ -339,6 +361,14 @@ def _gate(args, keys: list[MetricKey]) -> GateSettings:
     """The baseline and --fail-if rules, checked before any work is done."""
     fail_if, baseline_path = getattr(args, "fail_if", []), getattr(args, "baseline", None)
     best = getattr(args, "best", None)
+    try:
+        confidence = Confidence(level=getattr(args, "confidence", Confidence.level),
+                                method=getattr(args, "interval_method", Confidence.method))
+    except ValueError as error:
+        raise UsageError(f"--confidence: {error}") from None
+    significant = getattr(args, "significant", False)
+    if significant and not fail_if:
+        raise UsageError("--significant qualifies the --fail-if rules: give at least one")
     directions = {str(key): lower for key, lower in ranked(keys).items()}
     if fail_if and baseline_path is None:
         raise UsageError("--fail-if needs --baseline RESULTS_JSON")
@@ -349,11 +379,11 @@ def _gate(args, keys: list[MetricKey]) -> GateSettings:
                              f"({', '.join(directions)})")
         best_key = MetricKey.parse(best)
     if baseline_path is None:
-        return GateSettings(best=best_key)
+        return GateSettings(best=best_key, confidence=confidence)
     try:
         baseline = gate.load_results(baseline_path)
         rules = tuple(gate.parse_rule(text, directions) for text in fail_if)
         gate.check_rules(rules, directions, baseline, baseline_path)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return GateSettings(baseline_path, baseline, rules, best_key)
+    return GateSettings(baseline_path, baseline, rules, best_key, confidence, significant)

@@ -109,6 +109,27 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     checks.add_argument("--format", choices=choices.TABLE_FORMATS,
                         default=choices.DEFAULT_TABLE_FORMAT,
                         help="tables as plain text (default) or GitHub Markdown")
+    add_verdict_options(checks)
+
+
+def add_verdict_options(checks) -> None:
+    """Intervals, significance and the CI report files (docs/ci.md)."""
+    checks.add_argument("--confidence", type=float, default=choices.DEFAULT_CONFIDENCE,
+                        metavar="LEVEL",
+                        help="level of the bootstrap intervals of every mean and change "
+                             f"(default {choices.DEFAULT_CONFIDENCE})")
+    checks.add_argument("--interval-method", choices=choices.INTERVAL_METHODS,
+                        default=choices.DEFAULT_INTERVAL_METHOD,
+                        help="bootstrap interval: BCa (default) or percentile")
+    checks.add_argument("--significant", action="store_true",
+                        help="a --fail-if rule fails only when the change also lies outside "
+                             "the noise: its paired interval (per image, against the baseline) "
+                             "entirely on the worse side")
+    checks.add_argument("--report", type=Path, metavar="FILE.html",
+                        help="the browser report (default OUT_DIR/report.html)")
+    checks.add_argument("--junit", type=Path, metavar="FILE.xml",
+                        help="JUnit XML of the gate: one test per snapshot and rule, and per "
+                             "skipped snapshot or image")
 
 
 def run_task(settings, console) -> int:

@@ -127,6 +127,15 @@ class Task:
     def add_facts(self, facts: dict) -> None:
         """Add what another task object (on a worker) learnt: see :meth:`facts`."""
 
-    def after_run(self, items: list, kept: dict, means: dict, console) -> list[str]:
-        """Drawing that needs every snapshot; returns problems (one line each)."""
+    def after_run(self, items: list, kept: dict, means: dict, console,
+                  intervals: dict | None = None) -> list[str]:
+        """Drawing that needs every snapshot; returns problems (one line each).
+
+        ``intervals``: snapshot -> metric title -> (low, high), the means' intervals."""
         return []
+
+    def report_pictures(self, snapshot_name: str, item) -> dict[str, Path]:
+        """The pictures of one item of one snapshot the browser report shows, by what they
+        show: ``input``, ``ground truth``, ``raw`` and ``fitted`` prediction (none by
+        default)."""
+        return {}

@@ -303,13 +303,20 @@ class DepthTask(PairTask):
         return ([outputs.out_dir / snapshot_name / name for name in fitted]
                 + [outputs.abs_dir / snapshot_name / name for name in raw])
 
-    def after_run(self, items, kept, means, console):
+    def report_pictures(self, snapshot_name, item):
+        outputs = self.settings.outputs
+        color_name, depth_name, gt_name = output_names(item.stem)
+        fitted, raw = outputs.out_dir / snapshot_name, outputs.abs_dir / snapshot_name
+        return {"input": fitted / color_name, "ground truth": fitted / gt_name,
+                "raw": raw / depth_name, "fitted": fitted / depth_name}
+
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
         from depth_eval.tasks.depth_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
-                             self.settings.inputs.ground_truth)
+                             self.settings.inputs.ground_truth, intervals)
 
 
 def undefined_reasons(prediction: np.ndarray, extra: dict, native, settings) -> list[str]:

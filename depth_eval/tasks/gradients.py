@@ -191,11 +191,11 @@ class GradientsTask(PairTask):
                                   " is 0 / 0, recorded as NaN (the snapshot's value is NaN and "
                                   "ranks last)")
 
-    def after_run(self, items, kept, means, console):
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
         from depth_eval.tasks.gradient_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
-                             self.settings.inputs.ground_truth)
+                             self.settings.inputs.ground_truth, intervals=intervals)
 

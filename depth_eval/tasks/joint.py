@@ -99,7 +99,10 @@ class JointTask(Task):
         self.depth.add_facts(facts.get("depth", {}))
         self.gradients.add_facts(facts.get("gradients", {}))
 
-    def after_run(self, items, kept, means, console):
+    def report_pictures(self, snapshot_name, item):
+        return self.depth.report_pictures(snapshot_name, item)
+
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
         # matplotlib: --figures only
@@ -110,5 +113,5 @@ class JointTask(Task):
                    for stem, by_snapshot in kept.items()} for index in (0, 1)]
         folder = self.settings.outputs.out_dir / "figures"
         gt_settings = self.settings.inputs.ground_truth
-        return (depth_figures(folder, items, halves[0], means, gt_settings)
+        return (depth_figures(folder, items, halves[0], means, gt_settings, intervals)
                 + gradient_figures(folder, items, halves[1], means, gt_settings, charts=False))
