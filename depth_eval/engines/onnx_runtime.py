@@ -24,6 +24,9 @@ from depth_eval.engines.onnx_cache import Entry, cache_key, optimised_key
 __all__ = ["OnnxRuntimeEngine", "cache_key"]
 
 _INSTALL_HINT = "pip install 'depth_eval[fast]'"
+# onnxruntime's log severities run 0 (verbose) to 4 (fatal): loading a cached file that it
+# refuses logs an ERROR line of its own, which our one warning replaces.
+_ORT_LOG_FATAL = 4
 
 
 def _import_onnxruntime():
@@ -181,14 +184,15 @@ class OnnxRuntimeEngine(Engine):
 
     def _cached_session(self, cache, key: str):
         """The session from the cache: the optimised graph, else the translation (optimised
-        and saved now), else a new translation; an entry that does not load is made again.
-        None when the cache has no usable entry and cannot take a new one."""
+        and saved now), else a new translation; an entry that fails its checksums or does not
+        load is said once and made again.  None when the cache has no usable entry and cannot
+        take a new one."""
         translation = Entry(cache.directory, key)
         optimised = Entry(cache.directory, optimised_key(key, self._ort.__version__)) \
             if self.device == "cpu" else None
-        if optimised is not None and optimised.exists():
+        if optimised is not None and self._trusted(cache, optimised, "optimised graph"):
             with timings.phase("session"):
-                session = _try(self._open, optimised.graph, self._options(optimise=False))
+                session = self._load_cached(cache, optimised, "optimised graph", optimise=False)
             if session is not None:
                 optimised.touch()
                 self.model_path = translation.graph if translation.exists() else None
@@ -198,8 +202,10 @@ class OnnxRuntimeEngine(Engine):
         if not cache.writable:
             optimised = None  # use what is there, write nothing
         session = None
-        if translation.exists():
+        if self._trusted(cache, translation, "translation"):
             session = self._optimise(cache, translation, optimised)
+            if session is None:
+                self._damaged(cache, translation, "translation", "onnxruntime cannot load it")
             self.loaded_from_cache = session is not None
         if session is None and cache.writable:
             try:
@@ -217,6 +223,36 @@ class OnnxRuntimeEngine(Engine):
             cache.evict(keep=translation.graph)
         return session
 
+    def _trusted(self, cache, entry: Entry, what: str) -> bool:
+        """Whether the cache has the entry and its files match their checksums (a damaged
+        one is said and removed, so it is made again)."""
+        if not entry.exists():
+            return False
+        with timings.phase("hash"):
+            problem = entry.problem()
+        if problem is None:
+            return True
+        self._damaged(cache, entry, what, problem)
+        return False
+
+    def _damaged(self, cache, entry: Entry, what: str, problem: str) -> None:
+        if cache.writable:
+            entry.remove()
+            cache.report(f"{entry.graph}: cached {what} not used ({problem}); made again")
+        else:
+            cache.report(f"{entry.graph}: cached {what} not used ({problem}); the cache is "
+                         "not written, so it is made in a temporary folder")
+
+    def _load_cached(self, cache, entry: Entry, what: str, optimise: bool):
+        """A session of a cached graph, onnxruntime's own log silenced (a file it refuses is
+        one warning of ours, and made again); None when it does not load."""
+        options = self._options(optimise=optimise)
+        options.log_severity_level = _ORT_LOG_FATAL
+        session = _try(self._open, entry.graph, options)
+        if session is None:
+            self._damaged(cache, entry, what, "onnxruntime cannot load it")
+        return session
+
     def _optimise(self, cache, translation: Entry, optimised: Entry | None):
         """A session of the translation, fully optimised, the optimised graph saved as the
         ``optimised`` entry on the way; None if the translation does not load."""
@@ -225,8 +261,9 @@ class OnnxRuntimeEngine(Engine):
                 with timings.phase("optimise"), optimised.writing() as (temp, weights):
                     options = self._options(optimise=True)
                     options.optimized_model_filepath = str(temp)
-                    # Errors only: saving says the graph is specific to this CPU (it is keyed so).
-                    options.log_severity_level = 3
+                    # Saving says the graph is specific to this CPU (it is keyed so), and a
+                    # translation it refuses is said by the caller: onnxruntime stays silent.
+                    options.log_severity_level = _ORT_LOG_FATAL
                     for name, value in (
                             ("session.save_model_format", "ONNX"),
                             ("session.optimized_model_external_initializers_file_name",
@@ -240,7 +277,9 @@ class OnnxRuntimeEngine(Engine):
             except Exception:  # translation unreadable, or the optimised graph unwritable
                 pass
         with timings.phase("session"):
-            return _try(self._open, translation.graph, self._options(optimise=True))
+            options = self._options(optimise=True)
+            options.log_severity_level = _ORT_LOG_FATAL
+            return _try(self._open, translation.graph, options)
 
     def _translate(self, entry: Entry) -> None:
         """Translate the snapshot into ``entry``, its weights written straight from the mapped

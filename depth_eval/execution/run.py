@@ -217,6 +217,7 @@ def run(settings, console) -> int:
     limits.set_max_image_pixels(settings.inputs.max_image_pixels)
     snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names())
     items = task.find_items(console)
+    settings = task.settings = settings.sized_to(len(items))
     executor = stored = None
     status = EXIT_NOTHING
     try:
@@ -267,7 +268,8 @@ def _run(settings, console, task, executor, snapshots, items, stored, files) -> 
             console.error("nothing could be predicted")
             return EXIT_NOTHING
         everything = all(e["status"] == "evaluated" for e in tally.entries.values())
-        return EXIT_OK if everything and not tally.bad_images else EXIT_PARTIAL
+        return EXIT_OK if everything and not tally.bad_images and not task.left_out \
+            else EXIT_PARTIAL
 
     def save() -> dict:
         document = results_document(settings, task, tally, len(items))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 # Public name -> the module defining it.
 _EXPORTS = {
-    "layout": ("DPI", "MAX_NAME_CHARS", "figure_pixels", "render_bgr", "save_png",
+    "layout": ("DPI", "MAX_NAME_CHARS", "figure_pixels", "png_text", "render_bgr", "save_png",
                "shorten_name", "wrap_name"),
     "colormaps": ("EXAMPLE_COLORMAPS", "check_colormap", "colormap_png"),
     "panels": ("MapScale", "Panel", "build_maps_figure", "build_panel_figure", "maps_figure"),
@@ -46,8 +46,8 @@ if TYPE_CHECKING:  # the names __getattr__ resolves lazily, for type checkers
     from depth_eval.pictures.comparison import (DEFAULT_DEPTH_COLORMAP, ERROR_COLORMAP,
                                                 build_image_figure, depth_scale, error_scale,
                                                 image_figure)
-    from depth_eval.pictures.layout import (DPI, MAX_NAME_CHARS, figure_pixels, render_bgr,
-                                            save_png, shorten_name, wrap_name)
+    from depth_eval.pictures.layout import (DPI, MAX_NAME_CHARS, figure_pixels, png_text,
+                                            render_bgr, save_png, shorten_name, wrap_name)
     from depth_eval.pictures.panels import (MapScale, Panel, build_maps_figure,
                                             build_panel_figure, maps_figure)
 

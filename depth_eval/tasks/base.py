@@ -107,6 +107,9 @@ class Task:
     def __init__(self, settings, console=None):
         self.settings = settings
         self.console = console
+        # Input files find_items found and did not take (each named in its warning): a run
+        # that leaves any out did not do everything it was given (exit status 1).
+        self.left_out: list[str] = []
 
     def metric_keys(self) -> list[MetricKey]:
         """Every per-image key the task reports with these settings (checked before any work)."""

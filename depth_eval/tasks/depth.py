@@ -212,7 +212,6 @@ class PairTask(Task):
         super().__init__(settings, console)
         self.encodings: set[str] = set()
         self.kept_stems: frozenset = frozenset()
-        self.left_out: list[str] = []
         self._lock = threading.Lock()
 
     def find_items(self, console) -> list:
