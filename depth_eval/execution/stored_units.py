@@ -244,6 +244,8 @@ class StoredRun:
             if name not in plan.reused and computed is None:
                 continue  # failed: not a unit
             stored = values.get(plan.keys.get(name))
+            if computed is None:
+                self.task.unit_reused(item)
             stem = SnapshotWork.input_path(item).stem if computed is None else computed.stem
             metrics = computed.metrics if stored is None else ordered(stored, order)
             results.append(ImageResult(stem, metrics, computed.kept if computed else None))

@@ -138,6 +138,10 @@ class Task:
         stored unit is reused only while all of them are there (a scored task must say)."""
         raise NotImplementedError(f"task {self.name!r} must list the files a unit writes")
 
+    def unit_reused(self, item) -> None:
+        """Learn what reading the item would have taught (facts results.json reports): its
+        unit came from the results store, so its files were not read."""
+
     def reusable(self, item) -> bool:
         """Whether a stored result may stand for the item (False: it needs the prediction)."""
         return True

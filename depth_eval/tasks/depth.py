@@ -232,6 +232,10 @@ class PairTask(Task):
     def reusable(self, item):
         return item.stem not in self.kept_stems  # --figures draws its prediction
 
+    def unit_reused(self, item):
+        self.note_encoding(item.depth_path.name, gt_encodings.encoding_of(
+            item.depth_path, self.settings.inputs.ground_truth.encoding))
+
     def document_fields(self) -> dict:
         return {"ground_truth_encodings": sorted(self.encodings),
                 "files_not_evaluated": self.left_out}
