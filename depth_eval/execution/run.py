@@ -22,6 +22,8 @@ from depth_eval.report import per_image
 from depth_eval.console import one_line
 from depth_eval.errors import (EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError, exit_status_of)
 from depth_eval.execution.local import LocalExecutor, Unit, UnitRun
+from depth_eval.inputs.hashing import FileHasher
+from depth_eval.store.hash_memo import HashMemo
 from depth_eval.progress import Progress
 from depth_eval.tasks.base import SnapshotWork
 from depth_eval.report.results import ResultsFiles, Tally, results_document
@@ -223,11 +225,15 @@ def run(settings, console) -> int:
             executor = DaskExecutor.start(settings, task, console)
         # OUT_DIR first: a folder that cannot be made is named as such, before the store in it.
         files = ResultsFiles(settings.outputs.out_dir) if task.scored else None
+        # Hashes remembered in the user cache: a fresh OUT_DIR does not read unchanged files.
+        memo = HashMemo.in_cache(settings.engine.cache_dir, warn=console.warn)
         if task.scored and settings.outputs.store is not None:
             from depth_eval.execution.stored_units import StoredRun
 
-            stored = StoredRun.open(settings, task, items)
-        hasher = stored.hasher if stored is not None else None
+            stored = StoredRun.open(settings, task, items, memo)
+        hasher = stored.hasher if stored is not None else (
+            FileHasher(memo=memo) if engines.engine_class(settings.engine.name).uses_cache
+            else None)  # OpenCV hashes while it reads the model: no hasher is faster there
         if executor is None:
             executor = local_executor(settings, task, console, hasher)
         elif hasher is not None:
