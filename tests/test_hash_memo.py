@@ -1,14 +1,20 @@
-"""File hashes remembered in the user cache: a fresh OUT_DIR does not read unchanged files."""
+"""What a warm run keeps in the user cache: file hashes (a fresh OUT_DIR does not read unchanged
+files again) and the zoom matrices (SciPy is not imported)."""
 
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+import scipy
 from helpers import evaluate, results
 
 from depth_eval.inputs import hashing
 from depth_eval.inputs.hashing import FileHasher
+from depth_eval.scoring import upsample
 from depth_eval.store import hash_memo
 from depth_eval.store.database import ResultsStore
 from depth_eval.store.hash_memo import HEADER, MEMO_NAME, HashMemo
@@ -164,3 +170,55 @@ def test_both_engines_use_the_memo(workspace, user_cache, engine):
     (model,) = (workspace / "snapshots").glob("*.caffemodel")
     memo = HashMemo.in_cache(user_cache)
     assert memo.lookup(model.stat()) == hashlib.sha256(model.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Zoom matrices kept in the user cache: a warm run does not import SciPy
+# --------------------------------------------------------------------------------------------
+
+def test_kept_zoom_matrices_are_scipys_and_a_damaged_one_is_made_again(tmp_path, monkeypatch):
+    from scipy.ndimage import zoom
+
+    upsample.keep_matrices_in(tmp_path)
+    try:
+        upsample._zoom_matrix.cache_clear()
+        depth = np.random.default_rng(3).random((27, 37)).astype(np.float32)
+        made = upsample.upsample(depth)
+        files = sorted(p.name for p in tmp_path.glob(f"{upsample.MATRIX_PREFIX}*"))
+        assert len(files) == 2 and all(name.endswith(f"-scipy{scipy.__version__}.f64")
+                                       for name in files)
+        upsample._zoom_matrix.cache_clear()
+
+        def no_scipy(*args, **kwargs):
+            raise AssertionError("zoomed again")
+
+        monkeypatch.setattr("scipy.ndimage.zoom", no_scipy)
+        assert np.array_equal(upsample.upsample(depth), made)  # from the files, bit for bit
+        monkeypatch.undo()
+        theirs = zoom(depth, (320 / 27, 420 / 37), order=3)
+        assert np.abs(made.view(np.int32).astype(np.int64) - theirs.view(np.int32)).max() <= 4
+        # One value altered: the file's checksum fails, the matrix is made again and rewritten.
+        path = tmp_path / files[0]
+        data = bytearray(path.read_bytes())
+        data[100] ^= 0xFF
+        path.write_bytes(bytes(data))
+        upsample._zoom_matrix.cache_clear()
+        assert np.array_equal(upsample.upsample(depth), made)
+        assert path.read_bytes() != bytes(data)
+    finally:
+        upsample.keep_matrices_in(None)
+        upsample._zoom_matrix.cache_clear()
+
+
+def test_a_warm_run_imports_no_scipy(workspace, user_cache):
+    program = ("import sys; from depth_eval import cli; status = cli.main(sys.argv[1:]); "
+               "print('scipy' in sys.modules); sys.exit(status)")
+    command = [sys.executable, "-c", program, str(workspace / "colors"),
+               str(workspace / "depths"), "", str(workspace / "snapshots"), "--quiet"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(user_cache.parent)}
+    for out, imported in (("out", "True"), ("out2", "False")):
+        command[5] = str(workspace / out)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split()[-1] == imported
+    assert results(workspace, "out2")["snapshots"].keys() == results(workspace)["snapshots"].keys()

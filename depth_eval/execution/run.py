@@ -23,7 +23,9 @@ from depth_eval.console import one_line
 from depth_eval.errors import (EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError, exit_status_of)
 from depth_eval.execution.local import LocalExecutor, Unit, UnitRun
 from depth_eval.inputs.hashing import FileHasher
+from depth_eval.scoring import upsample
 from depth_eval.store.hash_memo import HashMemo
+from depth_eval.store.user_cache import default_cache_dir
 from depth_eval.progress import Progress
 from depth_eval.tasks.base import SnapshotWork
 from depth_eval.report.results import ResultsFiles, Tally, results_document
@@ -214,6 +216,8 @@ def run(settings, console) -> int:
     """Run the settings' task over every snapshot; the exit status."""
     task = tasks.get(settings.task)(settings, console)
     limits.set_max_image_pixels(settings.inputs.max_image_pixels)
+    cache_folder = user_cache_folder(settings)
+    upsample.keep_matrices_in(cache_folder)  # before the task's warm-up looks for them
     snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names())
     items = task.find_items(console)
     executor = stored = None
@@ -226,7 +230,7 @@ def run(settings, console) -> int:
         # OUT_DIR first: a folder that cannot be made is named as such, before the store in it.
         files = ResultsFiles(settings.outputs.out_dir) if task.scored else None
         # Hashes remembered in the user cache: a fresh OUT_DIR does not read unchanged files.
-        memo = HashMemo.in_cache(settings.engine.cache_dir, warn=console.warn)
+        memo = None if cache_folder is None else HashMemo.in_cache(cache_folder, console.warn)
         if task.scored and settings.outputs.store is not None:
             from depth_eval.execution.stored_units import StoredRun
 
@@ -244,12 +248,21 @@ def run(settings, console) -> int:
         status = exit_status_of(error)
         raise
     finally:
+        upsample.keep_matrices_in(None)  # this run's folder only
         try:
             if executor is not None:
                 executor.close()
         finally:
             if stored is not None:
                 stored.close(status)
+
+
+def user_cache_folder(settings):
+    """``--cache-dir``, else the user cache folder; None without a home folder."""
+    try:
+        return settings.engine.cache_dir or default_cache_dir()
+    except RuntimeError:
+        return None
 
 
 def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
