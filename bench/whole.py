@@ -138,8 +138,10 @@ def image_set(work: Path, colors: Path, depths: Path, count: int) -> tuple[Path,
 
 
 def fresh(folder: Path) -> Path:
-    """``folder``, emptied (made if missing)."""
+    """``folder``, emptied (made if missing), and its ``_abs`` sibling (test_depth.py's raw maps,
+    which the original also writes) removed."""
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder.with_name(folder.name + "_abs"), ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
 
