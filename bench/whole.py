@@ -309,14 +309,16 @@ def main() -> None:
         print(f"OpenCV's own copies of the weights (bare Python): +{read - before} MiB after "
               f"readNetFromCaffe, +{forward - before} MiB after the first forward pass "
               f"(model {model_mib:.0f} MiB)")
-    original = ORIGINAL_16_S[0]
+    original, original_cpu = ORIGINAL_16_S[0], None
     if original_available() and 16 in sets:
         runs = {n: quietest(repeat_quietly(lambda: original_run(*sets[n], snaps, out),
                                            args.repeats, args.repeats))
                 for n in (4, 16) if n in sets}
         original = runs[16]["wall"]
+        original_cpu = runs[16]["cpu"]
         marginal = (runs[16]["wall"] - runs[4]["wall"]) / 12 if 4 in runs else float("nan")
-        print(f"original on Caffe (this run): 16 images {original:.2f} s, peak RSS "
+        print(f"original on Caffe (this run): 16 images {original:.2f} s ({original_cpu:.2f} s "
+              f"of CPU, others' load {runs[16]['others']:.2f} cores), peak RSS "
               f"{runs[16]['rss']:.0f} MiB, marginal per image {marginal:.3f} s")
     else:
         print(f"original on Caffe: no build (CAFFE_PYTHONPATH, ORIGINAL_SCRIPTS); the issue "
@@ -328,6 +330,10 @@ def main() -> None:
         if whole:
             print(f"{engine}, 16 images: {whole:.2f} s = {original / whole:.1f}x faster than the "
                   f"original's {original:.1f} s (target: >= {SPEED_UP_TARGET[engine]}x)")
+        cpu = report[engine].get(f"{key} cpu")
+        if cpu and original_cpu:  # CPU seconds move less than wall time on a loaded machine
+            print(f"{engine}, 16 images: {cpu:.2f} s of CPU = {original_cpu / cpu:.1f}x less "
+                  f"than the original's {original_cpu:.2f} s")
 
 
 def concurrent_passes(engine: str) -> int:
@@ -358,6 +364,7 @@ def summarise(engine: str, rows: dict, counts: list[int], bare: float, floor: fl
               f"{row['loop'] / n * 1000:.1f} ({row['loop'] / n / bare:.3f}) | {breakdown}, "
               f"rest (store, results, exit) {rest:.2f} |")
         out[f"{label}{name}" if name != "cold" else "cold 16"] = row["wall"]
+        out[f"{label}{name} cpu" if name != "cold" else "cold 16 cpu"] = row["cpu"]
     for name, row in rows.items():
         n = 16 if name == "cold" else name
         first = row["phases"].get("first forward")
