@@ -302,8 +302,8 @@ def main() -> None:
     print(f"depth-eval --help: {report['help_s']:.3f} s (min of 5)")
     for engine in engines:
         top = import_times(engine, *sets[counts[0]], snaps, out, cache)
-        print(f"imports of a run, {engine} (scipy.ndimage on a thread, beside the model's "
-              "loading): " + ", ".join(f"{m} {s * 1000:.0f} ms" for s, m in top[:8]))
+        print(f"imports of a warm run, {engine}: "
+              + ", ".join(f"{m} {s * 1000:.0f} ms" for s, m in top[:8]))
     if "opencv" in engines:
         before, read, forward = opencv_copies(snaps)
         print(f"OpenCV's own copies of the weights (bare Python): +{read - before} MiB after "
