@@ -9,19 +9,23 @@ goes into it), gate (baseline, rules, ``--best``).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from depth_eval import engines, tasks
-from depth_eval.report import gate, per_image
+from depth_eval import choices, engines, tasks
+from depth_eval.report import gate, html, junit, per_image
 from depth_eval.inputs import limits
 from depth_eval.errors import UsageError
+from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
+from depth_eval.writing import MANIFEST_NAME
 from depth_eval.inputs.ground_truth import GroundTruthSettings
 from depth_eval.scoring.keys import MetricKey, ranked
 from depth_eval.scoring.score import ScoringSettings
+from depth_eval.scoring.uncertainty import Confidence
 
 # The results store's file in OUT_DIR when --store names none.
 STORE_NAME = "results.sqlite"
@@ -51,11 +55,11 @@ class InputSettings:
 class EngineSettings:
     """Which engine runs the snapshots, and how their output is read."""
 
-    name: str = "opencv"
-    device: str = "cpu"
+    name: str = engines.DEFAULT_ENGINE
+    device: str = choices.DEFAULT_DEVICE
     log_encoded: bool = False          # --log: decoded by the engine (Engine.decode)
     output_blob: str | None = None
-    batch: int = 1
+    batch: int = choices.DEFAULT_BATCH
     cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.store.user_cache)
 
 
@@ -86,16 +90,23 @@ class OutputSettings:
 
     out_dir: Path
     jobs: int = 1
-    png_strategy: str = "rle"
+    png_strategy: str = choices.DEFAULT_PNG_STRATEGY
     save_raw: bool = False
     per_image: Path | None = None
     figures: bool = False
-    figures_max: int = 8
+    figures_max: int = choices.DEFAULT_FIGURES_MAX
     colormap: str | None = None
-    table_format: str = "text"
+    table_format: str = choices.DEFAULT_TABLE_FORMAT
     quiet: bool = False
     store: Path | None = None          # the results store (None: none, everything computed)
     recompute: bool = False            # --recompute: compute every unit, replace stored ones
+    report: Path | None = None         # --report; None: OUT_DIR/report.html
+    junit: Path | None = None          # --junit: the gate as JUnit XML
+
+    @property
+    def report_path(self) -> Path:
+        """Where the browser report goes."""
+        return self.report if self.report is not None else self.out_dir / html.REPORT_HTML
 
     @property
     def abs_dir(self) -> Path:
@@ -104,11 +115,11 @@ class OutputSettings:
     def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
         """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
         itself, no --per-image file)."""
-        from depth_eval.writing import MANIFEST_NAME
-        from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
-
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
-                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"}
+                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", html.REPORT_HTML}
+        for path in (self.report, self.junit):
+            if path is not None and per_image.in_out_dir(path, self.out_dir):
+                names.add(path.name)
         if self.figures:
             names.add(FIGURES_DIR)
         if (with_per_image and self.per_image is not None
@@ -119,12 +130,15 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class GateSettings:
-    """The CI gate: a baseline results.json, the --fail-if rules, --best."""
+    """The CI gate: a baseline results.json, the --fail-if rules, --best, and how sure a
+    change must be (--confidence, --significant)."""
 
     baseline_path: Path | None = None
     baseline: dict | None = None
     rules: tuple = ()
     best: MetricKey | None = None
+    confidence: Confidence = Confidence()
+    significant: bool = False          # a rule fails only on a change its interval is sure of
 
 
 @dataclass(frozen=True)
@@ -151,9 +165,10 @@ class RunSettings:
             input_dir=where(args.input_dir), snapshots_dir=where(args.snapshots_dir),
             gt_dir=where(args.gt_dir) if getattr(args, "gt_dir", None) is not None else None,
             prototxt=where(args.prototxt) if args.prototxt is not None else None,
-            ground_truth=GroundTruthSettings(getattr(args, "gt_encoding", "auto"),
-                                             getattr(args, "depth_scale", None)),
-            max_image_pixels=getattr(args, "max_image_pixels", limits.DEFAULT_MAX_IMAGE_PIXELS))
+            ground_truth=GroundTruthSettings(
+                getattr(args, "gt_encoding", GroundTruthSettings.encoding),
+                getattr(args, "depth_scale", GroundTruthSettings.depth_scale)),
+            max_image_pixels=getattr(args, "max_image_pixels", InputSettings.max_image_pixels))
         out_dir = where(args.out_dir)
         cache_dir = getattr(args, "cache_dir", None)
         engine = EngineSettings(name=args.engine, device=args.device,
@@ -161,19 +176,21 @@ class RunSettings:
                                 output_blob=args.output_blob, batch=args.batch,
                                 cache_dir=where(cache_dir) if cache_dir is not None else None)
         scoring = ScoringSettings(
-            metric_sets=getattr(args, "metrics", ("thesis",)),
-            alignments=getattr(args, "align", ("none",)),
+            metric_sets=getattr(args, "metrics", ScoringSettings.metric_sets),
+            alignments=getattr(args, "align", ScoringSettings.alignments),
             min_depth=getattr(args, "min_depth", ScoringSettings.min_depth),
             max_depth=getattr(args, "max_depth", ScoringSettings.max_depth),
-            crop=getattr(args, "crop", "none"))
+            crop=getattr(args, "crop", ScoringSettings.crop))
         outputs = OutputSettings(
             out_dir=out_dir, jobs=args.jobs or os.cpu_count() or 1,
             png_strategy=args.png_strategy, save_raw=getattr(args, "save_raw", False),
             per_image=getattr(args, "per_image", None), figures=getattr(args, "figures", False),
-            figures_max=getattr(args, "figures_max", 8), colormap=getattr(args, "colormap", None),
-            table_format=getattr(args, "format", "text"), quiet=args.quiet,
+            figures_max=getattr(args, "figures_max", OutputSettings.figures_max),
+            colormap=getattr(args, "colormap", None),
+            table_format=getattr(args, "format", OutputSettings.table_format), quiet=args.quiet,
             store=_store_path(args, out_dir, task_class.scored),
-            recompute=getattr(args, "recompute", False))
+            recompute=getattr(args, "recompute", False),
+            report=getattr(args, "report", None), junit=getattr(args, "junit", None))
         _check_inputs(inputs)
         _check_engine(engine)
         _check_scoring(scoring, inputs.ground_truth)
@@ -252,8 +269,6 @@ def _check_executor(executor: ExecutorSettings) -> None:
         if match is None or not 0 < int(match[3]) < 65536:
             raise UsageError(f"--dask {text}: expected a scheduler's address, "
                              "[tcp://]HOST:PORT (e.g. tcp://10.0.0.5:8786), or local:N")
-    import importlib.util
-
     if importlib.util.find_spec("distributed") is None:
         raise UsageError("--dask needs dask's distributed scheduler, which is not installed: "
                          "pip install 'depth_eval[dask]'")
@@ -290,8 +305,15 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
         raise UsageError(f"{outputs.store}: --store is a folder; give the store's file "
                          f"(e.g. {outputs.store / STORE_NAME})")
     per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
+    own = outputs.reserved_names(False) - {p.name for p in (outputs.report, outputs.junit) if p}
+    if outputs.report is not None:
+        html.REPORT_FILE.check(outputs.report, outputs.out_dir, own)
+    junit.JUNIT_FILE.check(outputs.junit, outputs.out_dir, own)
+    named = [p for p in (outputs.per_image, outputs.report, outputs.junit) if p is not None]
+    if len({os.path.abspath(p) for p in named}) < len(named):
+        raise UsageError("--per-image, --report and --junit must name different files")
     if outputs.colormap:
-        from depth_eval.pictures import check_colormap
+        from depth_eval.pictures import check_colormap  # matplotlib: only with --colormap
 
         try:
             check_colormap(outputs.colormap)
@@ -303,6 +325,14 @@ def _gate(args, keys: list[MetricKey]) -> GateSettings:
     """The baseline and --fail-if rules, checked before any work is done."""
     fail_if, baseline_path = getattr(args, "fail_if", []), getattr(args, "baseline", None)
     best = getattr(args, "best", None)
+    try:
+        confidence = Confidence(level=getattr(args, "confidence", Confidence.level),
+                                method=getattr(args, "interval_method", Confidence.method))
+    except ValueError as error:
+        raise UsageError(f"--confidence: {error}") from None
+    significant = getattr(args, "significant", False)
+    if significant and not fail_if:
+        raise UsageError("--significant qualifies the --fail-if rules: give at least one")
     directions = {str(key): lower for key, lower in ranked(keys).items()}
     if fail_if and baseline_path is None:
         raise UsageError("--fail-if needs --baseline RESULTS_JSON")
@@ -313,11 +343,11 @@ def _gate(args, keys: list[MetricKey]) -> GateSettings:
                              f"({', '.join(directions)})")
         best_key = MetricKey.parse(best)
     if baseline_path is None:
-        return GateSettings(best=best_key)
+        return GateSettings(best=best_key, confidence=confidence)
     try:
         baseline = gate.load_results(baseline_path)
         rules = tuple(gate.parse_rule(text, directions) for text in fail_if)
         gate.check_rules(rules, directions, baseline, baseline_path)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return GateSettings(baseline_path, baseline, rules, best_key)
+    return GateSettings(baseline_path, baseline, rules, best_key, confidence, significant)

@@ -6,6 +6,7 @@ import matplotlib.colors
 import numpy as np
 import pytest
 
+from depth_eval.inputs.discover import snapshot_iteration
 from depth_eval import pictures as figures
 from depth_eval.scoring.thesis_metrics import THESIS_METRICS, mvn_fit
 
@@ -231,9 +232,9 @@ def test_metrics_figure_with_iterations_writes_curves(tmp_path):
 
 def test_no_curves_unless_every_name_has_an_iteration():
     assert figures.training_runs(["a_iter_100", "final"]) is None
-    assert figures.snapshot_iteration("model_iter_10000") == ("model", 10000)
-    assert figures.snapshot_iteration("x_iter_5_finetuned") == ("x_finetuned", 5)
-    assert figures.snapshot_iteration("model_norm_abs_100k") is None
+    assert snapshot_iteration("model_iter_10000") == ("model", 10000)
+    assert snapshot_iteration("x_iter_5_finetuned") == ("x_finetuned", 5)
+    assert snapshot_iteration("model_norm_abs_100k") is None
 
 
 def test_metrics_figure_without_snapshots_writes_nothing(tmp_path):

@@ -22,8 +22,8 @@ from scipy.ndimage import zoom
 
 from caffemodel_factory import write_random_caffemodel
 from helpers import GOLDEN, GOLDEN_E2E, GOLDEN_NETS, relative_range_error
+from depth_eval import thesis
 from depth_eval.scoring import gradient_metrics as gradients
-from depth_eval.inputs import images as io
 from depth_eval.pictures import pngs as pictures
 from depth_eval.inputs.ground_truth import load_ground_truth
 from depth_eval.engines.base import GRADIENT_OUTPUT
@@ -102,7 +102,7 @@ def _assert_metrics_close(actual, expected):
 # The ground-truth filter
 
 def test_constants():
-    assert gradients.GT_SHAPE == (320, 420) == io.GT_SHAPE
+    assert gradients.GT_SHAPE == (320, 420) == thesis.GT_SHAPE
     assert gradients.FILTERED_SHAPE == (318, 418)
     assert gradients.METRIC_TITLES == ("RMSE", "MVN")
     assert all(gradients.LOWER_IS_BETTER[title] for title in gradients.METRIC_TITLES)
@@ -275,7 +275,7 @@ def test_metric_helpers():
     other = {"RMSE": [0.5, 0.25], "MVN": [1.0, 1.5]}
     assert gradients.mean_over_images([values, other]) == {"RMSE": 4.5 / 4, "MVN": 4.0 / 4}
     assert all(np.isnan(v) for v in gradients.mean_over_images([]).values())
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(ValueError, match="shapes differ"):
         gradients.gradient_metrics(np.zeros((2, 4, 4)), np.zeros((2, 4, 5)))
 
 

@@ -386,3 +386,20 @@ def test_thesis_joint_networks_give_both_outputs_in_one_pass(network, engine, tm
     assert depth.shape == (1, 1, 27, 37) and gradient.shape == (1, 2, 25, 35)
     expected = single.forward(batch)
     assert np.abs(gradient - expected).max() <= 1e-5 * np.ptp(expected)
+
+
+@pytest.mark.parametrize("command,options", [("gradients", ()), ("evaluate", ("--with-gradients",))])
+def test_a_deleted_gradient_picture_makes_its_unit_computed_again(tmp_path, command, options):
+    snapshot = JOINT if options else "tiny_gradient_network_abs"
+    root = make_grad_workspace(tmp_path, snapshots=(snapshot,), stems=("00000", "gray00000"))
+    assert run(root, "--quiet", *options, command=command)[0] == 0
+    picture = root / "out" / snapshot / "gray00000_grad2.png"
+    first = picture.read_bytes()
+    assert run(root, "--quiet", *options, command=command)[0] == 0
+    entry = results(root)["snapshots"][snapshot]
+    assert (entry["images_reused"], entry["images_computed"]) == (2, 0)
+    picture.unlink()
+    assert run(root, "--quiet", *options, command=command)[0] == 0
+    entry = results(root)["snapshots"][snapshot]
+    assert (entry["images_reused"], entry["images_computed"]) == (1, 1)
+    assert picture.read_bytes() == first

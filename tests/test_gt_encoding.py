@@ -5,7 +5,7 @@ import numpy as np
 import png
 import pytest
 
-from depth_eval.inputs.gt_encodings import encode_depth_mm_png, read_depth_m, write_depth_mm_png
+from depth_eval.inputs.gt_encodings import encode_depth_mm_png, read_depth_m
 
 
 def write_png(path, pixels, bitdepth, **kwargs):
@@ -38,7 +38,7 @@ def test_mm_png_keeps_every_bit(tmp_path):
 
 def test_mm_png_round_trip_through_the_writer(tmp_path):
     depth = MM / 1000.0
-    write_depth_mm_png(tmp_path / "raw.png", depth)
+    (tmp_path / "raw.png").write_bytes(encode_depth_mm_png(depth))
     back, used = read_depth_m(tmp_path / "raw.png", "mm")
     assert used == "mm" and np.array_equal(back, depth)
     # OpenCV reads the same 16-bit samples.

@@ -57,7 +57,8 @@ def test_color_input_becomes_the_scalar_mean_blob(tmp_path):
 
 def test_thesis_depth_encoding_round_trip(tmp_path):
     depth_m = np.array([[0.0, 1.0, 5.0], [9.96, 10.0, 12.0]])
-    encoded = io.encode_thesis_depth(depth_m)
+    # The thesis encoding, pixel = depth / 10 * 255, rounded and saturated.
+    encoded = np.round(np.clip(depth_m, 0, 10) / 10 * 255).astype(np.uint8)
     assert encoded.tolist() == [[0, 26, 128], [254, 255, 255]]
     path = tmp_path / "x_depth.png"
     cv2.imwrite(str(path), encoded)

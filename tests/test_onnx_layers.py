@@ -81,11 +81,16 @@ def test_batchnorm_moving_average_factor(tmp_path, factor):
         assert y[0, 2, 0, 1] == pytest.approx(7.071067810058594)
 
 
-def test_batchnorm_with_batch_statistics_is_refused(tmp_path):
+def test_batchnorm_with_batch_statistics_needs_spatial_axes(tmp_path):
+    # use_global_stats: false normalises each image's channels by their own statistics (see
+    # test_batch_norm_statistics.py); a blob with one value per channel has none.
     net, model = _net(tmp_path, (1, 3, 2, 2),
-                      'layer { name: "bn" type: "BatchNorm" bottom: "X" top: "Y" '
+                      'layer { name: "ip" type: "InnerProduct" bottom: "X" top: "F" '
+                      'inner_product_param { num_output: 3 } } '
+                      'layer { name: "bn" type: "BatchNorm" bottom: "F" top: "Y" '
                       'batch_norm_param { use_global_stats: false } }',
-                      {"bn": [np.zeros(3), np.ones(3), [1.0]]})
+                      {"ip": [np.ones((3, 12)), np.zeros(3)],
+                       "bn": [np.zeros(3), np.ones(3), [1.0]]})
     with pytest.raises(UnsupportedLayerError) as info:
         caffe_to_onnx(net, model, ["Y"])
     message = str(info.value)

@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_eval import engines
+from depth_eval import choices, engines
 
-# PNG strategies (depth_eval.pictures.pngs.PNG_STRATEGIES); listed here so --help needs no OpenCV.
-PNG_STRATEGY_NAMES = ("default", "rle")
-# depth_eval.inputs.limits.DEFAULT_MAX_IMAGE_PIXELS (the justification is there); here so --help
-# needs no numpy.
-DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
 
 def comma_list(allowed):
@@ -38,11 +33,11 @@ def add_snapshot_folders(parser: argparse.ArgumentParser, ground_truth: bool,
     parser.add_argument("snapshots_dir", type=Path, metavar="SNAPSHOTS_DIR",
                         help="every *.caffemodel here is a snapshot; its definition is the same "
                              "stem with .prototxt")
-    parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+    parser.add_argument("--max-image-pixels", type=int, default=choices.DEFAULT_MAX_IMAGE_PIXELS,
                         metavar="N",
                         help="refuse images with more pixels than this, read from the file's "
                              "header before decoding (decompression bombs; default "
-                             f"{DEFAULT_MAX_IMAGE_PIXELS:,})")
+                             f"{choices.DEFAULT_MAX_IMAGE_PIXELS:,})")
 
 
 # --output-blob's help for the depth commands.
@@ -58,18 +53,19 @@ def add_engine_options(parser: argparse.ArgumentParser, log: bool = True,
     parser.add_argument("--prototxt", type=Path, metavar="FILE",
                         help="deploy definition for snapshots without a .prototxt of their own")
     parser.add_argument("--output-blob", metavar="NAME", help=output_help)
-    parser.add_argument("--engine", choices=tuple(engines.ENGINES), default="opencv",
+    parser.add_argument("--engine", choices=tuple(engines.ENGINES), default=engines.DEFAULT_ENGINE,
                         help="inference engine: opencv (the reference, default) or onnxruntime "
                              "(faster; pip install 'depth_eval[fast]')")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+    parser.add_argument("--device", choices=choices.DEVICES, default=choices.DEFAULT_DEVICE,
                         help="onnxruntime device (cuda needs onnxruntime-gpu)")
-    parser.add_argument("--batch", type=int, default=1, metavar="N",
+    parser.add_argument("--batch", type=int, default=choices.DEFAULT_BATCH, metavar="N",
                         help="images per forward pass (default 1, as the original; larger "
                              "batches can be faster, same numbers within float rounding)")
     parser.add_argument("--jobs", type=int, metavar="N",
                         help="worker threads for reading, upsampling, scoring and writing "
                              "(default: the number of cores)")
-    parser.add_argument("--png-strategy", choices=PNG_STRATEGY_NAMES, default="rle",
+    parser.add_argument("--png-strategy", choices=choices.PNG_STRATEGY_NAMES,
+                        default=choices.DEFAULT_PNG_STRATEGY,
                         help="zlib strategy of the PNGs (compression level 8 either way): 'rle' "
                              "(default) is 20x faster, 'default' writes the original's files "
                              "byte for byte; the pixels are identical")
@@ -100,7 +96,7 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
                        help="one row per snapshot x image with every metric")
     extra.add_argument("--figures", action="store_true",
                        help="OUT_DIR/figures/: per-image comparison figures and metric charts")
-    extra.add_argument("--figures-max", type=int, default=8, metavar="N",
+    extra.add_argument("--figures-max", type=int, default=choices.DEFAULT_FIGURES_MAX, metavar="N",
                        help="images that get a figure, chosen evenly (default 8)")
     checks = parser.add_argument_group("CI gate")
     checks.add_argument("--baseline", type=Path, metavar="RESULTS_JSON",
@@ -110,12 +106,34 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
                              "got worse than the baseline by more than that (repeatable)")
     checks.add_argument("--best", metavar="METRIC",
                         help="print the best snapshot's name alone on the last line")
-    checks.add_argument("--format", choices=("text", "markdown"), default="text",
+    checks.add_argument("--format", choices=choices.TABLE_FORMATS,
+                        default=choices.DEFAULT_TABLE_FORMAT,
                         help="tables as plain text (default) or GitHub Markdown")
+    add_verdict_options(checks)
+
+
+def add_verdict_options(checks) -> None:
+    """Intervals, significance and the CI report files (docs/ci.md)."""
+    checks.add_argument("--confidence", type=float, default=choices.DEFAULT_CONFIDENCE,
+                        metavar="LEVEL",
+                        help="level of the bootstrap intervals of every mean and change "
+                             f"(default {choices.DEFAULT_CONFIDENCE})")
+    checks.add_argument("--interval-method", choices=choices.INTERVAL_METHODS,
+                        default=choices.DEFAULT_INTERVAL_METHOD,
+                        help="bootstrap interval: BCa (default) or percentile")
+    checks.add_argument("--significant", action="store_true",
+                        help="a --fail-if rule fails only when the change also lies outside "
+                             "the noise: its paired interval (per image, against the baseline) "
+                             "entirely on the worse side")
+    checks.add_argument("--report", type=Path, metavar="FILE.html",
+                        help="the browser report (default OUT_DIR/report.html)")
+    checks.add_argument("--junit", type=Path, metavar="FILE.xml",
+                        help="JUnit XML of the gate: one test per snapshot and rule, and per "
+                             "skipped snapshot or image")
 
 
 def run_task(settings, console) -> int:
     """``run`` of the commands that run snapshots through a task (evaluate, predict, gradients)."""
-    from depth_eval.execution.run import run
+    from depth_eval.execution.run import run  # numpy and OpenCV: not for --help
 
     return run(settings, console)

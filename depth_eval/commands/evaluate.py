@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from depth_eval import choices
 from depth_eval.commands.common import (add_engine_options, add_report_options, add_snapshot_folders, comma_list, run_task)
 
 NAME = "evaluate"
@@ -13,13 +14,6 @@ HELP = ("evaluate depth snapshots on colour / ground-truth pairs and rank them b
 DESCRIPTION = ("Evaluate Caffe depth-estimation snapshots (deploy .prototxt + .caffemodel) on "
                "colour / ground-truth image pairs with OpenCV's dnn module, and rank them by "
                "the thesis metrics.")
-# Metric sets and alignments (depth_eval.scoring.score); listed here so --help needs no numpy.
-METRIC_SETS = ("thesis", "standard")
-ALIGNMENTS = ("none", "median", "lsq", "mvn")
-CROPS = ("none", "eigen")
-GT_ENCODINGS = ("auto", "thesis", "mm", "npy", "float")
-# BTS / monodepth2 evaluation bounds for NYU (depth_eval.scoring.standard_metrics defaults), metres.
-DEFAULT_MIN_DEPTH_M, DEFAULT_MAX_DEPTH_M = 1e-3, 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,26 +39,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     metrics = parser.add_argument_group("metrics")
-    metrics.add_argument("--metrics", default=("thesis",), type=comma_list(METRIC_SETS),
+    metrics.add_argument("--metrics", default=choices.DEFAULT_METRIC_SETS,
+                         type=comma_list(choices.METRIC_SETS),
                          metavar="SETS",
                          help="comma list: thesis (default; the thesis' ten metrics on every "
                               "pixel) and/or standard (Eigen et al.: abs_rel, sq_rel, rmse, "
                               "rmse_log, log10, silog, d1-d3 on valid pixels)")
-    metrics.add_argument("--align", default=("none",), type=comma_list(ALIGNMENTS),
+    metrics.add_argument("--align", default=choices.DEFAULT_ALIGNMENTS,
+                         type=comma_list(choices.ALIGNMENTS),
                          metavar="METHODS",
                          help="comma list of none (default), mvn (the thesis oracle), median "
                               "(monodepth2 median scaling), lsq (least-squares scale and shift); "
                               "each adds its own set of columns")
-    metrics.add_argument("--min-depth", type=float, default=DEFAULT_MIN_DEPTH_M, metavar="M",
+    metrics.add_argument("--min-depth", type=float, default=choices.DEFAULT_MIN_DEPTH_M, metavar="M",
                          help="valid ground truth above this; predictions clamped to it "
                               "(default 1e-3 m)")
-    metrics.add_argument("--max-depth", type=float, default=DEFAULT_MAX_DEPTH_M, metavar="M",
+    metrics.add_argument("--max-depth", type=float, default=choices.DEFAULT_MAX_DEPTH_M, metavar="M",
                          help="valid ground truth below this; predictions clamped to it "
                               "(default 10 m)")
-    metrics.add_argument("--crop", choices=CROPS, default="none",
+    metrics.add_argument("--crop", choices=choices.CROPS, default=choices.DEFAULT_CROP,
                          help="eigen: the Eigen NYU crop (rows 45:471, cols 41:601 of 480x640, "
                               "scaled to the ground truth) for the standard metrics")
-    metrics.add_argument("--gt-encoding", choices=GT_ENCODINGS, default="auto",
+    metrics.add_argument("--gt-encoding", choices=choices.GT_ENCODINGS,
+                         default=choices.DEFAULT_GT_ENCODING,
                          help="ground-truth storage: thesis (8-bit, pixel / 255 * 10 m), mm "
                               "(16-bit millimetres, NYU toolbox), npy / float (metres); auto "
                               "decides per file and says what it assumed")
@@ -73,7 +70,7 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from depth_eval.settings import RunSettings
+    from depth_eval.settings import RunSettings  # numpy and OpenCV: not for --help
 
     return RunSettings.from_args(args, task="joint" if args.with_gradients else "depth")
 

@@ -7,10 +7,12 @@ optional packages (onnxruntime) cost nothing to the others.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from depth_eval.errors import SnapshotError
+from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
 from depth_eval.registry import resolve
+from depth_eval.store.user_cache import BlobCache
 
 
 # --engine name -> "module:class"; the first is the default (the reference).
@@ -18,6 +20,7 @@ ENGINES = {
     "opencv": "depth_eval.engines.opencv:OpenCVEngine",
     "onnxruntime": "depth_eval.engines.onnx_runtime:OnnxRuntimeEngine",
 }
+DEFAULT_ENGINE = next(iter(ENGINES))
 
 
 def engine_class(name: str):
@@ -57,6 +60,14 @@ def open_snapshot(engine_settings, rule, snapshot, extra_rules=(), cache=None, h
                             f"{error.strerror or error}") from None
 
 
+def user_cache(engine_settings, warn=None):
+    """The user cache (:class:`depth_eval.store.user_cache.BlobCache` at ``--cache-dir``) for
+    an engine that keeps derived files there, else None."""
+    if not engine_class(engine_settings.name).uses_cache:
+        return None
+    return BlobCache(engine_settings.cache_dir, warn=warn)
+
+
 def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=(), cache=None,
                 caffemodel_sha256: str | None = None, warn=None):
     """Load one snapshot into the engine the settings name.
@@ -85,8 +96,6 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     EngineUnavailableError
         The engine's packages (or the device) are missing.
     """
-    from depth_eval.errors import SnapshotError, UnsupportedLayerError
-
     warning = check_memory(prototxt, caffemodel, settings.batch)
     if warning and warn is not None:
         warn(warning)
@@ -110,11 +119,9 @@ def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
 
     A definition whose shapes cannot be inferred is left to the engine, which reports it.
     """
-    import os
-
-    from depth_eval.inputs import limits
+    # The Caffe schema (protobuf): only once a snapshot is loaded, not for --help's choices.
     from depth_eval.caffe import proto, shapes
-    from depth_eval.errors import ShapeError
+    from depth_eval.inputs import limits
 
     definition = proto.read_prototxt(prototxt)
     inputs = shapes.network_inputs(definition)

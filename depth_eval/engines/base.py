@@ -20,8 +20,8 @@ from depth_eval import timings
 from depth_eval.inputs.hashing import file_sha256
 from depth_eval.caffe import proto as caffe_proto, shapes as caffe_shapes
 from depth_eval.caffe.weights import CaffeWeights
-from depth_eval.errors import CaffeFormatError, ShapeError, SnapshotError
-from depth_eval.scoring.thesis_metrics import LOG_ENCODING_SLOPE
+from depth_eval.errors import CaffeFormatError, ImageError, ShapeError, SnapshotError
+from depth_eval.thesis import LOG_ENCODING_SLOPE
 
 
 @dataclass(frozen=True)
@@ -237,6 +237,7 @@ class Engine:
         A one-channel output becomes an h x w map (depth / 10), more channels C x h x w.  With
         ``log_encoded`` the thesis' log encoding is undone, ``exp((o - 1) / 0.179581)``.
         """
+        _check_finite(output, self.info.output_blob)
         maps = output.reshape(output.shape[-3:]) if output.ndim >= 3 else output
         if self.log_encoded:
             maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
@@ -247,6 +248,8 @@ class Engine:
         :meth:`decode` gives it, the extra ones C x h x w as they are (``--log`` is the first
         output's encoding, never theirs)."""
         first, *extras = (output[index:index + 1] for output in outputs)
+        for extra, info in zip(extras, self.extra_info):
+            _check_finite(extra, info.output_blob)
         return (self.decode(first), *(extra.reshape(extra.shape[-3:]) for extra in extras))
 
     def hash_weights(self) -> str:
@@ -307,6 +310,15 @@ class Engine:
     def output_blobs(self) -> tuple[str, ...]:
         """Every blob a forward pass returns: the output, then the extra outputs."""
         return (self.info.output_blob, *(extra.output_blob for extra in self.extra_info))
+
+
+def _check_finite(output: np.ndarray, blob: str) -> None:
+    """Refuse one image's output with NaN or infinite values (a network can compute them:
+    the log of a negative value); the metrics would be NaN or raise warnings."""
+    bad = output.size - int(np.count_nonzero(np.isfinite(output)))
+    if bad:
+        raise ImageError(f"output blob '{blob}' has {bad} NaN or infinite values "
+                         f"(of {output.size})")
 
 
 def _read_bytes(path: Path) -> bytes:

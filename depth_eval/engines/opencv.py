@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,8 +12,9 @@ import cv2
 import numpy as np
 
 from depth_eval import timings
-from depth_eval.errors import SnapshotError
-from depth_eval.engines.base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule
+from depth_eval.errors import SnapshotError, UnsupportedLayerError
+from depth_eval.engines import opencv_fixes
+from depth_eval.engines.base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule, _read_bytes
 
 
 class OpenCVEngine(Engine):
@@ -21,6 +24,8 @@ class OpenCVEngine(Engine):
     """
 
     engine = "opencv"
+    # The layers given to OpenCV as a private type (opencv_fixes): (name, Caffe type, type).
+    corrected_layers: tuple[tuple[str, str, str], ...] = ()
 
     def __init__(self, prototxt: Path, caffemodel: Path, output_blob: str | None = None,
                  rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
@@ -39,26 +44,40 @@ class OpenCVEngine(Engine):
                 self._net = self._read_net()
             if hashed is not None:
                 hashed.result()  # its SnapshotError if the file cannot be read
-        self._output_layer = opencv_layer_for_blob(self._net, self.info, str(self.prototxt))
-        # Every output layer of a multi-output pass, the first first (net.forward(names)).
-        self._output_layers = [self._output_layer] + [
-            opencv_layer_for_blob(self._net, extra, str(self.prototxt))
-            for extra in self.extra_info]
+        # Each output as (OpenCV layer, index among its outputs): a blob can be any top.
+        self._outputs = [opencv_output_for_blob(self._net, self.definition, info,
+                                                str(self.prototxt))
+                         for info in (self.info, *self.extra_info)]
+        self._output_layers = [layer for layer, _ in self._outputs]
+        self._output_layer = self._output_layers[0]
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
     def _read_net(self):
+        text = _read_bytes(self.prototxt).decode("utf-8", errors="replace")
+        try:
+            corrected, swapped = opencv_fixes.corrected_definition(text)
+        except opencv_fixes.Refused as why:
+            raise UnsupportedLayerError(
+                f"{self.prototxt}: {why}; OpenCV's dnn module cannot compute it as Caffe "
+                "does: use --engine onnxruntime") from None
+        self.corrected_layers = tuple(swapped)
         try:
             # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
-            net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
+            if corrected is None:
+                net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
+            else:
+                net = _read_corrected(corrected, self.caffemodel)
         except cv2.error as error:
             raise SnapshotError(f"{self.caffemodel}: OpenCV cannot load it: "
                                 f"{_cv_message(error)}") from None
+        created = opencv_fixes.track_layers()
         try:
             # Creates every layer now (OpenCV defers it to the first forward pass), so a layer
             # type OpenCV lacks is reported at load, naming the layer, and not per image.
             net.getMemoryConsumption(tuple(self.input_shape))
         except cv2.error as error:
+            self._refuse_unreturnable(created)  # a private layer's problem, if that was it
             unknown = _UNKNOWN_LAYER.search(str(error))
             if unknown:
                 raise SnapshotError(f"{self.prototxt}: layer '{unknown[1]}' has type "
@@ -66,19 +85,74 @@ class OpenCVEngine(Engine):
                                     "run") from None
             raise SnapshotError(f"{self.prototxt}: OpenCV cannot run this network: "
                                 f"{_cv_message(error)}") from None
+        finally:
+            opencv_fixes.stop_tracking()
+        self._refuse_unreturnable(created)
         return net
+
+    def _refuse_unreturnable(self, created: list) -> None:
+        """A private layer that cannot compute Caffe's blob: refused now, naming the layer."""
+        found = opencv_fixes.first_problem(created)
+        if found is None:
+            return
+        index, weights, why = found
+        kind = opencv_fixes.caffe_type_of(created[index])
+        # OpenCV creates the layers once each, in the definition's order: the index names it.
+        name, caffe_type, _ = (self.corrected_layers[index]
+                               if len(created) == len(self.corrected_layers) else ("?", kind, ""))
+        if caffe_type != kind:
+            name, caffe_type = "?", kind
+        if weights:
+            raise SnapshotError(f"{self.caffemodel}: does not match {self.prototxt.name}: "
+                                f"layer '{name}' ({caffe_type}): {why}")
+        raise UnsupportedLayerError(
+            f"{self.prototxt}: layer '{name}' ({caffe_type}): {why}; OpenCV's dnn module cannot "
+            "compute it as Caffe does: use --engine onnxruntime")
 
     def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run one N x 3 x H x W float32 blob; returns the output blob (a copy), N x C x h x w,
         or with extra outputs a tuple of them (one pass computes all)."""
         self._net.setInput(batch, self.info.input_name)
         try:
-            if len(self._output_layers) == 1:
-                return np.array(self._net.forward(self._output_layer), copy=True)
-            return tuple(np.array(output, copy=True)
-                         for output in self._net.forward(self._output_layers))
+            retrieved = self._net.forwardAndRetrieve(self._output_layers)
         except cv2.error as error:
-            raise SnapshotError(f"forward pass failed: {_cv_message(error)}") from None
+            raise SnapshotError(f"{self.caffemodel}: forward pass failed at "
+                                f"{self._failing_layer(batch)}: {_cv_message(error)}") from None
+        outputs = tuple(np.array(retrieved[i][index], copy=True)
+                        for i, (_, index) in enumerate(self._outputs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _failing_layer(self, batch: np.ndarray) -> str:
+        """The first layer whose forward pass fails (OpenCV's error does not name it)."""
+        types = {layer.name: layer.type for layer in self.definition.layer}
+        for name in self._net.getLayerNames():
+            self._net.setInput(batch, self.info.input_name)
+            try:
+                self._net.forward(name)
+            except cv2.error:
+                layer = self._net.getLayer(self._net.getLayerId(name))
+                return f"layer '{name}' ({types.get(name, layer.type)})"
+        return "an unknown layer"
+
+
+def _read_corrected(text: str, caffemodel: Path):
+    """OpenCV's net from corrected prototxt text (a temporary file: OpenCV reads paths)."""
+    handle, path = tempfile.mkstemp(suffix=".prototxt", prefix="depth_eval-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        return cv2.dnn.readNetFromCaffe(path, str(caffemodel))
+    finally:
+        os.unlink(path)
+
+
+def opencv_output_for_blob(net, definition, info: NetworkInfo, source: str) -> tuple[str, int]:
+    """The OpenCV layer writing ``info.output_blob`` and the blob's index among its outputs
+    (the position of the blob among the last writer's tops)."""
+    layer = opencv_layer_for_blob(net, info, source)
+    writer = next((one for one in reversed(definition.layer)
+                   if one.name == info.output_layer and info.output_blob in one.top), None)
+    return layer, list(writer.top).index(info.output_blob) if writer is not None else 0
 
 
 def opencv_layer_for_blob(net, info: NetworkInfo, source: str) -> str:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from depth_eval import engines, tasks
 from depth_eval.execution.local import run_items
 from depth_eval.inputs import limits
-from depth_eval.store.user_cache import BlobCache
 
 # Engines a worker keeps loaded, least recently used dropped first: the snapshot it is on and
 # one more (a chunk of the previous snapshot handed to it late), so memory stays bounded.
@@ -100,9 +99,7 @@ def _run_state(token: str, settings, task_name: str):
     task = tasks.get(task_name)(settings, console)
     task.find_items(console)
     console.drain()  # the client said it already
-    cache = None
-    if engines.engine_class(settings.engine.name).uses_cache:
-        cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
+    cache = engines.user_cache(settings.engine, warn=console.warn)
     state = (task, console, cache)
     with _lock:
         _runs[token] = state

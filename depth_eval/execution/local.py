@@ -120,9 +120,8 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
         if first[0]:  # allocates the network's buffers (DEPTH_EVAL_TIMINGS)
             first[0] = False
             timings.add("first forward", time.perf_counter() - began)
-        if isinstance(output, tuple):  # several outputs: each image gets a tuple of maps
-            return [engine.decode_outputs(output, i) for i in range(len(blobs))]
-        return [engine.decode(output[i:i + 1]) for i in range(len(blobs))]
+        return [_decoded(engine, output, i, work.input_path(one.item))
+                for i, one in enumerate(prepared)]
 
     outcomes = stream(list(items), lambda item: work.prepare(item, engine.input_hw), forward,
                       work.finish, jobs, batch_size, engine.concurrent_forwards)
@@ -140,6 +139,16 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
     run.seconds = time.perf_counter() - started
     timings.add("image loop", run.seconds)
     return run
+
+
+def _decoded(engine, output, index: int, path):
+    """Image ``index``'s maps, or the ImageError (naming its file) refusing that image alone."""
+    try:
+        if isinstance(output, tuple):  # several outputs: each image gets a tuple of maps
+            return engine.decode_outputs(output, index)
+        return engine.decode(output[index:index + 1])
+    except ImageError as error:
+        return ImageError(f"{path}: {error}")
 
 
 def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callable,
@@ -192,6 +201,9 @@ def stream(items: Iterable, prepare: Callable, forward: Callable, finish: Callab
                     result.set_exception(error)
                 return
             for one, output, result in zip(prepared, outputs, results):
+                if isinstance(output, ImageError):  # this image's output was refused
+                    result.set_exception(output)
+                    continue
                 pool.submit(finish, one, output).add_done_callback(
                     lambda done, result=result: _copy_outcome(done, result))
 

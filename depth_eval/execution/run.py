@@ -4,7 +4,8 @@ Finds the snapshots and the task's images, hands each snapshot's work to the exe
 unit (this machine's :class:`~depth_eval.execution.local.LocalExecutor`, or with ``--dask`` a
 cluster's, which runs it in chunks), assembles each snapshot's results in the items' order,
 reports what was skipped and why, keeps results.json / results.csv up to date after every
-snapshot, then prints the rankings and applies the CI gate.  Returns the exit status.
+snapshot, then decides the CI gate's verdict and hands the finished run to every reporter
+(:mod:`depth_eval.report.reporters`).  Returns the exit status.
 
 A scored task with a results store (``--store``) computes only the units the store lacks and
 builds its results from the store (:mod:`depth_eval.execution.stored_units`).
@@ -18,7 +19,6 @@ from functools import partial
 
 from depth_eval.inputs import discover, limits
 from depth_eval import engines, tasks
-from depth_eval.report import per_image
 from depth_eval.console import one_line
 from depth_eval.errors import (EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError, exit_status_of)
 from depth_eval.execution.local import LocalExecutor, Unit, UnitRun
@@ -28,7 +28,9 @@ from depth_eval.store.hash_memo import HashMemo
 from depth_eval.store.user_cache import default_cache_dir
 from depth_eval.progress import Progress
 from depth_eval.tasks.base import SnapshotWork
+from depth_eval.report.reporters import FinishedRun, run_reporters
 from depth_eval.report.results import ResultsFiles, Tally, results_document
+from depth_eval.report.verdict import Verdict, decide
 
 
 def find_snapshots(inputs, reserved=frozenset()) -> list[discover.Snapshot]:
@@ -79,9 +81,9 @@ class SnapshotJob:
             self.error = self.error or outcome
         else:
             if self.positions is None:
-                self.positions = {executor_input_name(item): i
+                self.positions = {SnapshotWork.input_name(item): i
                                   for i, item in enumerate(self.work)}
-            first = self.positions[executor_input_name(unit.items[0])] if unit.items else 0
+            first = self.positions[SnapshotWork.input_name(unit.items[0])] if unit.items else 0
             self.parts.append((first, outcome))
 
     def assembled(self) -> UnitRun:
@@ -157,7 +159,7 @@ def run_snapshots(task, executor, snapshots, items, console, tally: Tally, on_sn
 
 def _plan(task, snapshot, items, tally: Tally, stored, console) -> SnapshotJob:
     """A snapshot's job: its items not skipped so far, and what the store has of them."""
-    todo = tuple(item for item in items if executor_input_name(item) not in tally.bad_images)
+    todo = tuple(item for item in items if SnapshotWork.input_name(item) not in tally.bad_images)
     job = SnapshotJob(snapshot, snapshot_entry(snapshot), todo)
     job.plan = stored.plan(snapshot, job.todo) if stored is not None else None
     job.work = job.plan.compute if job.plan is not None else job.todo
@@ -190,8 +192,8 @@ def _record(task, job: SnapshotJob, stored, tally: Tally, console) -> None:
     _describe(entry, run.engine)
     # Planned before earlier snapshots were recorded (a parallel executor): an image that
     # failed there is left out here too, so every snapshot's means cover the same images.
-    earlier = {executor_input_name(item): SnapshotWork.input_path(item).stem
-               for item in job.todo if executor_input_name(item) in tally.bad_images}
+    earlier = {SnapshotWork.input_name(item): SnapshotWork.input_path(item).stem
+               for item in job.todo if SnapshotWork.input_name(item) in tally.bad_images}
     if earlier:
         stems = set(earlier.values())
         run.results = [result for result in run.results if result.stem not in stems]
@@ -206,10 +208,6 @@ def _record(task, job: SnapshotJob, stored, tally: Tally, console) -> None:
         entry["status"] = "evaluated"
         console.result(one_line(f"{snapshot.name}: {len(run.results)} depth maps in "
                                 f"{task.settings.outputs.abs_dir / snapshot.name}"))
-
-
-def executor_input_name(item) -> str:
-    return SnapshotWork.input_path(item).name
 
 
 def run(settings, console) -> int:
@@ -267,11 +265,7 @@ def user_cache_folder(settings):
 
 def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
     """This machine's executor, the engines loaded with the user cache where they use one."""
-    cache = None
-    if engines.engine_class(settings.engine.name).uses_cache:
-        from depth_eval.store.user_cache import BlobCache
-
-        cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
+    cache = engines.user_cache(settings.engine, warn=console.warn)
     return LocalExecutor(
         partial(engines.open_snapshot, settings.engine, task.output_rule,
                 extra_rules=task.extra_output_rules, cache=cache, hasher=hasher,
@@ -280,7 +274,7 @@ def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
 
 
 def _run(settings, console, task, executor, snapshots, items, stored, files) -> int:
-    tally = Tally()
+    tally = Tally(confidence=settings.gate.confidence)
     if not task.scored:
         run_snapshots(task, executor, snapshots, items, console, tally)
         if not any(e["status"] == "evaluated" for e in tally.entries.values()):
@@ -296,22 +290,18 @@ def _run(settings, console, task, executor, snapshots, items, stored, files) -> 
 
     run_snapshots(task, executor, snapshots, items, console, tally, on_snapshot=save,
                   stored=stored)
-    document = save()
-    problems = list(files.problems)
-    if settings.outputs.per_image is not None:
-        from depth_eval.report.rankings import per_image_csv
-
-        problems += per_image.write(settings.outputs.per_image, settings.outputs.out_dir,
-                                    per_image_csv(tally.entries))
-    problems += task.after_run(items, tally.kept, tally.means, console)
+    document = results_document(settings, task, tally, len(items))
+    # The verdict first: every reporter shows the one decided here.
+    verdict = decide(settings, document, tally.means) if tally.means else Verdict()
+    finished = FinishedRun(settings, task, items, tally, document, verdict, files)
+    problems = run_reporters(finished, console, printing=False)
     for problem in problems:
         console.error(problem)
     if not tally.means:
         console.error("nothing could be evaluated")
         return EXIT_NOTHING
-    from depth_eval.report.terminal import print_results
-
-    if print_results(settings, tally, document, console):
+    run_reporters(finished, console, printing=True)
+    if verdict.failed:
         return EXIT_GATE
     everything = all(e["status"] == "evaluated" for e in tally.entries.values())
     return EXIT_OK if everything and not tally.bad_images and not problems else EXIT_PARTIAL

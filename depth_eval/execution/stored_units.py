@@ -41,12 +41,7 @@ from depth_eval.report.results import options_document
 from depth_eval.store.database import ResultsStore, SnapshotRef, unit_key
 from depth_eval.tasks.base import ImageResult, SnapshotWork
 
-__all__ = ["SnapshotPlan", "StoredRun", "item_name"]
-
-
-def item_name(item) -> str:
-    """An item's identity in a run: its input file's name (unique in INPUT_DIR)."""
-    return SnapshotWork.input_path(item).name
+__all__ = ["SnapshotPlan", "StoredRun"]
 
 
 @dataclass
@@ -83,12 +78,12 @@ class StoredRun:
         self.store, self.run_id, self.task = store, run_id, task
         self.recompute, self.hasher = recompute, hasher
         self.options = task.settings.numbers_options()
-        self.positions = {item_name(item): index for index, item in enumerate(items)}
+        self.positions = {SnapshotWork.input_name(item): index for index, item in enumerate(items)}
         self.inputs: dict[str, tuple[str, str | None]] = {}
         for item in items:
             try:
                 image, truth = task.unit_inputs(item)
-                self.inputs[item_name(item)] = (hasher(image),
+                self.inputs[SnapshotWork.input_name(item)] = (hasher(image),
                                                 None if truth is None else hasher(truth))
             except OSError:  # unreadable: not a unit; the executor reports the image
                 pass
@@ -127,7 +122,7 @@ class StoredRun:
     def plan(self, snapshot, items) -> SnapshotPlan:
         """The snapshot's unit keys and which units are reused (see the module docstring)."""
         plan = SnapshotPlan(snapshot, self.snapshot_ref(snapshot), tuple(items))
-        by_name = {item_name(item): item for item in items}
+        by_name = {SnapshotWork.input_name(item): item for item in items}
         if plan.ref is not None:
             for name, item in by_name.items():
                 hashes = self.inputs.get(name)
@@ -143,7 +138,7 @@ class StoredRun:
                                                                      by_name[name]))
         on_disk = self.store.keys_with_files(expected) if expected else set()
         plan.reused = {name: stored[key] for name, key in candidates.items() if key in on_disk}
-        plan.compute = tuple(item for item in items if item_name(item) not in plan.reused)
+        plan.compute = tuple(item for item in items if SnapshotWork.input_name(item) not in plan.reused)
         return plan
 
     def saver(self, plan: SnapshotPlan):
@@ -151,7 +146,7 @@ class StoredRun:
         last = [time.perf_counter()]
 
         def save(item, result: ImageResult) -> None:
-            name = item_name(item)
+            name = SnapshotWork.input_name(item)
             plan.computed[name] = result
             key = plan.keys.get(name)
             if key is None:
@@ -185,14 +180,14 @@ class StoredRun:
         if plan.reused:
             self.store.record_reused(self.run_id, plan.ref, [
                 (self.positions[name], SnapshotWork.input_path(item).stem, plan.keys[name])
-                for item in plan.items if (name := item_name(item)) in plan.reused])
-        done = [name for name in map(item_name, plan.items)
+                for item in plan.items if (name := SnapshotWork.input_name(item)) in plan.reused])
+        done = [name for name in map(SnapshotWork.input_name, plan.items)
                 if name in plan.reused or name in plan.computed]
         values = self.store.get(plan.keys[name] for name in done if name in plan.keys)
         order = self.task.image_keys()
         results = []
         for item in plan.items:
-            name = item_name(item)
+            name = SnapshotWork.input_name(item)
             computed = plan.computed.get(name)
             if name not in plan.reused and computed is None:
                 continue  # failed: not a unit

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ IMAGE_EXTENSIONS = frozenset({
 GROUND_TRUTH_EXTENSIONS = IMAGE_EXTENSIONS | {".npy"}
 # The thesis' naming: <stem>_colors.<ext> in INPUT_DIR pairs with <stem>_depth.<ext> in GT_DIR.
 INPUT_SUFFIX = "_colors"
+# Caffe's solver names its snapshots <snapshot_prefix>_iter_<N>.caffemodel.
+ITERATION_PATTERN = re.compile(r"_iter_(\d+)")
 GROUND_TRUTH_SUFFIX = "_depth"
 
 
@@ -118,3 +122,21 @@ def find_pairs(input_dir: Path, gt_dir: Path) -> PairSearch:
         duplicates.extend(p.name for p in extra_depths)
         pairs.append(ImagePair(color.stem, color, depth))
     return PairSearch(pairs, without_truth, [p.name for p in not_inputs], duplicates)
+
+
+def input_base(stem: str) -> str:
+    """``X`` of an input stem ``X_colors``: outputs replace only the suffix."""
+    return stem[: -len(INPUT_SUFFIX)] if stem.endswith(INPUT_SUFFIX) else stem
+
+
+def snapshot_iteration(name: str) -> tuple[str, int] | None:
+    """``(run, iteration)`` of a Caffe training snapshot name, else None.
+
+    ``run`` is the name without its last ``_iter_<N>`` part (``a_iter_500`` -> ``('a', 500)``,
+    ``b_iter_500_ft`` -> ``('b_ft', 500)``).
+    """
+    matches = list(ITERATION_PATTERN.finditer(name))
+    if not matches:
+        return None
+    last = matches[-1]
+    return name[:last.start()] + name[last.end():], int(last.group(1))

@@ -17,7 +17,8 @@ import numpy as np
 
 from depth_eval.inputs import gt_encodings, images
 from depth_eval.errors import ImageError
-from depth_eval.thesis import DEPTH_RANGE_M
+from depth_eval.choices import DEFAULT_GT_ENCODING
+from depth_eval.thesis import DEPTH_RANGE_M, GT_SHAPE
 
 # caffe.io.load_image + skimage's resize to H x W x 1 sample channel coordinate 1.0 of an RGB
 # ground truth: its G channel (SPEC.md section 3, SPEC-grad.md section 3).
@@ -28,7 +29,7 @@ THESIS_GT_CHANNEL = 1
 class GroundTruthSettings:
     """How ground-truth files store depth (``--gt-encoding``, ``--depth-scale``)."""
 
-    encoding: str = "auto"
+    encoding: str = DEFAULT_GT_ENCODING
     depth_scale: float | None = None
 
 
@@ -68,14 +69,14 @@ class GroundTruth:
         map is what the pictures and the MVN-fitted picture are drawn from (NaN drawn as 0).
         """
         if self.unit is not None:
-            unit = images.resize_bilinear(self.unit, images.GT_SHAPE)
+            unit = images.resize_bilinear(self.unit, GT_SHAPE)
             return unit, unit * DEPTH_RANGE_M
         if self.encoding == "thesis":  # --depth-scale on the thesis' 8-bit pictures
-            depth_m = images.resize_bilinear(self.depth_m, images.GT_SHAPE)
-        elif self.depth_m.shape == images.GT_SHAPE:
+            depth_m = images.resize_bilinear(self.depth_m, GT_SHAPE)
+        elif self.depth_m.shape == GT_SHAPE:
             depth_m = self.depth_m
         else:
-            depth_m = cv2.resize(self.depth_m, images.GT_SHAPE[::-1], interpolation=cv2.INTER_NEAREST)
+            depth_m = cv2.resize(self.depth_m, GT_SHAPE[::-1], interpolation=cv2.INTER_NEAREST)
         unit = (depth_m / DEPTH_RANGE_M).astype(np.float32)
         return np.where(np.isnan(unit), np.float32(0.0), unit), depth_m  # NaN: drawn as no depth
 

@@ -31,8 +31,8 @@ import numpy as np
 import png
 
 from depth_eval.inputs import limits
+from depth_eval.choices import GT_ENCODINGS
 from depth_eval.thesis import DEPTH_RANGE_M
-from depth_eval.writing import write_atomic
 
 # NYU Depth v2 toolbox PNGs store depth in millimetres.
 MM_PER_M = 1000.0
@@ -44,7 +44,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NPY_MAGIC = b"\x93NUMPY"
 
 # Values of read_depth_m(encoding=...).
-ENCODINGS = ("auto", "thesis", "mm", "npy", "float")
+ENCODINGS = GT_ENCODINGS
 
 
 # What each encoding means, for the one line the CLI prints about what it assumed.
@@ -249,8 +249,3 @@ def encode_depth_mm_png(depth_m: np.ndarray) -> bytes:
     # Packed rows of a 16-bit PNG are big-endian samples; no per-pixel Python work.
     writer.write_packed(buffer, (row.tobytes() for row in pixels))
     return buffer.getvalue()
-
-
-def write_depth_mm_png(path: str | Path, depth_m: np.ndarray) -> None:
-    """Write :func:`encode_depth_mm_png` of ``depth_m`` to ``path`` atomically (temp file + rename)."""
-    write_atomic(Path(path), encode_depth_mm_png(depth_m))

@@ -19,6 +19,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from depth_eval import choices
 from depth_eval.errors import ImageReadError, SnapshotError
 
 # Default of --max-image-pixels: 50 megapixels.  Twice the largest frames of the depth
@@ -26,14 +27,14 @@ from depth_eval.errors import ImageReadError, SnapshotError
 # costs about 18 bytes per pixel while it is read (8-bit decode, its RGB copy and the float32
 # copy), so one image in flight stays under 1 GB.  Pillow's own default, 89.5 MP, would allow
 # 1.6 GB per image, times the reader threads.
-DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+DEFAULT_MAX_IMAGE_PIXELS = choices.DEFAULT_MAX_IMAGE_PIXELS
 # Bytes per activation value: OpenCV's and onnxruntime's CPU kernels compute in float32.
 ACTIVATION_BYTES = 4
 # Activations above this get a warning even when they fit: 1 GB, 30x the largest thesis
 # network at its input size (refining network: 35 MB per image).
 LARGE_ACTIVATION_BYTES = 1e9
 # Bytes an engine holds per byte of caffemodel: OpenCV repacks the weights of its convolution
-# and inner-product kernels beside its own copy (README "Speed": 669 MiB for a 274 MiB file).
+# and inner-product kernels beside its own copy (docs/speed.md: 669 MiB for a 274 MiB file).
 WEIGHT_COPIES = 2.5
 
 _max_image_pixels = DEFAULT_MAX_IMAGE_PIXELS
@@ -105,12 +106,6 @@ def read_regular(path: Path) -> bytes:
         return stream.read()
 
 
-def check_regular(path: Path) -> None:
-    """Raise :class:`NotRegularFileError` unless ``path`` is a regular file (for files another
-    library opens by name, such as OpenCV's Caffe importer)."""
-    open_regular(path).close()
-
-
 # --- images ------------------------------------------------------------------------------------
 
 def max_image_pixels() -> int:
@@ -137,7 +132,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
         # The PNGs a run reads: their size is in the first chunk (no Pillow import: 20 ms).
         return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # Pillow only once another format is read
 
     with _pil_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,9 +1,12 @@
-"""Figures for people: per-image comparison panels, metric bar charts and training curves.
+"""Pictures: the thesis' 8-bit PNGs of every image, and figures for people (per-image
+comparison panels, metric bar charts and training curves).
 
 Pure rendering functions on arrays and numbers; no knowledge of the pipeline.
 
-Modules (each imported only when one of its names is first used, so ``--colormap`` alone
-loads the colour maps, not the figure machinery):
+- :mod:`.pngs`: the PNGs the thesis evaluation wrote (input, depth, ground truth), encoded.
+
+Figure modules (each imported only when one of its names is first used, so ``--colormap``
+alone loads the colour maps, not the figure machinery):
 
 - :mod:`.layout`: whole-pixel figures, axes in inches, name shortening, rendering, PNGs;
 - :mod:`.colormaps`: colour maps by name, colour-mapped depth pictures;
@@ -30,19 +33,23 @@ _EXPORTS = {
                    "depth_scale", "error_scale", "image_figure"),
     "charts": ("BAR_COLOR", "BEST_BAR_COLOR", "best_snapshots", "build_curve_figure",
                "build_metrics_figure", "curve_path", "iteration_text", "metrics_figure",
-               "snapshot_iteration", "training_runs"),
+               "training_runs"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
 
-if TYPE_CHECKING:
-    from depth_eval.pictures.charts import (BAR_COLOR, BEST_BAR_COLOR, best_snapshots, build_curve_figure, build_metrics_figure,
-        curve_path, iteration_text, metrics_figure, snapshot_iteration, training_runs)
+if TYPE_CHECKING:  # the names __getattr__ resolves lazily, for type checkers
+    from depth_eval.pictures.charts import (BAR_COLOR, BEST_BAR_COLOR, best_snapshots,
+                                            build_curve_figure, build_metrics_figure, curve_path,
+                                            iteration_text, metrics_figure, training_runs)
     from depth_eval.pictures.colormaps import EXAMPLE_COLORMAPS, check_colormap, colormap_png
-    from depth_eval.pictures.comparison import (DEFAULT_DEPTH_COLORMAP, ERROR_COLORMAP, build_image_figure, depth_scale, error_scale,
-        image_figure)
-    from depth_eval.pictures.layout import (DPI, MAX_NAME_CHARS, figure_pixels, render_bgr, save_png, shorten_name, wrap_name)
-    from depth_eval.pictures.panels import (MapScale, Panel, build_maps_figure, build_panel_figure, maps_figure)
+    from depth_eval.pictures.comparison import (DEFAULT_DEPTH_COLORMAP, ERROR_COLORMAP,
+                                                build_image_figure, depth_scale, error_scale,
+                                                image_figure)
+    from depth_eval.pictures.layout import (DPI, MAX_NAME_CHARS, figure_pixels, render_bgr,
+                                            save_png, shorten_name, wrap_name)
+    from depth_eval.pictures.panels import (MapScale, Panel, build_maps_figure,
+                                            build_panel_figure, maps_figure)
 
 
 def __getattr__(name: str):

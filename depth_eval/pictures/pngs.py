@@ -7,8 +7,7 @@ import io as _io
 import cv2
 import numpy as np
 
-from depth_eval.inputs.images import INPUT_MEAN
-from depth_eval.scoring.thesis_metrics import LOG_ENCODING_SLOPE
+from depth_eval.thesis import INPUT_MEAN, LOG_ENCODING_SLOPE
 
 # test_depth.py wrote its PNGs with OpenCV's compression level 8.
 PNG_COMPRESSION = 8

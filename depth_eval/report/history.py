@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from depth_eval.scoring.keys import MetricKey, lower_is_better
+from depth_eval.inputs.discover import snapshot_iteration
 from depth_eval.store.database import HistoryRow, iteration_of
 
 __all__ = ["DEFAULT_LAST_RUNS", "shown_runs", "history_table", "plot_history"]
@@ -76,11 +77,12 @@ def plot_history(rows: Sequence[HistoryRow], metric: str, path: Path,
     When a snapshot has no ``_iter_N`` in its name, the x axis lists the snapshots in the
     table's order instead.  Written atomically (a reader never sees half a PNG).
     """
+    # matplotlib only for --plot
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    from depth_eval.pictures import DPI, iteration_text, save_png, snapshot_iteration
+    from depth_eval.pictures import DPI, iteration_text, save_png
 
     run_ids = shown_runs(rows, last)
     kept = [row for row in rows if row.run in run_ids]

@@ -8,10 +8,13 @@ import math
 
 import numpy as np
 
+from depth_eval.scoring.checks import check_shape_equality
+
+from depth_eval.choices import ALIGNMENTS  # noqa: F401  (the names this module implements)
+
 from depth_eval.scoring.thesis_metrics import mvn_fit
 
 # Values accepted by align_prediction(method=...) (and --align).
-ALIGNMENTS = ("none", "median", "lsq", "mvn")
 
 
 def align_median(pred_m: np.ndarray, gt_m: np.ndarray,
@@ -113,8 +116,7 @@ def align_mvn(pred_m: np.ndarray, gt_m: np.ndarray, mask: np.ndarray | None = No
     if mask is None:
         pred = np.asarray(pred_m, dtype=np.float64)
         gt = np.asarray(gt_m, dtype=np.float64)
-        if pred.shape != gt.shape:
-            raise ValueError(f"prediction shape {pred.shape} != ground truth shape {gt.shape}")
+        check_shape_equality(prediction=pred, ground_truth=gt)
         return mvn_fit(pred, gt)
     pred, gt, mask = _fit_inputs(pred_m, gt_m, mask)
     scale, shift = _mvn_coefficients(pred[mask], gt[mask])
@@ -132,9 +134,7 @@ def _fit_inputs(pred_m, gt_m, mask):
     pred = np.asarray(pred_m, dtype=np.float64)
     gt = np.asarray(gt_m, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    if not pred.shape == gt.shape == mask.shape:
-        raise ValueError(f"shapes differ: prediction {pred.shape}, ground truth {gt.shape}, "
-                         f"mask {mask.shape}")
+    check_shape_equality(prediction=pred, ground_truth=gt, mask=mask)
     if not mask.any():
         raise ValueError("no valid pixel to fit the alignment on")
     return pred, gt, mask

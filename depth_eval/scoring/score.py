@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depth_eval import choices
+
 from depth_eval.scoring import alignments, thesis_metrics, standard_metrics
 from depth_eval.scoring.keys import NO_ALIGNMENT, SCALE_NAME, MetricKey, keyed
 
@@ -31,11 +33,11 @@ class ScoringSettings:
     valid pixels (``min_depth < gt < max_depth``, inside the crop).
     """
 
-    metric_sets: tuple[str, ...] = ("thesis",)
-    alignments: tuple[str, ...] = (NO_ALIGNMENT,)
-    min_depth: float = standard_metrics.DEFAULT_MIN_DEPTH_M
-    max_depth: float = standard_metrics.DEFAULT_MAX_DEPTH_M
-    crop: str = "none"
+    metric_sets: tuple[str, ...] = choices.DEFAULT_METRIC_SETS
+    alignments: tuple[str, ...] = choices.DEFAULT_ALIGNMENTS
+    min_depth: float = choices.DEFAULT_MIN_DEPTH_M
+    max_depth: float = choices.DEFAULT_MAX_DEPTH_M
+    crop: str = choices.DEFAULT_CROP
 
     @property
     def needs_native(self) -> bool:
@@ -180,10 +182,10 @@ def summarise(per_image: list[dict[MetricKey, float]]) -> dict[MetricKey, float]
 
     Each metric is the mean of its finite per-image values (NaN, the metric undefined for an
     image, and inf are left out; NaN when no image has one); :func:`defined_counts` says over
-    how many.  The original divided by every file, this port by the images evaluated (README,
-    deliberate differences).  A per-image scale is summarised by its median (``scale_median``)
-    and its spread relative to the median (``scale_std``, the standard deviation of
-    ``scale / median(scale)``, as monodepth2 prints it).
+    how many.  The original divided by every file, this port by the images evaluated
+    (docs/metrics.md, deliberate differences).  A per-image scale is summarised by its median
+    (``scale_median``) and its spread relative to the median (``scale_std``, the standard
+    deviation of ``scale / median(scale)``, as monodepth2 prints it).
     """
     summary: dict[MetricKey, float] = {}
     for key in per_image[0] if per_image else ():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_eval.errors import OutputError
-from depth_eval.inputs.images import GT_SHAPE
+from depth_eval.thesis import GT_SHAPE
 from depth_eval.writing import write_atomic
 
 # Zoom matrices kept between runs (:func:`keep_matrices_in`), one file per (size, out_size):

@@ -9,18 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple
 
+from depth_eval.inputs.discover import snapshot_iteration
+
 # Bump whenever a change to depth_eval moves any number a unit records (metric formulas,
 # preprocessing, resizing, engines, encodings ...): every stored unit then misses and is
-# computed again.  It is part of every unit's key.
-NUMBERS_VERSION = 1
-
-
-# Caffe names training snapshots ``<prefix>_iter_<N>`` (the last such part counts).
-ITERATION_PATTERN = re.compile(r"_iter_(\d+)")
+# computed again.  It is part of every unit's key.  tests/test_numbers_fingerprint.py fails
+# when the code that makes those numbers changes, so the bump is decided, not forgotten.
+NUMBERS_VERSION = 2
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -50,8 +48,8 @@ class HistoryRow(NamedTuple):
 
 def iteration_of(name: str) -> int | None:
     """The training iteration in a Caffe snapshot name (``net_iter_500`` -> 500), else None."""
-    matches = ITERATION_PATTERN.findall(name)
-    return int(matches[-1]) if matches else None
+    found = snapshot_iteration(name)
+    return found[1] if found else None
 
 
 # --------------------------------------------------------------------------------------------

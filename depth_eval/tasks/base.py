@@ -60,6 +60,11 @@ class SnapshotWork:
         """The input file an item stands for (messages, progress)."""
         return getattr(item, "color_path", item)
 
+    @staticmethod
+    def input_name(item) -> str:
+        """An item's identity in a run: its input file's name (unique in INPUT_DIR)."""
+        return SnapshotWork.input_path(item).name
+
 
 class Task:
     """Base of the tasks; see the module docstring."""
@@ -78,7 +83,7 @@ class Task:
 
     def metric_keys(self) -> list[MetricKey]:
         """Every per-image key the task reports with these settings (checked before any work)."""
-        return []
+        raise NotImplementedError(f"task {self.name!r} must list its metric keys")
 
     def image_keys(self) -> list[MetricKey]:
         """Every key of one image's metrics, in results.json order (the summary's by default)."""
@@ -91,15 +96,17 @@ class Task:
         raise NotImplementedError
 
     def summarise(self, results: list[ImageResult]) -> dict[MetricKey, float]:
-        return {}
+        """The snapshot's values from its images' results."""
+        raise NotImplementedError(f"task {self.name!r} must summarise its images' results")
 
     def unit_inputs(self, item) -> tuple[Path, Path | None]:
         """The files an item's numbers depend on: its input and its ground truth (or None)."""
         return SnapshotWork.input_path(item), getattr(item, "depth_path", None)
 
     def unit_files(self, snapshot_name: str, item) -> list[Path]:
-        """Every file the task writes for one item of one snapshot with these settings."""
-        return []
+        """Every file the task writes for one item of one snapshot with these settings: a
+        stored unit is reused only while all of them are there (a scored task must say)."""
+        raise NotImplementedError(f"task {self.name!r} must list the files a unit writes")
 
     def reusable(self, item) -> bool:
         """Whether a stored result may stand for the item (False: it needs the prediction)."""
@@ -117,6 +124,15 @@ class Task:
     def add_facts(self, facts: dict) -> None:
         """Add what another task object (on a worker) learnt: see :meth:`facts`."""
 
-    def after_run(self, items: list, kept: dict, means: dict, console) -> list[str]:
-        """Drawing that needs every snapshot; returns problems (one line each)."""
+    def after_run(self, items: list, kept: dict, means: dict, console,
+                  intervals: dict | None = None) -> list[str]:
+        """Drawing that needs every snapshot; returns problems (one line each).
+
+        ``intervals``: snapshot -> metric title -> (low, high), the means' intervals."""
         return []
+
+    def report_pictures(self, snapshot_name: str, item) -> dict[str, Path]:
+        """The pictures of one item of one snapshot the browser report shows, by what they
+        show: ``input``, ``ground truth``, ``raw`` and ``fitted`` prediction (none by
+        default)."""
+        return {}

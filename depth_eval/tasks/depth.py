@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_eval.scoring import alignments, thesis_metrics, score, standard_metrics
+from depth_eval.scoring import score, standard_metrics
 from depth_eval.scoring.alignments import fitted_picture
 from depth_eval.inputs import discover, gt_encodings, images
 from depth_eval.pictures import pngs
 from depth_eval.engines.base import DEPTH_OUTPUT
 from depth_eval.errors import ImageError, SnapshotError, UsageError
 from depth_eval.writing import OutputFolder
+from depth_eval.thesis import DEPTH_RANGE_M
 from depth_eval.inputs.ground_truth import load_ground_truth, thesis_pixels
 from depth_eval.scoring.upsample import upsample, warm_up
 from depth_eval.tasks.base import ImageResult, Prepared, SnapshotWork, Task
@@ -28,13 +29,13 @@ GT_VISUAL_SUFFIX = "_gt"
 
 def output_names(stem: str) -> tuple[str, str, str]:
     """The three PNG names the original wrote for input ``<X>_colors``: colours, depth, ground truth."""
-    base = _base(stem)
+    base = discover.input_base(stem)
     return f"{stem}.png", f"{base}{discover.GROUND_TRUTH_SUFFIX}.png", f"{base}{GT_VISUAL_SUFFIX}.png"
 
 
 def prediction_names(stem: str) -> tuple[str, str, str]:
     """Raw depth files for input ``stem``: visualisation, metres (.npy), millimetres (PNG)."""
-    depth = f"{_base(stem)}{discover.GROUND_TRUTH_SUFFIX}"
+    depth = f"{discover.input_base(stem)}{discover.GROUND_TRUTH_SUFFIX}"
     return f"{depth}.png", f"{depth}.npy", f"{depth}_mm.png"
 
 
@@ -53,10 +54,6 @@ def picture_names(stem: str, outputs) -> tuple[list[str], list[str]]:
     extra = list(prediction_names(stem)[1:]) if outputs.save_raw else []
     return both, both + extra
 
-
-def _base(stem: str) -> str:
-    suffix = discover.INPUT_SUFFIX
-    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
 
 
 def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
@@ -90,7 +87,7 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
 def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
     """The upsampled prediction in metres: float32 ``.npy`` and 16-bit millimetre PNG."""
     _, metres_name, mm_name = prediction_names(stem)
-    depth_m = (depth_unit * thesis_metrics.DEPTH_RANGE_M).astype(np.float32)
+    depth_m = (depth_unit * DEPTH_RANGE_M).astype(np.float32)
     folder.write(metres_name, pngs.encode_npy(depth_m))
     folder.write(mm_name, gt_encodings.encode_depth_mm_png(depth_m))
 
@@ -155,8 +152,8 @@ class DepthWork(SnapshotWork):
             gt_native = extra["gt_native_m"]
             zoomed = prediction if gt_native.shape == prediction.shape else upsample(
                 maps, gt_native.shape)
-            native = (zoomed.astype(np.float64) * thesis_metrics.DEPTH_RANGE_M, gt_native)
-        image_metrics = score.score_image(prediction * thesis_metrics.DEPTH_RANGE_M, extra["gt_m"],
+            native = (zoomed.astype(np.float64) * DEPTH_RANGE_M, gt_native)
+        image_metrics = score.score_image(prediction * DEPTH_RANGE_M, extra["gt_m"],
                                             scoring_settings, native=native, thesis_pixels=pixels)
         missing = score.undefined(image_metrics)
         if missing:
@@ -185,11 +182,11 @@ class DepthWork(SnapshotWork):
 
     def write_colormapped(self, stem, prediction, fitted, gt) -> None:
         """Depth pictures through a matplotlib colour map, on one fixed 0-10 m scale."""
-        from depth_eval.pictures import colormap_png
+        from depth_eval.pictures import colormap_png  # matplotlib: only with --colormap
 
         colormap, strategy = self.outputs.colormap, self.outputs.png_strategy
         depth_name, gt_name = colormap_names(stem, colormap)
-        scale = thesis_metrics.DEPTH_RANGE_M
+        scale = DEPTH_RANGE_M
 
         def png(depth_unit):
             return pngs.encode_png(colormap_png(depth_unit * scale, colormap, 0.0, scale),
@@ -227,6 +224,9 @@ class PairTask(Task):
                 return False
             self.encodings.add(encoding)
             return True
+
+    def reusable(self, item):
+        return item.stem not in self.kept_stems  # --figures draws its prediction
 
     def document_fields(self) -> dict:
         return {"ground_truth_encodings": sorted(self.encodings),
@@ -304,16 +304,20 @@ class DepthTask(PairTask):
         return ([outputs.out_dir / snapshot_name / name for name in fitted]
                 + [outputs.abs_dir / snapshot_name / name for name in raw])
 
-    def reusable(self, item):
-        return item.stem not in self.kept_stems  # --figures draws its prediction
+    def report_pictures(self, snapshot_name, item):
+        outputs = self.settings.outputs
+        color_name, depth_name, gt_name = output_names(item.stem)
+        fitted, raw = outputs.out_dir / snapshot_name, outputs.abs_dir / snapshot_name
+        return {"input": fitted / color_name, "ground truth": fitted / gt_name,
+                "raw": raw / depth_name, "fitted": fitted / depth_name}
 
-    def after_run(self, items, kept, means, console):
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
-        from depth_eval.tasks.depth_figures import write_figures
+        from depth_eval.tasks.depth_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
-                             self.settings.inputs.ground_truth)
+                             self.settings.inputs.ground_truth, intervals)
 
 
 def undefined_reasons(prediction: np.ndarray, extra: dict, native, settings) -> list[str]:

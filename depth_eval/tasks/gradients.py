@@ -14,7 +14,7 @@ metrics of the same names.
 from __future__ import annotations
 
 
-from depth_eval.inputs import discover
+from depth_eval.inputs import discover, gt_encodings
 from depth_eval.scoring import gradient_metrics
 from depth_eval.pictures import pngs
 from depth_eval.engines.base import GRADIENT_OUTPUT
@@ -30,11 +30,6 @@ CHANNEL_PREFIXES = ("grad1", "grad2")
 JOINT_PREFIX = "grad"
 
 
-def _base(stem: str) -> str:
-    """``X`` of an input stem ``X_colors`` (only the suffix is replaced: SPEC-grad.md 9)."""
-    suffix = discover.INPUT_SUFFIX
-    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
-
 
 def colors_name(stem: str) -> str:
     """The network input picture, ``X_colors.png`` (the depth task writes the same file)."""
@@ -44,7 +39,7 @@ def colors_name(stem: str) -> str:
 def picture_names(stem: str) -> dict[str, str]:
     """Picture suffix (``_grad1``, ``_grad2``, ``_gt1``, ``_gt2``) -> its file name for input
     ``stem``."""
-    base = _base(stem)
+    base = discover.input_base(stem)
     return {suffix: f"{base}{suffix}.png" for suffix in gradient_metrics.PICTURE_SUFFIXES}
 
 
@@ -154,6 +149,12 @@ class GradientsTask(PairTask):
         return GradientsWork(self, snapshot_name,
                              output_folder(self.settings.outputs.out_dir / snapshot_name), items)
 
+    def unit_files(self, snapshot_name, item, write_colors: bool = True):
+        folder = self.settings.outputs.out_dir / snapshot_name
+        names = list(picture_names(item.stem).values())
+        return [folder / name for name in ([colors_name(item.stem)] if write_colors else [])
+                + names]
+
     def summarise(self, results):
         """The original's mean over images and both channels (divided by 2 x the images
         evaluated, not by 2 x every entry of INPUT_DIR: SPEC-grad.md 9)."""
@@ -165,9 +166,7 @@ class GradientsTask(PairTask):
         if not self.first_encoding(encoding):
             return
         if self.console is not None and encoding != "thesis":
-            from depth_eval.inputs.gt_encodings import describe
-
-            self.console.note(f"ground truth {name}: read as {describe(encoding)}")
+            self.console.note(f"ground truth {name}: read as {gt_encodings.describe(encoding)}")
 
     def warn_undefined(self, snapshot_name: str, item, title: str, channels: list[int],
                        target) -> None:
@@ -192,11 +191,11 @@ class GradientsTask(PairTask):
                                   " is 0 / 0, recorded as NaN (the snapshot's value is NaN and "
                                   "ranks last)")
 
-    def after_run(self, items, kept, means, console):
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
-        from depth_eval.tasks.gradient_figures import write_figures
+        from depth_eval.tasks.gradient_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
-                             self.settings.inputs.ground_truth)
+                             self.settings.inputs.ground_truth, intervals=intervals)
 

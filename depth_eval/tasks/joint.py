@@ -78,6 +78,13 @@ class JointTask(Task):
                                                       if k in self._gradient_keys}, kept[1]))
         return depth, gradient
 
+    def unit_files(self, snapshot_name, item):
+        return (self.depth.unit_files(snapshot_name, item)
+                + self.gradients.unit_files(snapshot_name, item, write_colors=False))
+
+    def reusable(self, item):
+        return self.depth.reusable(item)
+
     def summarise(self, results):
         depth, gradient = self.split(results)
         return {**self.depth.summarise(depth), **self.gradients.summarise(gradient)}
@@ -92,9 +99,13 @@ class JointTask(Task):
         self.depth.add_facts(facts.get("depth", {}))
         self.gradients.add_facts(facts.get("gradients", {}))
 
-    def after_run(self, items, kept, means, console):
+    def report_pictures(self, snapshot_name, item):
+        return self.depth.report_pictures(snapshot_name, item)
+
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
+        # matplotlib: --figures only
         from depth_eval.tasks.depth_figures import write_figures as depth_figures
         from depth_eval.tasks.gradient_figures import write_figures as gradient_figures
 
@@ -102,5 +113,5 @@ class JointTask(Task):
                    for stem, by_snapshot in kept.items()} for index in (0, 1)]
         folder = self.settings.outputs.out_dir / "figures"
         gt_settings = self.settings.inputs.ground_truth
-        return (depth_figures(folder, items, halves[0], means, gt_settings)
+        return (depth_figures(folder, items, halves[0], means, gt_settings, intervals)
                 + gradient_figures(folder, items, halves[1], means, gt_settings, charts=False))

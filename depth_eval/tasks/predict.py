@@ -44,6 +44,12 @@ class PredictTask(Task):
     output_rule = DEPTH_OUTPUT
     scored = False
 
+    def metric_keys(self):
+        return []
+
+    def summarise(self, results):
+        return {}
+
     def find_items(self, console) -> list:
         """The images of INPUT_DIR in name order, one per stem: ``a.png`` and ``a.jpg`` would
         write the same ``a_depth*`` files, so the first is predicted and the others listed in

@@ -108,10 +108,10 @@ def batch_norm(t, layer, bottoms):
     g, top, name = t.g, layer.top[0], layer.name
     x, shape = one_bottom(g, layer, bottoms)
     p = layer.batch_norm_param
-    if p.HasField("use_global_stats") and not p.use_global_stats:
-        raise unsupported(layer, "use_global_stats: false (statistics of each batch)")
     if len(shape) < 2 or shape[1] is None:
         raise unsupported(layer, f"a bottom of shape {fmt(shape)}")
+    if p.HasField("use_global_stats") and not p.use_global_stats:
+        return [_batch_norm_own_statistics(g, layer, x, shape, float(p.eps))]
     mean, variance, factor = t.blob_arrays(layer, layer_weight_shapes(layer, shape))
     # In float32, in Caffe's order of operations.
     f = factor.reshape(-1)[0]
@@ -123,6 +123,19 @@ def batch_norm(t, layer, bottoms):
                      f"{top}.centred", shape, name)
     return [g.node("Div", [centred, g.const(f"{name}.std", std.reshape(per_channel))], top,
                    shape, name)]
+
+
+def _batch_norm_own_statistics(g, layer, x, shape, eps: float):
+    """``use_global_stats: false``: each channel of each image (the original ran one image per
+    forward pass) normalised by its own mean and biased variance, ``sqrt(var + eps)``: ONNX's
+    InstanceNormalization with unit scale and no shift."""
+    if len(shape) < 3:
+        raise unsupported(layer, "use_global_stats: false on a blob without spatial axes")
+    channels, name = shape[1], layer.name
+    return g.node("InstanceNormalization",
+                  [x, g.const(f"{name}.unit", np.ones(channels, np.float32)),
+                   g.const(f"{name}.zero", np.zeros(channels, np.float32))],
+                  layer.top[0], shape, name, epsilon=eps)
 
 
 def _operand(t, layer, param, bottoms, what: str):
