@@ -19,7 +19,11 @@ from pathlib import Path
 from depth_eval import choices, engines, tasks
 from depth_eval.report import gate, html, junit, per_image
 from depth_eval.inputs import limits
-from depth_eval.errors import UsageError
+from depth_eval.errors import SnapshotError, UsageError
+from depth_eval.caffe.conventions import expand
+from depth_eval.inputs.conventions import (MEAN_FILE, OPTION_NAMES, OUTPUT_KIND, TRANSFORM_FROM,
+                                           ConventionOptions, ConventionValueError,
+                                           options_from_values)
 from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
 from depth_eval.writing import MANIFEST_NAME
 from depth_eval.inputs.ground_truth import GroundTruthSettings
@@ -61,6 +65,14 @@ class EngineSettings:
     output_blob: str | None = None
     batch: int = choices.DEFAULT_BATCH
     cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.store.user_cache)
+    # --channel-swap ... --output-kind: a snapshot's sidecar overrides them (caffe.conventions)
+    convention: ConventionOptions = ConventionOptions()
+
+    def convention_options(self) -> ConventionOptions:
+        """The command line's convention options, ``--log`` as ``--output-kind log``."""
+        if self.log_encoded and self.convention.output_kind is None:
+            return replace(self.convention, output_kind="log")
+        return self.convention
 
 
 @dataclass(frozen=True)
@@ -174,7 +186,8 @@ class RunSettings:
         engine = EngineSettings(name=args.engine, device=args.device,
                                 log_encoded=getattr(args, "log", False),
                                 output_blob=args.output_blob, batch=args.batch,
-                                cache_dir=where(cache_dir) if cache_dir is not None else None)
+                                cache_dir=where(cache_dir) if cache_dir is not None else None,
+                                convention=_convention_options(args, where))
         scoring = ScoringSettings(
             metric_sets=getattr(args, "metrics", ScoringSettings.metric_sets),
             alignments=getattr(args, "align", ScoringSettings.alignments),
@@ -205,7 +218,9 @@ class RunSettings:
         Left out, because they change no number: folders and file names (units are keyed by file
         contents), ``--jobs`` (threads; tests/test_store_run.py shows the values are bit-identical),
         ``--png-strategy`` (same pixels), ``--quiet``, pictures and reports.  ``--batch`` is in:
-        onnxruntime's batched convolutions differ from single ones in the last bits.
+        onnxruntime's batched convolutions differ from single ones in the last bits.  A
+        snapshot's input convention and output meaning (its sidecar's, a mean file's contents)
+        are added per snapshot by the results store (``StoredRun.snapshot_options``).
         """
         engine, scoring, ground_truth = self.engine, self.scoring, self.inputs.ground_truth
         return {"log": engine.log_encoded, "output_blob": engine.output_blob,
@@ -251,6 +266,31 @@ def _check_inputs(inputs: InputSettings) -> None:
                              else f"{inputs.prototxt}: --prototxt is {what}, not a file")
     if inputs.max_image_pixels < 1:
         raise UsageError(f"--max-image-pixels must be at least 1, got {inputs.max_image_pixels}")
+
+
+def _convention_options(args, where) -> ConventionOptions:
+    """The command line's convention options, checked (its files read once, so that a bad
+    one stops the run before any work); ``--log`` with another ``--output-kind`` refused."""
+    values = {name: getattr(args, name.replace("-", "_")) for name in OPTION_NAMES
+              if getattr(args, name.replace("-", "_"), None) is not None}
+    if getattr(args, "log", False) and values.get(OUTPUT_KIND, "log") != "log":
+        raise UsageError(f"--log is --{OUTPUT_KIND} log; it contradicts --{OUTPUT_KIND} "
+                         f"{values[OUTPUT_KIND]}")
+    for name in (MEAN_FILE, TRANSFORM_FROM):
+        if name in values:
+            what = limits.describe(Path(values[name]))
+            if what != "a regular file":
+                raise UsageError(f"{values[name]}: --{name} " + (
+                    "file does not exist" if what == "missing" else f"is {what}, not a file"))
+            values[name] = str(where(values[name]))
+    try:
+        options = options_from_values(values)
+        expand(options, checking=True)
+    except ConventionValueError as error:
+        raise UsageError(f"--{error.key}: {error.reason}") from None
+    except SnapshotError as error:
+        raise UsageError(str(error)) from None
+    return options
 
 
 def _check_executor(executor: ExecutorSettings) -> None:

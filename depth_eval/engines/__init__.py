@@ -100,7 +100,7 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     if warning and warn is not None:
         warn(warning)
     try:
-        return engine_class(settings.name)(
+        engine = engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
             log_encoded=settings.log_encoded, device=settings.device,
             cache=cache, caffemodel_sha256=caffemodel_sha256, extra_outputs=tuple(extra_rules))
@@ -110,6 +110,24 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
         raise
     except ValueError as error:  # a layer or weights an engine's translation cannot take
         raise SnapshotError(f"{caffemodel}: {error}") from None
+    engine.convention = snapshot_convention(settings, caffemodel, rule, engine.info)
+    return engine
+
+
+def snapshot_convention(settings, caffemodel: Path, rule, info=None):
+    """The snapshot's effective input convention and output meaning
+    (:func:`depth_eval.caffe.conventions.snapshot_convention`): its sidecar over the
+    settings' options; checked against the network's input when ``info`` (its
+    :class:`~depth_eval.engines.base.NetworkInfo`) is given.  Only a depth output is decoded
+    by the output options (``rule``); a gradient output is read as it is."""
+    from depth_eval.caffe import conventions
+    from depth_eval.engines.base import DEPTH_OUTPUT
+
+    return conventions.snapshot_convention(
+        settings.convention_options(), caffemodel,
+        input_shape=None if info is None else info.input_shape,
+        input_name=None if info is None else info.input_name,
+        depth_output=rule == DEPTH_OUTPUT)
 
 
 def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:

@@ -20,6 +20,7 @@ from functools import partial
 from depth_eval.inputs import discover, limits
 from depth_eval import engines, tasks
 from depth_eval.console import one_line
+from depth_eval.inputs.conventions import CONVENTION_FACT
 from depth_eval.errors import (EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError, exit_status_of)
 from depth_eval.execution.local import LocalExecutor, Unit, UnitRun
 from depth_eval.inputs.hashing import FileHasher
@@ -190,6 +191,10 @@ def _record(task, job: SnapshotJob, stored, tally: Tally, console) -> None:
     if job.plan is not None:
         run = stored.complete(job.plan, run)
     _describe(entry, run.engine)
+    convention = entry.get(CONVENTION_FACT) or {}
+    if convention.get("from"):  # a sidecar or a train_val: say which files were applied
+        console.note(f"{snapshot.name}: input convention and output meaning from "
+                     f"{', '.join(convention['from'])}")
     # Planned before earlier snapshots were recorded (a parallel executor): an image that
     # failed there is left out here too, so every snapshot's means cover the same images.
     earlier = {SnapshotWork.input_name(item): SnapshotWork.input_path(item).stem

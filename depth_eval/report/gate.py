@@ -68,13 +68,6 @@ class Violation(NamedTuple):
     reason: str             # one line for the log, e.g. "RMSE rose 3.10% (limit +2%)"
 
 
-class Unmatched(NamedTuple):
-    """Snapshot names present in only one of the two runs, in name order."""
-
-    only_in_current: list[str]
-    only_in_baseline: list[str]
-
-
 def parse_rule(text: str, lower_is_better: Mapping[str, bool] | None = None) -> Rule:
     """Parse a ``--fail-if`` rule.
 
@@ -187,14 +180,6 @@ def _metric_value(entry: Mapping | None, metric: str) -> float | None:
 
 def _all_metrics(snapshots: Mapping[str, Mapping]) -> set[str]:
     return {title for entry in snapshots.values() for title in (entry.get("metrics") or {})}
-
-
-def unmatched(current: Mapping, baseline: Mapping) -> Unmatched:
-    """Snapshot names found in only one of two results.json documents."""
-    current_snaps = _check_results(current, "current results")
-    baseline_snaps = _check_results(baseline, "baseline results")
-    return Unmatched(sorted(set(current_snaps) - set(baseline_snaps)),
-                     sorted(set(baseline_snaps) - set(current_snaps)))
 
 
 def compare(current: Mapping, baseline: Mapping, rules: Iterable[Rule]) -> list[Violation]:

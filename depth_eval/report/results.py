@@ -97,7 +97,9 @@ def options_document(settings) -> dict:
             "metrics": list(scoring.metric_sets), "align": list(scoring.alignments),
             "min_depth": scoring.min_depth, "max_depth": scoring.max_depth,
             "crop": scoring.crop, "gt_encoding": inputs.ground_truth.encoding,
-            "depth_scale": inputs.ground_truth.depth_scale, "save_raw": outputs.save_raw}
+            "depth_scale": inputs.ground_truth.depth_scale, "save_raw": outputs.save_raw,
+            # The command line's convention options (each snapshot's entry has its own).
+            "convention": engine.convention.record()}
 
 
 def results_document(settings, task, tally: Tally, images_found: int) -> dict:

@@ -21,7 +21,7 @@ from depth_eval.engines.base import GRADIENT_OUTPUT
 from depth_eval.errors import ImageError
 from depth_eval.writing import OutputFolder
 from depth_eval.scoring.keys import NO_ALIGNMENT, MetricKey
-from depth_eval.tasks.base import ImageResult, SnapshotWork
+from depth_eval.tasks.base import THESIS_CONVENTION, ImageResult, SnapshotWork
 from depth_eval.tasks.depth import PairTask, output_folder, prepare_image
 
 # Per-image keys of each channel's value: the channel's picture name (X_grad1.png, X_grad2.png).
@@ -82,9 +82,10 @@ class GradientsWork(SnapshotWork):
             raise ImageError(f"{self.folder.path / taken[0]}: exists and was not written by "
                              f"depth_eval; left untouched, {item.color_path.name} not evaluated")
 
-    def prepare(self, item, input_hw):
+    def prepare(self, item, input_hw, convention=THESIS_CONVENTION):
         self.check_outputs(item)
-        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth)
+        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth,
+                                 convention)
         self.task.note_encoding(item.depth_path.name, prepared.extra["encoding"])
         return prepared
 
@@ -98,7 +99,7 @@ class GradientsWork(SnapshotWork):
             self.task.warn_undefined(self.snapshot_name, item, title, channels, target)
         if self.write_colors:
             self.folder.write(colors_name(item.stem), pngs.encode_png(
-                pngs.input_visual(prepared.blob), self.strategy))
+                pngs.input_visual(prepared.colors_blob), self.strategy))
         names = picture_names(item.stem)
         for suffix, picture in gradient_metrics.gradient_pictures(prediction, target).items():
             self.folder.write(names[suffix], pngs.encode_png(picture, self.strategy))

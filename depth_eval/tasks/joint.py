@@ -11,7 +11,7 @@ same ``OUT_DIR/S`` (one ``X_colors.png``, written by the depth half).
 from __future__ import annotations
 
 from depth_eval.engines.base import DEPTH_OUTPUT, GRADIENT_OUTPUT
-from depth_eval.tasks.base import ImageResult, SnapshotWork, Task
+from depth_eval.tasks.base import THESIS_CONVENTION, ImageResult, SnapshotWork, Task
 from depth_eval.tasks.depth import DepthTask
 from depth_eval.tasks.gradients import JOINT_PREFIX, GradientsTask, GradientsWork
 
@@ -22,9 +22,10 @@ class JointWork(SnapshotWork):
     def __init__(self, depth_work, gradient_work: GradientsWork):
         self.depth_work, self.gradient_work = depth_work, gradient_work
 
-    def prepare(self, item, input_hw):
+    def prepare(self, item, input_hw, convention=THESIS_CONVENTION):
         self.gradient_work.check_outputs(item)
-        return self.depth_work.prepare(item, input_hw)  # its ground truth serves both halves
+        # The depth work's ground truth serves both halves.
+        return self.depth_work.prepare(item, input_hw, convention)
 
     def finish(self, prepared, maps):
         """``maps``: (depth map, gradient maps), from one forward pass."""
