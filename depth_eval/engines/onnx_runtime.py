@@ -21,7 +21,7 @@ from depth_eval.errors import EngineUnavailableError
 from depth_eval.engines.base import DEPTH_OUTPUT, Engine, OutputRule
 from depth_eval.engines.onnx_cache import Entry, cache_key, optimised_key
 
-__all__ = ["OnnxRuntimeEngine", "cache_key"]
+__all__ = ["OnnxRuntimeEngine", "cache_key", "cpu_plan"]
 
 _INSTALL_HINT = "pip install 'depth_eval[fast]'"
 # onnxruntime's log severities run 0 (verbose) to 4 (fatal): loading a cached file that it
@@ -58,8 +58,8 @@ class OnnxRuntimeEngine(Engine):
         Caffe blob name to compute (for a blob rewritten in place, the final value); by
         default the output :func:`depth_eval.engines.base.describe_network` finds.
     threads : int, optional
-        Intra-op threads; default 1 on the CPU (one pass per core runs concurrently), else
-        ``os.cpu_count()``.
+        Intra-op threads; default 1 on the CPU with one pass per usable core at once
+        (:func:`cpu_plan`), else every usable core.
     device : {"cpu", "cuda"}
         ``"cuda"`` runs on onnxruntime's CUDAExecutionProvider (CPU fallback for any node it
         cannot take) and needs an onnxruntime build that has it.
@@ -129,12 +129,8 @@ class OnnxRuntimeEngine(Engine):
 
         super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded, extra_outputs)
         self.device, self._ort, self._providers = device, ort, providers
-        # On the CPU, one thread per forward pass and one pass per core (executor.stream).
-        self._threads = threads or (1 if device == "cpu" else os.cpu_count() or 1)
-        # onnxruntime sessions may run concurrently; with one thread each, one run per core
-        # keeps every core busy (2 cores: 1.9x one two-threaded run, measured).
-        self.concurrent_forwards = (os.cpu_count() or 1) if (
-            device == "cpu" and self._threads == 1) else 1
+        self._threads, self.concurrent_forwards = (
+            cpu_plan(threads) if device == "cpu" else (threads or usable_cores(), 1))
         self.model_path: Path | None = None
         self.optimised_path: Path | None = None
         self.loaded_from_cache = False
@@ -346,6 +342,28 @@ class OnnxRuntimeEngine(Engine):
     def __repr__(self) -> str:
         return (f"OnnxRuntimeEngine(input={self.input_name!r} {self.input_shape}, "
                 f"output={self.output_blob!r}, device={self.device!r})")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's share),
+    else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_plan(threads: int | None = None) -> tuple[int, int]:
+    """(intra-op threads per pass, passes at once) on the CPU.
+
+    One thread per pass and one pass per usable core: the fewest CPU seconds per image, so the
+    most images per second once every core is busy (bench/forward_settings.py: 2 cores, AVX-512,
+    216-220 ms of CPU per image against 229-276 ms with two threads per pass, the inner
+    products batched two images a pass no better at 219 ms).  ``threads`` above 1 runs one
+    pass at a time with that many threads.
+    """
+    threads = threads or 1
+    return threads, usable_cores() if threads == 1 else 1
 
 
 def _try(open_session, path: Path, options):

@@ -97,13 +97,14 @@ class StoredRun:
                 pass
 
     @classmethod
-    def open(cls, settings, task, items: list) -> "StoredRun":
-        """Open ``settings.outputs.store`` and record the run's start."""
+    def open(cls, settings, task, items: list, memo=None) -> "StoredRun":
+        """Open ``settings.outputs.store`` and record the run's start; ``memo``: file hashes
+        remembered beyond the store (:class:`depth_eval.store.hash_memo.HashMemo`)."""
         store = ResultsStore.open(settings.outputs.store)
         try:
             run_id = store.begin_run(options_document(settings))
             return cls(store, run_id, task, items, settings.outputs.recompute,
-                       FileHasher(store))
+                       FileHasher(store, memo=memo))
         except BaseException:
             store.close()
             raise

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
 
 from depth_eval import choices
 
@@ -136,6 +135,9 @@ def _interval(resampled: np.ndarray, estimate: float, jackknife: np.ndarray,
 
 def _bca_tails(resampled, estimate, jackknife, tails) -> np.ndarray:
     """Efron's bias-corrected and accelerated percentiles (what scipy.stats.bootstrap uses)."""
+    # Imported here, not at the top: with the settings, it cost every run 0.2 s.
+    from scipy import special
+
     with np.errstate(divide="ignore", invalid="ignore"):
         bias = special.ndtri((np.mean(resampled < estimate) + np.mean(resampled <= estimate)) / 2)
         spread = jackknife.mean() - jackknife
@@ -185,6 +187,9 @@ def wilcoxon_p(differences) -> float:
 
     1.0 when every difference is 0 (nothing changed); NaN with no differences.
     """
+    # Imported here, not at the top: scipy.stats takes 0.5-1.5 s to import.
+    from scipy import stats
+
     differences = np.asarray(differences, dtype=np.float64)
     if differences.size == 0:
         return math.nan
