@@ -68,6 +68,13 @@ class LayerText:
         return default
 
 
+def _repeated(layer: LayerText, message: str, key: str) -> list:
+    """Every value of a repeated ``message.key`` (Python scalars), in order."""
+    return [_scalar(e.value) for entry in layer.entries
+            if entry.key == message and isinstance(entry.value, list)
+            for e in entry.value if e.key == key and isinstance(e.value, str)]
+
+
 def _scalar(raw: str):
     if raw[:1] in "\"'":
         return raw[1:-1]
@@ -207,14 +214,32 @@ def _always(layer: LayerText) -> str:
 
 def _lrn(layer: LayerText) -> str | None:
     # OpenCV reads the across-channel constant from a parameter Caffe names differently, so
-    # Caffe's k is dropped (1 used); within a channel Caffe itself ignores k (shift 1).
+    # Caffe's k is dropped (1 used); within a channel Caffe itself ignores k (shift 1).  An
+    # absent alpha is OpenCV's default (1e-4), not Caffe's (1), in both regions.
     across = layer.param("lrn_param", "norm_region", "ACROSS_CHANNELS") in ("ACROSS_CHANNELS", 0)
+    if layer.param("lrn_param", "alpha") is None:
+        return _always(layer)
     return _always(layer) if across and layer.param("lrn_param", "k", 1.0) != 1.0 else None
 
 
-def _mvn(layer: LayerText) -> str | None:
-    # Caffe divides by sqrt(var) + eps, OpenCV by sqrt(var + eps).
-    return _always(layer) if layer.param("mvn_param", "normalize_variance", True) else None
+def _mvn(layer: LayerText) -> str:
+    # Caffe divides by sqrt(var) + eps, OpenCV by sqrt(var + eps); and Caffe's top always has
+    # 4 axes (OpenCV keeps a 2-axis bottom's 2), which a rule reading the text cannot tell.
+    return _always(layer)
+
+
+def _deconvolution(layer: LayerText) -> str | None:
+    # OpenCV's deconvolution ignores the dilation (a smaller top, other values).
+    dilated = any(v != 1 for v in _repeated(layer, "convolution_param", "dilation"))
+    return _always(layer) if dilated else None
+
+
+def _slice(layer: LayerText) -> str | None:
+    # Without slice points Caffe splits the axis evenly over the tops; OpenCV splits it over
+    # the tops other layers read (one unread top: the whole blob as the first, or a failure).
+    if layer.param("slice_param", "slice_point") is not None or len(layer.tops) < 2:
+        return None
+    return _even_slice_type(len(layer.tops))
 
 
 def _log(layer: LayerText) -> str | None:
@@ -232,8 +257,9 @@ def _inner_product(layer: LayerText) -> str | None:
 def _scale(layer: LayerText) -> str | None:
     # OpenCV folds a learned Scale into the Convolution before it as one factor per output
     # channel (and asserts otherwise): any other extent of the learned blob is computed here.
+    # With a second bottom OpenCV computes Caffe's product, but not from a negative axis.
     if len(layer.bottoms) > 1:
-        return None
+        return _always(layer) if layer.param("scale_param", "axis", 1) < 0 else None
     axis = layer.param("scale_param", "axis", 1)
     num_axes = layer.param("scale_param", "num_axes", 1)
     return None if num_axes == 0 or (axis == 1 and num_axes == 1) else _always(layer)
@@ -261,6 +287,8 @@ def _spp(layer: LayerText) -> str:
 
 RULES = {
     "BatchNorm": _batch_norm,
+    "Deconvolution": _deconvolution,
+    "Slice": _slice,
     "LRN": _lrn,
     "MVN": _mvn,
     "Log": _log,
@@ -458,6 +486,16 @@ class _LRN(_CaffeLayer):
         x = inputs[0].astype(np.float64)
         size = int(self.params.get("local_size", 5))
         alpha, beta = float(self.params.get("alpha", 1.0)), float(self.params.get("beta", 0.75))
+        if _enum(self.params.get("norm_region", "ACROSS_CHANNELS"),
+                 ("ACROSS_CHANNELS", "WITHIN_CHANNEL")) == "WITHIN_CHANNEL":
+            # Caffe: the zero-padded size x size box average of the squares (every window
+            # counts size^2 values), then (1 + alpha * average) ^ -beta; k is not used.
+            pad = (size - 1) // 2
+            squares = np.pad(x * x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+            height, width = x.shape[2:]
+            box = sum(squares[:, :, i:i + height, j:j + width]
+                      for i in range(size) for j in range(size))
+            return [x * (1.0 + alpha * box / (size * size)) ** -beta]
         k = float(self.params.get("k", 1.0))
         before = (size - 1) // 2
         squares = np.pad(x * x, [(0, 0), (before, size - before - 1)] + [(0, 0)] * (x.ndim - 2))
@@ -465,9 +503,16 @@ class _LRN(_CaffeLayer):
         return [x * (k + alpha / size * window) ** -beta]
 
 
+# Caffe's legacy blob accessors (num, channels, height, width) give MVN a 4-axis top.
+_LEGACY_AXES = 4
+
+
 class _MVN(_CaffeLayer):
     def compute(self, inputs):
         x = inputs[0].astype(np.float64)
+        if x.ndim > _LEGACY_AXES:
+            raise ValueError(f"MVN takes at most {_LEGACY_AXES} axes")
+        x = x.reshape(x.shape + (1,) * (_LEGACY_AXES - x.ndim))
         across = bool(self.params.get("across_channels", False))
         eps = float(self.params.get("eps", 1e-9))
         axes = tuple(range(1 if across else 2, x.ndim))
@@ -605,6 +650,54 @@ class _Im2col(_CaffeLayer):
         return [columns.reshape(x.shape[0], -1, out_h, out_w)]
 
 
+class _Deconvolution(_CaffeLayer):
+    """Caffe's Deconvolution (the transpose of its Convolution), dilation included: each
+    kernel tap adds its weighted input at stride steps, then the padding is cut off."""
+
+    def compute(self, inputs):
+        x = inputs[0].astype(np.float64)
+        if "kernel_h" in self.params or "kernel_w" in self.params:
+            kh, kw = int(self.params["kernel_h"]), int(self.params["kernel_w"])
+        else:
+            kh, kw = _pair(self.params, "kernel_size", 0)
+        sh, sw = _pair(self.params, "stride", 1)
+        ph, pw = _pair(self.params, "pad", 0)
+        dh, dw = _pair(self.params, "dilation", 1)
+        groups, outputs = int(self.params.get("group", 1)), int(self.params["num_output"])
+        batch, channels, height, width = x.shape
+        weights = self.blobs[0].astype(np.float64).reshape(channels, outputs // groups, kh, kw)
+        full = np.zeros((batch, outputs, sh * (height - 1) + dh * (kh - 1) + 1,
+                         sw * (width - 1) + dw * (kw - 1) + 1))
+        cin, cout = channels // groups, outputs // groups
+        for group in range(groups):
+            part = x[:, group * cin:(group + 1) * cin]
+            taps = weights[group * cin:(group + 1) * cin]
+            for i in range(kh):
+                for j in range(kw):
+                    full[:, group * cout:(group + 1) * cout,
+                         i * dh:i * dh + sh * (height - 1) + 1:sh,
+                         j * dw:j * dw + sw * (width - 1) + 1:sw] += np.einsum(
+                             "nchw,co->nohw", part, taps[:, :, i, j])
+        y = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+        if self.params.get("bias_term", True) and len(self.blobs) > 1:
+            y = y + self.blobs[1].reshape(1, outputs, 1, 1)
+        return [y]
+
+
+class _EvenSlice(_CaffeLayer):
+    """Caffe's Slice without slice points: the axis split evenly over the tops."""
+
+    tops = 2  # set per subclass (:func:`_even_slice_type`)
+
+    def compute(self, inputs):
+        x = inputs[0]
+        axis = _axis(int(self.params.get("axis", self.params.get("slice_dim", 1))), x.ndim)
+        if x.shape[axis] % self.tops:
+            raise ValueError(f"{x.shape[axis]} values on axis {axis} do not split evenly "
+                             f"over {self.tops} tops")
+        return list(np.split(x, self.tops, axis=axis))
+
+
 class _Parameter(_CaffeLayer):
     def compute(self, inputs):
         shape = _ints(self.params, "dim", list(self.blobs[0].shape))
@@ -620,19 +713,32 @@ class _Tile(_CaffeLayer):
         return [np.tile(x, reps)]
 
 
-_LAYERS = {"BatchNorm": _BatchNormOwnStatistics, "Scale": _Scale, "Bias": _Bias, "Threshold": _Threshold, "Log": _Log, "LRN": _LRN,
-           "MVN": _MVN, "InnerProduct": _InnerProduct, "Reduction": _Reduction,
-           "ArgMax": _ArgMax, "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter,
-           "Tile": _Tile}
+_LAYERS = {"BatchNorm": _BatchNormOwnStatistics, "Scale": _Scale, "Bias": _Bias,
+           "Threshold": _Threshold, "Log": _Log, "LRN": _LRN, "MVN": _MVN,
+           "InnerProduct": _InnerProduct, "Reduction": _Reduction, "ArgMax": _ArgMax,
+           "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter, "Tile": _Tile,
+           "Deconvolution": _Deconvolution, "Slice": _EvenSlice}
 _registered = False
+_lock = threading.Lock()
+# Even slices by number of tops: OpenCV tells a Python layer nothing of its tops, so each
+# count is its own private type, registered when first needed.
+_even_slices: dict[int, type] = {}
+
+
+def _even_slice_type(tops: int) -> str:
+    name = f"{PRIVATE_PREFIX}Slice{tops}"
+    with _lock:
+        if tops not in _even_slices:
+            import cv2
+
+            _even_slices[tops] = type(f"_EvenSlice{tops}", (_EvenSlice,), {"tops": tops})
+            cv2.dnn_registerLayer(name, _even_slices[tops])
+    return name
 
 
 def caffe_type_of(layer: _CaffeLayer) -> str:
     """The Caffe type a private layer computes."""
     return next(kind for kind, cls in _LAYERS.items() if isinstance(layer, cls))
-
-
-_lock = threading.Lock()
 
 
 def register() -> None:

@@ -29,8 +29,11 @@ def mvn(t, layer, bottoms):
     x, shape = one_bottom(g, layer, bottoms)
     p = layer.mvn_param
     first = 1 if p.across_channels else 2
-    if len(shape) <= first:
-        raise unsupported(layer, f"a bottom of shape {fmt(shape)}")
+    padded = shapes.mvn_top(layer, shape)
+    if padded != shape:  # Caffe's top is N x C x H x W, missing trailing axes of 1
+        x = g.node("Reshape", [x, g.ints(f"{name}.4d", reshape_target(padded))],
+                   f"{top}.4d", padded, name)
+        shape = padded
     axes = list(range(first, len(shape)))
     if any(shape[a] is None for a in axes):
         raise unsupported(layer, "normalising over the batch axis")
