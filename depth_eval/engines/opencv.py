@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 
 from depth_eval import timings
-from depth_eval.errors import SnapshotError, UnsupportedLayerError
+from depth_eval.caffe.shapes import infer_shapes
+from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
 from depth_eval.engines import opencv_fixes
 from depth_eval.engines.base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule, _read_bytes
 
@@ -88,7 +89,33 @@ class OpenCVEngine(Engine):
         finally:
             opencv_fixes.stop_tracking()
         self._refuse_unreturnable(created)
+        self._refuse_other_shapes(net)
         return net
+
+    def _refuse_other_shapes(self, net) -> None:
+        """A layer whose top OpenCV shapes otherwise than Caffe (a parameter it ignores):
+        refused now, naming the layer, rather than computed with other numbers."""
+        try:
+            caffe = infer_shapes(self.definition, strict=False)
+        except ShapeError:
+            return  # the definition's own fault: reported as OpenCV or the weights check finds it
+        ids, _, outputs = net.getLayersShapes(tuple(self.input_shape))
+        layers = {layer.name: layer for layer in self.definition.layer}
+        # infer_shapes keeps a blob's last shape: a name two layers write anew is not compared.
+        written = [top for layer in self.definition.layer for top in layer.top
+                   if top not in layer.bottom]
+        for layer_id, shapes in zip(ids, outputs):
+            layer = layers.get(net.getLayer(int(layer_id)).name)
+            if layer is None:
+                continue  # a layer OpenCV added (a split, the input)
+            for top, shape in zip(layer.top, shapes):
+                want, got = caffe.get(top), tuple(int(d) for d in np.ravel(shape))
+                if want is not None and tuple(want) != got and written.count(top) <= 1:
+                    raise UnsupportedLayerError(
+                        f"{self.prototxt}: layer '{layer.name}' ({layer.type}): OpenCV's dnn "
+                        f"module gives its top '{top}' the shape {list(got)}, Caffe "
+                        f"{list(want)}; it cannot compute it as Caffe does: use --engine "
+                        "onnxruntime")
 
     def _refuse_unreturnable(self, created: list) -> None:
         """A private layer that cannot compute Caffe's blob: refused now, naming the layer."""

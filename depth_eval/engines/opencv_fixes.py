@@ -279,6 +279,15 @@ def _reduction(layer: LayerText) -> str:
     return _always(layer)
 
 
+def _flatten(layer: LayerText) -> None:
+    if layer.param("flatten_param", "axis", 1) == 0 and \
+            layer.param("flatten_param", "end_axis", -1) == -1:
+        # Caffe's top has one axis; OpenCV's matrices have at least two (a 140 x 1 top).
+        raise Refused("Flatten from axis 0 to the last gives a 1-axis blob, which OpenCV's dnn "
+                      "module holds with two axes")
+    return None
+
+
 def _spp(layer: LayerText) -> str:
     if layer.param("spp_param", "pool", "MAX") in ("STOCHASTIC", 2):
         raise Refused("SPP with STOCHASTIC pooling")
@@ -289,6 +298,7 @@ RULES = {
     "BatchNorm": _batch_norm,
     "Deconvolution": _deconvolution,
     "Slice": _slice,
+    "Flatten": _flatten,
     "LRN": _lrn,
     "MVN": _mvn,
     "Log": _log,
