@@ -182,3 +182,17 @@ def test_opencv_convolutions_sum_as_caffe_does(tmp_path):
     result = _forward("opencv", files, "y", x)
     error = float(np.max(np.abs(result - 1 / (1 + np.exp(-conv)))))
     assert error < 2e-5
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("axis", [1, 2, -1])
+def test_transposed_inner_product_on_any_axis(tmp_path, engine, axis):
+    k = {1: 140, 2: 35, -1: 7}[axis]
+    weights = RNG.normal(size=(k, 3)).astype(np.float32)  # transpose: true stores K x N
+    bias = np.array([1.0, -2.0, 0.5], np.float32)
+    files = _network(tmp_path, f'layer {{ name: "ip" type: "InnerProduct" bottom: "data" '
+                               f'top: "y" inner_product_param {{ num_output: 3 axis: {axis} '
+                               f'transpose: true }} }}', {"ip": [weights, bias]})
+    lead = X.shape[:axis % 4]
+    expected = (X.reshape(*lead, k).astype(np.float64) @ weights + bias).reshape(*lead, 3)
+    _assert_caffe(_forward(engine, files, "y"), expected)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from depth_eval import timings
+from depth_eval.caffe.proto import blob_shape, read_caffemodel
 from depth_eval.caffe.shapes import infer_shapes
 from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
 from depth_eval.engines import opencv_fixes
@@ -67,9 +68,12 @@ class OpenCVEngine(Engine):
                 f"{self.prototxt}: {why}; OpenCV's dnn module cannot compute it as Caffe "
                 "does: use --engine onnxruntime") from None
         self.corrected_layers = tuple(swapped)
+        transposed = opencv_fixes.transposed_inner_products(text)
         try:
             # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
-            if corrected is None:
+            if transposed:
+                net = _read_transposed(corrected or text, self.caffemodel, transposed)
+            elif corrected is None:
                 net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
             else:
                 net = _read_corrected(corrected, self.caffemodel)
@@ -175,6 +179,27 @@ def _read_corrected(text: str, caffemodel: Path):
         return cv2.dnn.readNetFromCaffe(path, str(caffemodel))
     finally:
         os.unlink(path)
+
+
+def _read_transposed(text: str, caffemodel: Path, layers: list[str]):
+    """OpenCV's net with the named InnerProduct layers' K x N weights stored N x K, the
+    layout OpenCV reads (from memory: the weights are rewritten)."""
+    model = read_caffemodel(caffemodel)
+    for layer in model.layer:
+        if layer.name in layers and layer.blobs:
+            blob = layer.blobs[0]
+            rows, columns = blob_shape(blob)[-2:]
+            values = np.asarray(blob.double_data or blob.data, np.float32)
+            flipped = values.reshape(rows, columns).T.ravel()
+            blob.ClearField("data")
+            blob.ClearField("double_data")
+            for legacy in ("num", "channels", "height", "width"):
+                blob.ClearField(legacy)
+            blob.data.extend(flipped.tolist())
+            blob.shape.ClearField("dim")
+            blob.shape.dim.extend([columns, rows])
+    return cv2.dnn.readNetFromCaffe(np.frombuffer(text.encode("utf-8"), np.uint8),
+                                    np.frombuffer(model.SerializeToString(), np.uint8))
 
 
 def opencv_output_for_blob(net, definition, info: NetworkInfo, source: str) -> tuple[str, int]:

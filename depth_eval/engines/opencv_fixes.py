@@ -249,11 +249,6 @@ def _log(layer: LayerText) -> str | None:
     return _always(layer) if changed else None
 
 
-def _inner_product(layer: LayerText) -> str | None:
-    # OpenCV reads the weights as N x K whatever Caffe's transpose says (K x N).
-    return _always(layer) if layer.param("inner_product_param", "transpose", False) else None
-
-
 def _scale(layer: LayerText) -> str | None:
     # OpenCV folds a learned Scale into the Convolution before it as one factor per output
     # channel (and asserts otherwise): any other extent of the learned blob is computed here.
@@ -302,7 +297,6 @@ RULES = {
     "LRN": _lrn,
     "MVN": _mvn,
     "Log": _log,
-    "InnerProduct": _inner_product,
     "Scale": _scale,
     "Reduction": _reduction,
     "SPP": _spp,
@@ -313,6 +307,14 @@ RULES = {
     "Parameter": _always,
     "Tile": _always,
 }
+
+
+def transposed_inner_products(text: str) -> list[str]:
+    """The InnerProduct layers with ``transpose: true``, by name: OpenCV reads their K x N
+    weights as N x K whatever the flag says, so the engine gives it the weights transposed
+    (its own InnerProduct then computes Caffe's product, on any axis)."""
+    return [layer.name for layer in layer_blocks(text)[1] if layer.type == "InnerProduct"
+            and layer.param("inner_product_param", "transpose", False)]
 
 
 def corrected_definition(text: str) -> tuple[str | None, list[tuple[str, str, str]]]:
@@ -548,20 +550,6 @@ class _BatchNormOwnStatistics(_CaffeLayer):
         return [d / np.sqrt((d * d).mean(axis=axes, keepdims=True) + eps)]
 
 
-class _InnerProduct(_CaffeLayer):
-    def compute(self, inputs):
-        x = inputs[0]
-        axis = _axis(int(self.params.get("axis", 1)), x.ndim)
-        n = int(self.params["num_output"])
-        k = math.prod(x.shape[axis:])
-        weights = self.blobs[0].reshape(k, n) if self.params.get("transpose", False) \
-            else self.blobs[0].reshape(n, k).T
-        y = x.reshape(math.prod(x.shape[:axis]), k) @ weights
-        if self.params.get("bias_term", True) and len(self.blobs) > 1:
-            y = y + self.blobs[1].reshape(1, n)
-        return [y.reshape(x.shape[:axis] + (n,))]
-
-
 class _Reduction(_CaffeLayer):
     def compute(self, inputs):
         x = inputs[0].astype(np.float64)
@@ -725,7 +713,7 @@ class _Tile(_CaffeLayer):
 
 _LAYERS = {"BatchNorm": _BatchNormOwnStatistics, "Scale": _Scale, "Bias": _Bias,
            "Threshold": _Threshold, "Log": _Log, "LRN": _LRN, "MVN": _MVN,
-           "InnerProduct": _InnerProduct, "Reduction": _Reduction, "ArgMax": _ArgMax,
+           "Reduction": _Reduction, "ArgMax": _ArgMax,
            "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter, "Tile": _Tile,
            "Deconvolution": _Deconvolution, "Slice": _EvenSlice}
 _registered = False
