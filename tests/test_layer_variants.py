@@ -196,3 +196,45 @@ def test_transposed_inner_product_on_any_axis(tmp_path, engine, axis):
     lead = X.shape[:axis % 4]
     expected = (X.reshape(*lead, k).astype(np.float64) @ weights + bias).reshape(*lead, 3)
     _assert_caffe(_forward(engine, files, "y"), expected)
+
+
+def _pool_past_the_input(tmp_path, method: str):
+    # Width 6, kernel 2, stride 3: Caffe's ceil rounding gives ceil(4 / 3) + 1 = 3 windows, the
+    # last starting at column 6, past the input (rows: 2 windows, both inside).
+    return _network(tmp_path, f'layer {{ name: "p" type: "Pooling" bottom: "data" top: "y" '
+                              f'pooling_param {{ pool: {method} kernel_size: 2 stride: 3 }} }}',
+                    shape=(1, 4, 5, 6))
+
+
+@pytest.mark.skipif(not HAVE_ONNXRUNTIME, reason="onnxruntime not installed")
+def test_a_max_window_past_the_input_gives_caffes_lowest_float(tmp_path):
+    x = X[..., :6].copy()
+    y = _forward("onnxruntime", _pool_past_the_input(tmp_path, "MAX"), "y", x)
+    expected = np.full((1, 4, 2, 3), np.finfo(np.float32).min, np.float32)
+    for i in range(2):
+        for j in range(2):
+            expected[..., i, j] = x[..., 3 * i:3 * i + 2, 3 * j:3 * j + 2].max(axis=(2, 3))
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.skipif(not HAVE_ONNXRUNTIME, reason="onnxruntime not installed")
+def test_an_ave_window_past_the_input_divides_by_zero_as_caffe_does(tmp_path):
+    files = _network(tmp_path, 'layer { name: "p" type: "Pooling" bottom: "data" top: "y" '
+                               'pooling_param { pool: AVE kernel_h: 1 kernel_w: 2 stride: 3 } }',
+                     shape=(1, 4, 4, 9))
+    x = RNG.normal(size=(1, 4, 4, 9)).astype(np.float32)
+    y = _forward("onnxruntime", files, "y", x)
+    # Columns: ceil(7 / 3) + 1 = 4 windows, the last at column 9, the width: Caffe's empty sum
+    # over a window clipped to nothing, 0 / 0.
+    assert y.shape == (1, 4, 2, 4)
+    assert np.isnan(y[..., 3]).all()
+    np.testing.assert_allclose(y[..., :3], np.stack(
+        [x[..., 0:4:3, 3 * j:3 * j + 2].mean(axis=3) for j in range(3)], axis=-1), rtol=1e-6)
+
+
+def test_opencv_refuses_a_max_window_past_the_input(tmp_path):
+    with pytest.raises(UnsupportedLayerError) as refused:
+        _forward("opencv", _pool_past_the_input(tmp_path, "MAX"), "y", X[..., :6].copy())
+    message = str(refused.value)
+    assert "\n" not in message and "layer 'p' (Pooling)" in message
+    assert "-FLT_MAX" in message and "--engine onnxruntime" in message

@@ -12,11 +12,16 @@ import cv2
 import numpy as np
 
 from depth_eval import timings
+from depth_eval.caffe import geometry
 from depth_eval.caffe.proto import blob_shape, read_caffemodel
 from depth_eval.caffe.shapes import infer_shapes
 from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
 from depth_eval.engines import opencv_fixes
 from depth_eval.engines.base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule, _read_bytes
+
+
+# PoolingParameter.pool MAX (caffe.proto).
+_MAX_POOL = 0
 
 
 class OpenCVEngine(Engine):
@@ -107,6 +112,17 @@ class OpenCVEngine(Engine):
             caffe = infer_shapes(self.definition, strict=False)
         except ShapeError:
             return  # the definition's own fault: reported as OpenCV or the weights check finds it
+        for layer in self.definition.layer:
+            bottom = caffe.get(layer.bottom[0]) if layer.bottom else None
+            if layer.type == "Pooling" and layer.pooling_param.pool == _MAX_POOL \
+                    and bottom is not None and len(bottom) == 4:
+                window, out = geometry.pooling(layer, bottom[2], bottom[3])
+                if geometry.window_outside(window, out, bottom[2], bottom[3]):
+                    raise UnsupportedLayerError(
+                        f"{self.prototxt}: layer '{layer.name}' (Pooling): its last MAX window "
+                        f"lies past the {bottom[2]} x {bottom[3]} input (stride larger than "
+                        "the kernel), where Caffe gives -FLT_MAX; OpenCV's dnn module cannot "
+                        "compute it as Caffe does: use --engine onnxruntime")
         ids, _, outputs = net.getLayersShapes(tuple(self.input_shape))
         layers = {layer.name: layer for layer in self.definition.layer}
         # infer_shapes keeps a blob's last shape: a name two layers write anew is not compared.
