@@ -238,3 +238,14 @@ def test_opencv_refuses_a_max_window_past_the_input(tmp_path):
     message = str(refused.value)
     assert "\n" not in message and "layer 'p' (Pooling)" in message
     assert "-FLT_MAX" in message and "--engine onnxruntime" in message
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dims, axis, shape", [
+    ("", 1, (1, 4, 5, 7)), ("dim: 1", 1, (1, 1, 4, 5, 7)), ("dim: 1", -1, (1, 4, 5, 7, 1))])
+def test_reshape_that_replaces_no_axis(tmp_path, engine, dims, axis, shape):
+    # num_axes 0: Caffe inserts the given axes at ``axis`` (none: the blob unchanged).
+    files = _network(tmp_path, f'layer {{ name: "r" type: "Reshape" bottom: "data" top: "y" '
+                               f'reshape_param {{ shape {{ {dims} }} axis: {axis} '
+                               f'num_axes: 0 }} }}')
+    _assert_caffe(_forward(engine, files, "y"), X.reshape(shape))

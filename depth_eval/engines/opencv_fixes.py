@@ -274,6 +274,11 @@ def _reduction(layer: LayerText) -> str:
     return _always(layer)
 
 
+def _reshape(layer: LayerText) -> str | None:
+    # num_axes 0 inserts the new axes at ``axis`` and replaces none; OpenCV fails on it.
+    return _always(layer) if layer.param("reshape_param", "num_axes", -1) == 0 else None
+
+
 def _flatten(layer: LayerText) -> None:
     if layer.param("flatten_param", "axis", 1) == 0 and \
             layer.param("flatten_param", "end_axis", -1) == -1:
@@ -294,6 +299,7 @@ RULES = {
     "Deconvolution": _deconvolution,
     "Slice": _slice,
     "Flatten": _flatten,
+    "Reshape": _reshape,
     "LRN": _lrn,
     "MVN": _mvn,
     "Log": _log,
@@ -696,6 +702,23 @@ class _EvenSlice(_CaffeLayer):
         return list(np.split(x, self.tops, axis=axis))
 
 
+class _Reshape(_CaffeLayer):
+    """Caffe's Reshape: ``dim`` replaces the axes [axis, axis + num_axes) (0 copies the bottom's
+    axis there, one -1 takes what is left); a negative axis counts from after the last."""
+
+    def compute(self, inputs):
+        x = inputs[0]
+        dims = _ints(self.params, "dim", [])
+        axis, num_axes = int(self.params.get("axis", 0)), int(self.params.get("num_axes", -1))
+        start = axis if axis >= 0 else x.ndim + axis + 1
+        end = x.ndim if num_axes == -1 else start + num_axes
+        new = [x.shape[start + i] if d == 0 else d for i, d in enumerate(dims)]
+        if -1 in new:
+            new[new.index(-1)] = math.prod(x.shape[start:end]) // math.prod(
+                d for d in new if d != -1)
+        return [x.reshape(x.shape[:start] + tuple(new) + x.shape[end:])]
+
+
 class _Parameter(_CaffeLayer):
     def compute(self, inputs):
         shape = _ints(self.params, "dim", list(self.blobs[0].shape))
@@ -715,7 +738,7 @@ _LAYERS = {"BatchNorm": _BatchNormOwnStatistics, "Scale": _Scale, "Bias": _Bias,
            "Threshold": _Threshold, "Log": _Log, "LRN": _LRN, "MVN": _MVN,
            "Reduction": _Reduction, "ArgMax": _ArgMax,
            "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter, "Tile": _Tile,
-           "Deconvolution": _Deconvolution, "Slice": _EvenSlice}
+           "Deconvolution": _Deconvolution, "Slice": _EvenSlice, "Reshape": _Reshape}
 _registered = False
 _lock = threading.Lock()
 # Even slices by number of tops: OpenCV tells a Python layer nothing of its tops, so each
