@@ -249,3 +249,36 @@ def test_reshape_that_replaces_no_axis(tmp_path, engine, dims, axis, shape):
                                f'reshape_param {{ shape {{ {dims} }} axis: {axis} '
                                f'num_axes: 0 }} }}')
     _assert_caffe(_forward(engine, files, "y"), X.reshape(shape))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lrn_across_channels_in_place_is_caffes_factor_squared(tmp_path, engine):
+    # Caffe writes (k + alpha / n * window)^-beta over its bottom, then multiplies that by
+    # the (overwritten) bottom: in place the top is the factor squared.
+    files = _network(tmp_path, 'layer { name: "p" type: "Power" bottom: "data" top: "x" }\n'
+                               'layer { name: "n" type: "LRN" bottom: "x" top: "x" '
+                               'lrn_param { local_size: 3 alpha: 2 beta: 0.75 k: 1 } }')
+    x = X.astype(np.float64)
+    squares = np.pad(x * x, [(0, 0), (1, 1), (0, 0), (0, 0)])
+    factor = (1.0 + 2.0 / 3 * sum(squares[:, i:i + 4] for i in range(3))) ** -0.75
+    _assert_caffe(_forward(engine, files, "x"), factor * factor)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("operation, expected", [
+    ("SUM coeff: 3 coeff: -2", lambda a, b: -2 * b),  # the top (= a) is zeroed first
+    ("MAX", lambda a, b: b),  # the top (= a) is filled with -FLT_MAX first
+    ("PROD", lambda a, b: a * b)])  # element by element: in place changes nothing
+def test_eltwise_in_place_erases_its_first_bottom_as_caffe_does(tmp_path, engine, operation,
+                                                                 expected):
+    weights = RNG.normal(size=(4, 4, 1, 1)).astype(np.float32)
+    files = _network(tmp_path, 'layer { name: "c" type: "Convolution" bottom: "data" top: "b" '
+                               'convolution_param { num_output: 4 kernel_size: 1 '
+                               'bias_term: false } }\n'
+                               'layer { name: "r" type: "ReLU" bottom: "data" top: "a" }\n'
+                               f'layer {{ name: "e" type: "Eltwise" bottom: "a" bottom: "b" '
+                               f'top: "a" eltwise_param {{ operation: {operation} }} }}',
+                     {"c": [weights]})
+    a = np.maximum(X, 0).astype(np.float64)
+    b = np.einsum("nchw,oc->nohw", X.astype(np.float64), weights[:, :, 0, 0])
+    _assert_caffe(_forward(engine, files, "a"), expected(a, b))

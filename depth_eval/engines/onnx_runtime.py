@@ -17,7 +17,7 @@ import numpy as np
 
 from depth_eval import timings
 from depth_eval.caffe.onnx.version import TRANSLATOR_VERSION
-from depth_eval.errors import EngineUnavailableError, UnsupportedLayerError
+from depth_eval.errors import EngineUnavailableError, ShapeError, UnsupportedLayerError
 from depth_eval.engines.base import DEPTH_OUTPUT, Engine, OutputRule
 from depth_eval.engines.onnx_cache import Entry, cache_key, optimised_key
 
@@ -268,11 +268,13 @@ class OnnxRuntimeEngine(Engine):
         try:
             return caffe_to_onnx(self.definition, weights, outputs, batch=None,
                                  external=external())
-        except UnsupportedLayerError as symbolic:
+        except (UnsupportedLayerError, ShapeError) as symbolic:
+            # (ShapeError: a blob of the definition's batch, a Parameter's, meets the symbolic
+            # one where Caffe's shapes must be equal.)
             try:  # a failed translation has written no weights (they go out at the end)
                 return caffe_to_onnx(self.definition, weights, outputs,
                                      batch=int(self.input_shape[0]), external=external())
-            except UnsupportedLayerError:
+            except (UnsupportedLayerError, ShapeError):
                 raise symbolic from None
 
     def _session_without_cache(self):

@@ -217,9 +217,22 @@ def _lrn(layer: LayerText) -> str | None:
     # Caffe's k is dropped (1 used); within a channel Caffe itself ignores k (shift 1).  An
     # absent alpha is OpenCV's default (1e-4), not Caffe's (1), in both regions.
     across = layer.param("lrn_param", "norm_region", "ACROSS_CHANNELS") in ("ACROSS_CHANNELS", 0)
+    if across and layer.tops[:1] == layer.bottoms[:1]:
+        # In place, Caffe writes the factor over its bottom, then multiplies it by that.
+        return _variant_type(_LRN, "InPlace", in_place=True)
     if layer.param("lrn_param", "alpha") is None:
         return _always(layer)
     return _always(layer) if across and layer.param("lrn_param", "k", 1.0) != 1.0 else None
+
+
+def _eltwise(layer: LayerText) -> str | None:
+    # In place, Caffe starts SUM by zeroing its top and MAX by filling it with -FLT_MAX:
+    # the bottoms that are the top blob are erased before they are read.
+    operation = layer.param("eltwise_param", "operation", "SUM")
+    erased = tuple(i for i, blob in enumerate(layer.bottoms) if blob in layer.tops[:1])
+    if not erased or operation in ("PROD", 0):
+        return None
+    return _variant_type(_Eltwise, "Erased" + "_".join(map(str, erased)), erased=erased)
 
 
 def _mvn(layer: LayerText) -> str:
@@ -239,7 +252,7 @@ def _slice(layer: LayerText) -> str | None:
     # the tops other layers read (one unread top: the whole blob as the first, or a failure).
     if layer.param("slice_param", "slice_point") is not None or len(layer.tops) < 2:
         return None
-    return _even_slice_type(len(layer.tops))
+    return _variant_type(_EvenSlice, str(len(layer.tops)), tops=len(layer.tops))
 
 
 def _log(layer: LayerText) -> str | None:
@@ -299,6 +312,7 @@ RULES = {
     "Deconvolution": _deconvolution,
     "Slice": _slice,
     "Flatten": _flatten,
+    "Eltwise": _eltwise,
     "Reshape": _reshape,
     "LRN": _lrn,
     "MVN": _mvn,
@@ -382,6 +396,11 @@ def _pair(params, key: str, default: int) -> tuple[int, int]:
         return int(params.get(f"{key}_h", default)), int(params.get(f"{key}_w", default))
     values = _ints(params, key, [default])
     return (values[0], values[-1]) if values else (default, default)
+
+
+def _ints_or_floats(value, count: int) -> list[float]:
+    """A repeated float parameter as ``count`` floats (absent: all 1)."""
+    return [1.0] * count if value is None else [float(v) for v in np.ravel(value)]
 
 
 def _enum(value, names: tuple[str, ...]) -> str:
@@ -500,6 +519,8 @@ class _Log(_CaffeLayer):
 
 
 class _LRN(_CaffeLayer):
+    in_place = False  # across channels in place: Caffe's top is the factor squared
+
     def compute(self, inputs):
         x = inputs[0].astype(np.float64)
         size = int(self.params.get("local_size", 5))
@@ -518,7 +539,28 @@ class _LRN(_CaffeLayer):
         before = (size - 1) // 2
         squares = np.pad(x * x, [(0, 0), (before, size - before - 1)] + [(0, 0)] * (x.ndim - 2))
         window = sum(squares[:, i:i + x.shape[1]] for i in range(size))
-        return [x * (k + alpha / size * window) ** -beta]
+        factor = (k + alpha / size * window) ** -beta
+        return [factor * factor if self.in_place else x * factor]
+
+
+class _Eltwise(_CaffeLayer):
+    """Caffe's in-place SUM / MAX: the bottoms at ``erased`` (the top's own blob) read as the
+    top's starting value, 0 for SUM and -FLT_MAX for MAX."""
+
+    erased: tuple[int, ...] = ()  # set per subclass (:func:`_variant_type`)
+
+    def compute(self, inputs):
+        operation = _enum(self.params.get("operation", "SUM"), ("PROD", "SUM", "MAX"))
+        kept = [x for i, x in enumerate(inputs) if i not in self.erased]
+        if operation == "MAX":
+            start = np.full(inputs[0].shape, np.finfo(np.float32).min, np.float32)
+            return [np.maximum.reduce(kept) if kept else start]
+        coeffs = _ints_or_floats(self.params.get("coeff"), len(inputs))
+        total = np.zeros(inputs[0].shape, np.float64)
+        for i, x in enumerate(inputs):
+            if i not in self.erased:
+                total += coeffs[i] * x.astype(np.float64)
+        return [total]
 
 
 # Caffe's legacy blob accessors (num, channels, height, width) give MVN a 4-axis top.
@@ -691,7 +733,7 @@ class _Deconvolution(_CaffeLayer):
 class _EvenSlice(_CaffeLayer):
     """Caffe's Slice without slice points: the axis split evenly over the tops."""
 
-    tops = 2  # set per subclass (:func:`_even_slice_type`)
+    tops = 2  # set per subclass (:func:`_variant_type`)
 
     def compute(self, inputs):
         x = inputs[0]
@@ -738,22 +780,25 @@ _LAYERS = {"BatchNorm": _BatchNormOwnStatistics, "Scale": _Scale, "Bias": _Bias,
            "Threshold": _Threshold, "Log": _Log, "LRN": _LRN, "MVN": _MVN,
            "Reduction": _Reduction, "ArgMax": _ArgMax,
            "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter, "Tile": _Tile,
-           "Deconvolution": _Deconvolution, "Slice": _EvenSlice, "Reshape": _Reshape}
+           "Deconvolution": _Deconvolution, "Slice": _EvenSlice, "Reshape": _Reshape,
+           "Eltwise": _Eltwise}
 _registered = False
 _lock = threading.Lock()
-# Even slices by number of tops: OpenCV tells a Python layer nothing of its tops, so each
-# count is its own private type, registered when first needed.
-_even_slices: dict[int, type] = {}
+# Private types that depend on the layer's tops and bottoms (OpenCV tells a Python layer
+# nothing of them): one subclass per case, registered when first needed.
+_variants: dict[str, type] = {}
 
 
-def _even_slice_type(tops: int) -> str:
-    name = f"{PRIVATE_PREFIX}Slice{tops}"
+def _variant_type(base: type, suffix: str, **attributes) -> str:
+    """The private type of ``base`` with these class attributes (registered once)."""
+    caffe_type = next(kind for kind, cls in _LAYERS.items() if cls is base)
+    name = f"{PRIVATE_PREFIX}{caffe_type}{suffix}"
     with _lock:
-        if tops not in _even_slices:
+        if name not in _variants:
             import cv2
 
-            _even_slices[tops] = type(f"_EvenSlice{tops}", (_EvenSlice,), {"tops": tops})
-            cv2.dnn_registerLayer(name, _even_slices[tops])
+            _variants[name] = type(f"{base.__name__}{suffix}", (base,), attributes)
+            cv2.dnn_registerLayer(name, _variants[name])
     return name
 
 
