@@ -282,3 +282,21 @@ def test_eltwise_in_place_erases_its_first_bottom_as_caffe_does(tmp_path, engine
     a = np.maximum(X, 0).astype(np.float64)
     b = np.einsum("nchw,oc->nohw", X.astype(np.float64), weights[:, :, 0, 0])
     _assert_caffe(_forward(engine, files, "a"), expected(a, b))
+
+
+def test_opencv_gives_an_intermediate_top_that_it_would_fuse(tmp_path):
+    # OpenCV fuses the first Power into the Convolution; asking for that Power's own top then
+    # failed one of its assertions at every forward pass.
+    weights = RNG.normal(size=(4, 4, 3, 3)).astype(np.float32)
+    files = _network(tmp_path, 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+                               'convolution_param { num_output: 4 kernel_size: 3 pad: 2 '
+                               'dilation: 2 bias_term: false } }\n'
+                               'layer { name: "p" type: "Power" bottom: "c" top: "p" '
+                               'power_param { scale: 0.5 shift: 0.1 } }\n'
+                               'layer { name: "q" type: "Power" bottom: "p" top: "q" '
+                               'power_param { scale: 0.5 shift: 0.1 } }',
+                     {"c": [weights]})
+    padded = np.pad(X.astype(np.float64), [(0, 0), (0, 0), (2, 2), (2, 2)])
+    conv = sum(np.einsum("nchw,oc->nohw", padded[:, :, 2 * i:2 * i + 5, 2 * j:2 * j + 7],
+                         weights[:, :, i, j]) for i in range(3) for j in range(3))
+    _assert_caffe(_forward("opencv", files, "p"), 0.5 * conv + 0.1)

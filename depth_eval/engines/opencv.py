@@ -63,6 +63,13 @@ class OpenCVEngine(Engine):
         # further from Caffe's direct sums (2e-6 of the range against 1e-7; after a Sigmoid or
         # TanH, 1.7e-4 against 4e-6): the direct convolution keeps Caffe's numbers.
         self._net.enableWinograd(False)
+        read = {blob for layer in self.definition.layer for blob in layer.bottom
+                if blob not in layer.top}
+        if read.intersection(self.output_blobs):
+            # An output other layers read: OpenCV may have fused its layer into the one before
+            # (an activation into a convolution) and then fails asking for it (an assertion
+            # per image); unfused, every layer's own top is there, as in Caffe.
+            self._net.enableFusion(False)
 
     def _read_net(self):
         text = _read_bytes(self.prototxt).decode("utf-8", errors="replace")
