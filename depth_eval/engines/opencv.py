@@ -74,7 +74,7 @@ class OpenCVEngine(Engine):
     def _read_net(self):
         text = _read_bytes(self.prototxt).decode("utf-8", errors="replace")
         try:
-            corrected, swapped = opencv_fixes.corrected_definition(text)
+            corrected, swapped = opencv_fixes.corrected_definition(text, self._caffe_shapes())
         except opencv_fixes.Refused as why:
             raise UnsupportedLayerError(
                 f"{self.prototxt}: {why}; OpenCV's dnn module cannot compute it as Caffe "
@@ -112,13 +112,20 @@ class OpenCVEngine(Engine):
         self._refuse_other_shapes(net)
         return net
 
+    def _caffe_shapes(self) -> dict | None:
+        """Caffe's blob shapes (None where the definition's own shapes do not work out: OpenCV
+        or the weights check reports that)."""
+        try:
+            return infer_shapes(self.definition, strict=False)
+        except ShapeError:
+            return None
+
     def _refuse_other_shapes(self, net) -> None:
         """A layer whose top OpenCV shapes otherwise than Caffe (a parameter it ignores):
         refused now, naming the layer, rather than computed with other numbers."""
-        try:
-            caffe = infer_shapes(self.definition, strict=False)
-        except ShapeError:
-            return  # the definition's own fault: reported as OpenCV or the weights check finds it
+        caffe = self._caffe_shapes()
+        if caffe is None:
+            return
         for layer in self.definition.layer:
             bottom = caffe.get(layer.bottom[0]) if layer.bottom else None
             if layer.type == "Pooling" and layer.pooling_param.pool == _MAX_POOL \

@@ -57,6 +57,9 @@ class LayerText:
     type: str = ""
     bottoms: list = field(default_factory=list)
     tops: list = field(default_factory=list)
+    end: int = 0  # just after the block's closing brace
+    name_span: tuple[int, int] | None = None
+    top_spans: list = field(default_factory=list)
 
     def param(self, message: str, key: str, default=None):
         """``message.key`` as Python (number, bool, enum name or string), else ``default``."""
@@ -120,8 +123,9 @@ def _message(tokens, i: int, closing: str | None) -> tuple[list, int]:
             break
         value = tokens[i][0]
         if value in "{<":
+            opening = i
             nested, i = _message(tokens, i + 1, "}" if value == "{" else ">")
-            entries.append(_Entry(key, nested))
+            entries.append(_Entry(key, nested, tokens[opening][1], tokens[i - 1][2]))
         elif value == "[":
             i += 1
             while i < len(tokens) and tokens[i][0] != "]":
@@ -145,12 +149,12 @@ def layer_blocks(text: str) -> tuple[list, list[LayerText]]:
     for entry in entries:
         if entry.key not in ("layer", "layers") or not isinstance(entry.value, list):
             continue
-        layer = LayerText(entry.value, None)
+        layer = LayerText(entry.value, None, end=entry.end)
         for item in entry.value:
             if not isinstance(item.value, str):
                 continue
             if item.key == "name":
-                layer.name = _scalar(item.value)
+                layer.name, layer.name_span = _scalar(item.value), (item.start, item.end)
             elif item.key == "type" and entry.key == "layer":
                 layer.type, layer.type_span = _scalar(item.value), (item.start, item.end)
             elif item.key == "type":
@@ -159,6 +163,7 @@ def layer_blocks(text: str) -> tuple[list, list[LayerText]]:
                 layer.bottoms.append(_scalar(item.value))
             elif item.key == "top":
                 layer.tops.append(_scalar(item.value))
+                layer.top_spans.append((item.start, item.end))
         layers.append(layer)
     return entries, layers
 
@@ -337,12 +342,21 @@ def transposed_inner_products(text: str) -> list[str]:
             and layer.param("inner_product_param", "transpose", False)]
 
 
-def corrected_definition(text: str) -> tuple[str | None, list[tuple[str, str, str]]]:
+# Suffix of the private layer (and its top) whose 3-axis blob OpenCV is handed with a
+# trailing axis of 1 and a Flatten, under the layer's own name, drops again.
+_WITH_TRAILING_AXIS = "__depth_eval_4d"
+
+
+def corrected_definition(text: str, shapes: dict | None = None
+                         ) -> tuple[str | None, list[tuple[str, str, str]]]:
     """The prototxt text OpenCV must read instead of ``text`` (None: the original is right).
 
     Returns the text and the swapped layers, ``(name, Caffe type, private type)``, in the
     definition's order.  Only the swapped layers' type values change; a legacy V1 definition
     with a layer to swap is given to OpenCV in the current form (V1 has no type by name).
+    With Caffe's blob ``shapes`` (name -> shape), a Reduction whose top has 3 axes (which
+    OpenCV's Python layer interface cannot return) returns it with a trailing axis of 1,
+    renamed, and a Flatten under the layer's name gives Caffe's blob.
 
     Raises
     ------
@@ -368,10 +382,23 @@ def corrected_definition(text: str) -> tuple[str | None, list[tuple[str, str, st
     if any(layer.type_span is None for layer, _ in swaps):
         return _upgraded(entries, {id(layer.entries): private for layer, private in swaps}), \
             swapped
+    edits = []  # (start, end, replacement) in the text
+    for index, (layer, private) in enumerate(swaps):
+        if (layer.type == "Reduction" and shapes and len(layer.tops) == 1
+                and layer.tops[0] not in layer.bottoms and layer.name_span
+                and len(shapes.get(layer.tops[0], ())) == 3):
+            private = _variant_type(_Reduction, "WithTrailingAxis", trailing=True)
+            swapped[index] = (layer.name, layer.type, private)
+            top, renamed = layer.tops[0], layer.tops[0] + _WITH_TRAILING_AXIS
+            edits += [(*layer.name_span, f'"{layer.name}{_WITH_TRAILING_AXIS}"'),
+                      (*layer.top_spans[0], f'"{renamed}"'),
+                      (layer.end, layer.end,
+                       f'\nlayer {{ name: "{layer.name}" type: "Flatten" bottom: "{renamed}" '
+                       f'top: "{top}" flatten_param {{ axis: 2 }} }}')]
+        edits.append((*layer.type_span, f'"{private}"'))
     pieces, pos = [], 0
-    for layer, private in swaps:
-        start, end = layer.type_span
-        pieces += [text[pos:start], f'"{private}"']
+    for start, end, replacement in sorted(edits):
+        pieces += [text[pos:start], replacement]
         pos = end
     pieces.append(text[pos:])
     return "".join(pieces), swapped
@@ -599,6 +626,8 @@ class _BatchNormOwnStatistics(_CaffeLayer):
 
 
 class _Reduction(_CaffeLayer):
+    trailing = False  # a trailing axis of 1 on the top (see corrected_definition)
+
     def compute(self, inputs):
         x = inputs[0].astype(np.float64)
         operation = _enum(self.params.get("operation", "SUM"), ("", "SUM", "ASUM", "SUMSQ",
@@ -607,7 +636,8 @@ class _Reduction(_CaffeLayer):
         flat = x.reshape(x.shape[:axis] + (-1,))
         values = {"SUM": flat, "MEAN": flat, "ASUM": np.abs(flat), "SUMSQ": flat * flat}[operation]
         y = values.mean(axis=-1) if operation == "MEAN" else values.sum(axis=-1)
-        return [y * float(self.params.get("coeff", 1.0))]
+        y = y * float(self.params.get("coeff", 1.0))
+        return [y[..., None] if self.trailing else y]
 
 
 class _ArgMax(_CaffeLayer):
