@@ -37,3 +37,9 @@ DEFAULT_FIGURES_MAX = 8
 # Table formats of what a run prints (depth_eval.report.tables).
 TABLE_FORMATS = ("text", "markdown")
 DEFAULT_TABLE_FORMAT = "text"
+# Confidence intervals of the means and changes (depth_eval.scoring.uncertainty): their level,
+# and the bootstrap interval (scipy.stats.bootstrap's names: bias-corrected and accelerated,
+# percentile).
+DEFAULT_CONFIDENCE = 0.95
+INTERVAL_METHODS = ("BCa", "percentile")
+DEFAULT_INTERVAL_METHOD = "BCa"

@@ -19,7 +19,8 @@ import signal
 import sys
 import threading
 
-from depth_eval import __version__, commands
+from depth_eval import __version__, commands, timings
+from depth_eval.console import Console
 from depth_eval.errors import EXIT_INTERRUPTED, EXIT_NOTHING, DepthEvalError, exit_status_of
 
 # The evaluator runs its small matrix products (the cubic upsampling) on worker threads beside
@@ -87,6 +88,11 @@ def parse(argv: list[str], prog: str = "depth-eval",
     first = argv[0] if argv else None
     if first is not None and first not in commands.COMMANDS and not first.startswith("-"):
         argv = [commands.DEFAULT_COMMAND, *argv]
+    if argv and argv[0] in commands.COMMANDS:
+        # Only the named command's module is imported (another's may need numpy or OpenCV).
+        args = _command_parser(argv[0], prog=f"{prog} {argv[0]}").parse_args(argv[1:])
+        args.command = argv[0]
+        return args
     args = build_parser(prog).parse_args(argv)
     if getattr(args, "command", None) is None:
         build_parser(prog).error(f"a command is needed: {', '.join(commands.COMMANDS)}")
@@ -102,9 +108,6 @@ def main(argv: list[str] | None = None, prog: str | None = None,
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or (os.path.basename(sys.argv[0]) if only else "depth-eval")
     args = parse(argv, prog, only)
-    from depth_eval import timings
-    from depth_eval.console import Console
-
     timings.start()
     console = Console(quiet=getattr(args, "quiet", False))
     module = commands.load(args.command)

@@ -8,8 +8,8 @@ stop the run.
 
 from __future__ import annotations
 
-# Exit statuses (README, "Exit status"): every unit evaluated / something skipped / nothing
-# could be evaluated or the run cannot be trusted / a --fail-if rule broke.
+# Exit statuses (docs/command-line.md, "Exit status"): every unit evaluated / something
+# skipped / nothing could be evaluated or the run cannot be trusted / a --fail-if rule broke.
 EXIT_OK, EXIT_PARTIAL, EXIT_NOTHING, EXIT_GATE = 0, 1, 2, 3
 # Ctrl-C, as a shell reports a process killed by SIGINT.
 EXIT_INTERRUPTED = 130

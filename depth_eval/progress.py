@@ -34,7 +34,7 @@ class Progress:
         self.started = self._last_line = time.monotonic()
         self._bar = None
         if mode == "bar":
-            from tqdm import tqdm
+            from tqdm import tqdm  # only on a terminal
 
             self._bar = tqdm(total=total, desc=self.label, unit="img", file=self.stream,
                              dynamic_ncols=True, leave=True)

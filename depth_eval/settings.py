@@ -9,6 +9,7 @@ goes into it), gate (baseline, rules, ``--best``).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -16,12 +17,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from depth_eval import choices, engines, tasks
-from depth_eval.report import gate, per_image
+from depth_eval.report import gate, html, junit, per_image
 from depth_eval.inputs import limits
-from depth_eval.errors import UsageError
+from depth_eval.errors import SnapshotError, UsageError
+from depth_eval.caffe.conventions import expand
+from depth_eval.inputs.conventions import (MEAN_FILE, OPTION_NAMES, OUTPUT_KIND, TRANSFORM_FROM,
+                                           ConventionOptions, ConventionValueError,
+                                           options_from_values)
+from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
+from depth_eval.writing import MANIFEST_NAME
 from depth_eval.inputs.ground_truth import GroundTruthSettings
 from depth_eval.scoring.keys import MetricKey, ranked
 from depth_eval.scoring.score import ScoringSettings
+from depth_eval.scoring.uncertainty import Confidence
 
 # The results store's file in OUT_DIR when --store names none.
 STORE_NAME = "results.sqlite"
@@ -57,6 +65,14 @@ class EngineSettings:
     output_blob: str | None = None
     batch: int = choices.DEFAULT_BATCH
     cache_dir: Path | None = None      # --cache-dir; None: the user cache (depth_eval.store.user_cache)
+    # --channel-swap ... --output-kind: a snapshot's sidecar overrides them (caffe.conventions)
+    convention: ConventionOptions = ConventionOptions()
+
+    def convention_options(self) -> ConventionOptions:
+        """The command line's convention options, ``--log`` as ``--output-kind log``."""
+        if self.log_encoded and self.convention.output_kind is None:
+            return replace(self.convention, output_kind="log")
+        return self.convention
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,13 @@ class OutputSettings:
     quiet: bool = False
     store: Path | None = None          # the results store (None: none, everything computed)
     recompute: bool = False            # --recompute: compute every unit, replace stored ones
+    report: Path | None = None         # --report; None: OUT_DIR/report.html
+    junit: Path | None = None          # --junit: the gate as JUnit XML
+
+    @property
+    def report_path(self) -> Path:
+        """Where the browser report goes."""
+        return self.report if self.report is not None else self.out_dir / html.REPORT_HTML
 
     @property
     def abs_dir(self) -> Path:
@@ -104,11 +127,11 @@ class OutputSettings:
     def reserved_names(self, with_per_image: bool = True) -> frozenset[str]:
         """The tool's own names in OUT_DIR, which no snapshot's folder may take (and, but for
         itself, no --per-image file)."""
-        from depth_eval.writing import MANIFEST_NAME
-        from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
-
         names = {RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME, STORE_NAME,
-                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"}
+                 f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", html.REPORT_HTML}
+        for path in (self.report, self.junit):
+            if path is not None and per_image.in_out_dir(path, self.out_dir):
+                names.add(path.name)
         if self.figures:
             names.add(FIGURES_DIR)
         if (with_per_image and self.per_image is not None
@@ -119,12 +142,15 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class GateSettings:
-    """The CI gate: a baseline results.json, the --fail-if rules, --best."""
+    """The CI gate: a baseline results.json, the --fail-if rules, --best, and how sure a
+    change must be (--confidence, --significant)."""
 
     baseline_path: Path | None = None
     baseline: dict | None = None
     rules: tuple = ()
     best: MetricKey | None = None
+    confidence: Confidence = Confidence()
+    significant: bool = False          # a rule fails only on a change its interval is sure of
 
 
 @dataclass(frozen=True)
@@ -160,7 +186,8 @@ class RunSettings:
         engine = EngineSettings(name=args.engine, device=args.device,
                                 log_encoded=getattr(args, "log", False),
                                 output_blob=args.output_blob, batch=args.batch,
-                                cache_dir=where(cache_dir) if cache_dir is not None else None)
+                                cache_dir=where(cache_dir) if cache_dir is not None else None,
+                                convention=_convention_options(args, where))
         scoring = ScoringSettings(
             metric_sets=getattr(args, "metrics", ScoringSettings.metric_sets),
             alignments=getattr(args, "align", ScoringSettings.alignments),
@@ -175,7 +202,8 @@ class RunSettings:
             colormap=getattr(args, "colormap", None),
             table_format=getattr(args, "format", OutputSettings.table_format), quiet=args.quiet,
             store=_store_path(args, out_dir, task_class.scored),
-            recompute=getattr(args, "recompute", False))
+            recompute=getattr(args, "recompute", False),
+            report=getattr(args, "report", None), junit=getattr(args, "junit", None))
         _check_inputs(inputs)
         _check_engine(engine)
         _check_scoring(scoring, inputs.ground_truth)
@@ -190,7 +218,9 @@ class RunSettings:
         Left out, because they change no number: folders and file names (units are keyed by file
         contents), ``--jobs`` (threads; tests/test_store_run.py shows the values are bit-identical),
         ``--png-strategy`` (same pixels), ``--quiet``, pictures and reports.  ``--batch`` is in:
-        onnxruntime's batched convolutions differ from single ones in the last bits.
+        onnxruntime's batched convolutions differ from single ones in the last bits.  A
+        snapshot's input convention and output meaning (its sidecar's, a mean file's contents)
+        are added per snapshot by the results store (``StoredRun.snapshot_options``).
         """
         engine, scoring, ground_truth = self.engine, self.scoring, self.inputs.ground_truth
         return {"log": engine.log_encoded, "output_blob": engine.output_blob,
@@ -238,6 +268,31 @@ def _check_inputs(inputs: InputSettings) -> None:
         raise UsageError(f"--max-image-pixels must be at least 1, got {inputs.max_image_pixels}")
 
 
+def _convention_options(args, where) -> ConventionOptions:
+    """The command line's convention options, checked (its files read once, so that a bad
+    one stops the run before any work); ``--log`` with another ``--output-kind`` refused."""
+    values = {name: getattr(args, name.replace("-", "_")) for name in OPTION_NAMES
+              if getattr(args, name.replace("-", "_"), None) is not None}
+    if getattr(args, "log", False) and values.get(OUTPUT_KIND, "log") != "log":
+        raise UsageError(f"--log is --{OUTPUT_KIND} log; it contradicts --{OUTPUT_KIND} "
+                         f"{values[OUTPUT_KIND]}")
+    for name in (MEAN_FILE, TRANSFORM_FROM):
+        if name in values:
+            what = limits.describe(Path(values[name]))
+            if what != "a regular file":
+                raise UsageError(f"{values[name]}: --{name} " + (
+                    "file does not exist" if what == "missing" else f"is {what}, not a file"))
+            values[name] = str(where(values[name]))
+    try:
+        options = options_from_values(values)
+        expand(options, checking=True)
+    except ConventionValueError as error:
+        raise UsageError(f"--{error.key}: {error.reason}") from None
+    except SnapshotError as error:
+        raise UsageError(str(error)) from None
+    return options
+
+
 def _check_executor(executor: ExecutorSettings) -> None:
     """--dask: the address's form (a scheduler is contacted only when the run starts), and
     dask's distributed scheduler installed."""
@@ -254,8 +309,6 @@ def _check_executor(executor: ExecutorSettings) -> None:
         if match is None or not 0 < int(match[3]) < 65536:
             raise UsageError(f"--dask {text}: expected a scheduler's address, "
                              "[tcp://]HOST:PORT (e.g. tcp://10.0.0.5:8786), or local:N")
-    import importlib.util
-
     if importlib.util.find_spec("distributed") is None:
         raise UsageError("--dask needs dask's distributed scheduler, which is not installed: "
                          "pip install 'depth_eval[dask]'")
@@ -292,8 +345,15 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
         raise UsageError(f"{outputs.store}: --store is a folder; give the store's file "
                          f"(e.g. {outputs.store / STORE_NAME})")
     per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
+    own = outputs.reserved_names(False) - {p.name for p in (outputs.report, outputs.junit) if p}
+    if outputs.report is not None:
+        html.REPORT_FILE.check(outputs.report, outputs.out_dir, own)
+    junit.JUNIT_FILE.check(outputs.junit, outputs.out_dir, own)
+    named = [p for p in (outputs.per_image, outputs.report, outputs.junit) if p is not None]
+    if len({os.path.abspath(p) for p in named}) < len(named):
+        raise UsageError("--per-image, --report and --junit must name different files")
     if outputs.colormap:
-        from depth_eval.pictures import check_colormap
+        from depth_eval.pictures import check_colormap  # matplotlib: only with --colormap
 
         try:
             check_colormap(outputs.colormap)
@@ -305,6 +365,14 @@ def _gate(args, keys: list[MetricKey]) -> GateSettings:
     """The baseline and --fail-if rules, checked before any work is done."""
     fail_if, baseline_path = getattr(args, "fail_if", []), getattr(args, "baseline", None)
     best = getattr(args, "best", None)
+    try:
+        confidence = Confidence(level=getattr(args, "confidence", Confidence.level),
+                                method=getattr(args, "interval_method", Confidence.method))
+    except ValueError as error:
+        raise UsageError(f"--confidence: {error}") from None
+    significant = getattr(args, "significant", False)
+    if significant and not fail_if:
+        raise UsageError("--significant qualifies the --fail-if rules: give at least one")
     directions = {str(key): lower for key, lower in ranked(keys).items()}
     if fail_if and baseline_path is None:
         raise UsageError("--fail-if needs --baseline RESULTS_JSON")
@@ -315,11 +383,11 @@ def _gate(args, keys: list[MetricKey]) -> GateSettings:
                              f"({', '.join(directions)})")
         best_key = MetricKey.parse(best)
     if baseline_path is None:
-        return GateSettings(best=best_key)
+        return GateSettings(best=best_key, confidence=confidence)
     try:
         baseline = gate.load_results(baseline_path)
         rules = tuple(gate.parse_rule(text, directions) for text in fail_if)
         gate.check_rules(rules, directions, baseline, baseline_path)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return GateSettings(baseline_path, baseline, rules, best_key)
+    return GateSettings(baseline_path, baseline, rules, best_key, confidence, significant)

@@ -404,3 +404,25 @@ def test_worker_processes_claiming_in_one_folder_lose_no_name(cluster, tmp_path)
     assert all(conflicts == [] for conflicts in client.gather(futures))
     written = read_manifest((tmp_path / MANIFEST_NAME).read_bytes())
     assert written == {name for chunk in names for name in chunk}
+
+
+def test_a_snapshots_sidecar_is_read_on_the_workers_and_again_for_each_run(cluster, tmp_path):
+    address, _ = cluster
+    workspace = make_workspace(tmp_path, (GOOD, GLOBAL), ("00000", "gray00000"))
+    sidecar = workspace / "snapshots" / f"{GOOD}.depth_eval.toml"
+    sidecar.write_text("channel-swap = [2, 1, 0]\nmean-values = [104, 117, 123]\n"
+                       "output-scale = 7.5\n")
+    for out in ("local", "out"):
+        dask = ("--dask", address) if out == "out" else ()
+        assert evaluate(workspace, "--quiet", *dask, out=out) == 0
+    dask_run, local_run = results(workspace), results(workspace, "local")
+    same_values(dask_run, local_run)
+    assert dask_run["snapshots"][GOOD]["convention"]["output-scale"] == 7.5
+    assert dask_run["snapshots"][GLOBAL]["convention"]["output-scale"] == 10.0
+    # The workers keep the engine loaded; a changed sidecar is read again all the same.
+    sidecar.write_text("output-scale = 5\n")
+    assert evaluate(workspace, "--quiet", "--dask", address, "--store",
+                    str(tmp_path / "other.sqlite"), out="again") == 0
+    again = results(workspace, "again")["snapshots"][GOOD]
+    assert again["convention"]["output-scale"] == 5.0
+    assert again["convention"]["channel-swap"] is None

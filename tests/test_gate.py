@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from depth_eval.report import rankings as report
-from depth_eval.report.gate import (SUPPORTED_SCHEMA_VERSION, Rule, Unmatched, best_snapshot, compare, comparison_table,
-    load_results, new_snapshots, parse_rule, unmatched)
+from depth_eval.report.gate import (SUPPORTED_SCHEMA_VERSION, Rule, best_snapshot, compare, comparison_table,
+    load_results, new_snapshots, parse_rule)
 from depth_eval.scoring.thesis_metrics import THESIS_METRICS
 from depth_eval.scoring.standard_metrics import STANDARD_METRICS
 
@@ -162,7 +162,6 @@ def test_unknown_metric_is_an_error():
 def test_new_snapshots_are_not_compared_and_gone_ones_fail():
     # Issue 11 item 3: a renamed snapshot (b -> c) used to pass quietly.
     current = results(a={"RMSE": 0.5}, c={"RMSE": 9.0}, d={"RMSE": 1.0})
-    assert unmatched(current, BASELINE) == Unmatched(["c", "d"], ["b"])
     assert new_snapshots(current, BASELINE) == ["c", "d"]
     violation, = compare(current, BASELINE, [parse_rule("RMSE>+0")])
     assert violation.snapshot == "b" and violation.baseline_value == 0.6
@@ -178,8 +177,8 @@ def test_documents_are_checked():
     with pytest.raises(ValueError, match="current results: not a depth_eval results.json"):
         compare({"metrics": {}}, BASELINE, [])
     with pytest.raises(ValueError, match="baseline results: results.json schema_version 3"):
-        unmatched(BASELINE, {"schema_version": 3, "snapshots": {}})
-    assert unmatched(BASELINE, {"schema_version": 2, "snapshots": {}}) == Unmatched(["a", "b"], [])
+        compare(BASELINE, {"schema_version": 3, "snapshots": {}}, [])
+    assert new_snapshots(BASELINE, {"schema_version": 2, "snapshots": {}}) == ["a", "b"]
 
 
 def test_the_gate_reads_what_the_tool_writes():

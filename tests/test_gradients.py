@@ -275,7 +275,7 @@ def test_metric_helpers():
     other = {"RMSE": [0.5, 0.25], "MVN": [1.0, 1.5]}
     assert gradients.mean_over_images([values, other]) == {"RMSE": 4.5 / 4, "MVN": 4.0 / 4}
     assert all(np.isnan(v) for v in gradients.mean_over_images([]).values())
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(ValueError, match="shapes differ"):
         gradients.gradient_metrics(np.zeros((2, 4, 4)), np.zeros((2, 4, 5)))
 
 

@@ -215,7 +215,7 @@ def test_grey_stored_as_rgb_is_read_as_the_original(tmp_path, shape):
     if shape == THESIS_SHAPE:
         np.testing.assert_array_equal(unit, reference)  # not the luma mix's float32 rounding
         np.testing.assert_array_equal(gt_m, reference * np.float32(10))
-    else:  # shrinking uses OpenCV's bilinear resize (README: within float32 rounding)
+    else:  # shrinking uses OpenCV's bilinear resize (docs/metrics.md: within float32 rounding)
         np.testing.assert_allclose(unit, reference, rtol=0, atol=2.4e-7)
 
 

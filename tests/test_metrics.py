@@ -81,3 +81,14 @@ def test_mvn_fit_takes_the_targets_mean_and_std():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         thesis_metrics(np.ones(3), np.ones(4))
+
+
+def test_one_shape_check_names_every_input():
+    from depth_eval.scoring.alignments import align_mvn
+    from depth_eval.scoring.standard_metrics import evaluate_standard
+
+    pred, gt = np.ones((2, 3)), np.ones((3, 2))
+    for call in (lambda: evaluate_standard(pred, gt), lambda: align_mvn(pred, gt),
+                 lambda: align_mvn(pred, pred, mask=np.ones((3, 2), bool))):
+        with pytest.raises(ValueError, match=r"^shapes differ: prediction \(2, 3\), "):
+            call()

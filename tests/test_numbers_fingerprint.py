@@ -24,8 +24,9 @@ RECORD = Path(__file__).parent / "data" / "numbers_fingerprint.json"
 # The code between a snapshot's files and a unit's numbers: reading and preprocessing inputs,
 # the Caffe definitions and their translations, the engines, the tasks' per-image work and
 # every metric and alignment; with the thesis' constants and the options' choices.
-NUMBER_CODE = ("thesis.py", "choices.py", "inputs/images.py", "inputs/ground_truth.py",
-               "inputs/gt_encodings.py", "caffe", "engines", "scoring", "tasks")
+NUMBER_CODE = ("thesis.py", "choices.py", "inputs/images.py", "inputs/conventions.py",
+               "inputs/ground_truth.py", "inputs/gt_encodings.py", "caffe", "engines",
+               "scoring", "tasks")
 
 
 def _without_docstrings(tree: ast.AST) -> ast.AST:

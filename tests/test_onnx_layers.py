@@ -96,6 +96,22 @@ def test_batchnorm_with_own_statistics(tmp_path):
     assert y[0, 2, 0, 1] == pytest.approx(1.5, rel=1e-6)  # (5 - 2) / sqrt(3.5 + 0.5)
 
 
+def test_batchnorm_with_batch_statistics_needs_spatial_axes(tmp_path):
+    # use_global_stats: false normalises each image's channels by their own statistics (see
+    # test_batch_norm_statistics.py); a blob with one value per channel has none.
+    net, model = _net(tmp_path, (1, 3, 2, 2),
+                      'layer { name: "ip" type: "InnerProduct" bottom: "X" top: "F" '
+                      'inner_product_param { num_output: 3 } } '
+                      'layer { name: "bn" type: "BatchNorm" bottom: "F" top: "Y" '
+                      'batch_norm_param { use_global_stats: false } }',
+                      {"ip": [np.ones((3, 12)), np.zeros(3)],
+                       "bn": [np.zeros(3), np.ones(3), [1.0]]})
+    with pytest.raises(UnsupportedLayerError) as info:
+        caffe_to_onnx(net, model, ["Y"])
+    message = str(info.value)
+    assert "\n" not in message and "'bn'" in message and "use_global_stats" in message
+
+
 @pytest.mark.parametrize("operation, axis, coeff", [
     ("SUM", 1, 1.0), ("ASUM", -1, 2.0), ("SUMSQ", 2, 1.0), ("MEAN", 1, 3.0)])
 def test_reduction(tmp_path, operation, axis, coeff):

@@ -423,7 +423,7 @@ def test_quiet_run_prints_nothing_and_summary_otherwise(tmp_path, capsys):
 
 
 def test_the_two_commands_from_the_mat_to_the_thesis_numbers(nyu_files, tmp_path):
-    """README: ``depth-eval prepare-nyu`` then ``test_depth.py`` on its folders."""
+    """docs/nyu.md: ``depth-eval prepare-nyu`` then ``test_depth.py`` on its folders."""
     from depth_eval import cli
     from helpers import GOLDEN_E2E, GOOD
 

@@ -267,6 +267,15 @@ _MESSAGES = {
         _f("engine", 6, "Engine", default="DEFAULT"),
     ],
     "ThresholdParameter": [_f("threshold", 1, "float", default="0")],
+    "TransformationParameter": [
+        _f("scale", 1, "float", default="1"),
+        _f("mirror", 2, "bool", default="false"),
+        _f("crop_size", 3, "uint32", default="0"),
+        _f("mean_file", 4, "string"),
+        _f("mean_value", 5, "float", _REP),
+        _f("force_color", 6, "bool", default="false"),
+        _f("force_gray", 7, "bool", default="false"),
+    ],
     "TileParameter": [
         _f("axis", 1, "int32", default="1"),
         _f("tiles", 2, "int32"),
@@ -303,13 +312,14 @@ _LAYER_PARAMS = [  # (field name, number in LayerParameter, number in V1LayerPar
     ("spp_param", 132, None),
     ("threshold_param", 128, 25),
     ("tile_param", 138, None),
+    ("transform_param", 100, 36),  # a data layer's preprocessing (train_val prototxts)
 ]
 
 # Parameter message names whose capitalisation is not the field name's.
 _TYPE_NAMES = {"argmax_param": "ArgMaxParameter", "elu_param": "ELUParameter",
                "lrn_param": "LRNParameter", "mvn_param": "MVNParameter",
                "prelu_param": "PReLUParameter", "relu_param": "ReLUParameter",
-               "spp_param": "SPPParameter"}
+               "spp_param": "SPPParameter", "transform_param": "TransformationParameter"}
 
 
 def _type_of(field_name):
@@ -331,6 +341,16 @@ _MESSAGES["LayerParameter"] = [
     _f("exclude", 9, "NetStateRule", _REP),
 ] + [_f(name, number, _type_of(name)) for name, number, _ in _LAYER_PARAMS]
 
+# Data layers of the V1 form kept their preprocessing in their own parameters (the fields Caffe's
+# UpgradeNetDataTransformation moves into transform_param); only those fields are declared.
+_V1_DATA_PARAMS = {"data_param": (11, "DATA"), "image_data_param": (15, "IMAGE_DATA"),
+                   "window_data_param": (20, "WINDOW_DATA")}
+_V1_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
+for _name in ("DataParameter", "ImageDataParameter", "WindowDataParameter"):
+    _MESSAGES[_name] = [_f("scale", 2, "float", default="1"), _f("mean_file", 3, "string"),
+                        _f("crop_size", 5, "uint32", default="0"),
+                        _f("mirror", 6, "bool", default="false")]
+
 _MESSAGES["V1LayerParameter"] = [
     _f("bottom", 2, "string", _REP),
     _f("top", 3, "string", _REP),
@@ -343,7 +363,8 @@ _MESSAGES["V1LayerParameter"] = [
     _f("blobs_lr", 7, "float", _REP),
     _f("weight_decay", 8, "float", _REP),
     _f("loss_weight", 35, "float", _REP),
-] + [_f(name, v1, _type_of(name)) for name, _, v1 in _LAYER_PARAMS if v1 is not None]
+] + [_f(name, v1, _type_of(name)) for name, _, v1 in _LAYER_PARAMS if v1 is not None] + [
+    _f(name, number, _type_of(name)) for name, (number, _) in _V1_DATA_PARAMS.items()]
 
 _MESSAGES["NetParameter"] = [
     _f("name", 1, "string"),
@@ -462,8 +483,23 @@ def upgrade_v1(net: "NetParameter") -> "NetParameter":
         for name in param_names:
             if old.HasField(name):
                 getattr(layer, name).CopyFrom(getattr(old, name))
+        _upgrade_data_transformation(old, layer)
     del net.layers[:]
     return net
+
+
+def _upgrade_data_transformation(old, layer) -> None:
+    """A V1 data layer's own scale / mean_file / crop_size / mirror into its transform_param
+    (Caffe's UpgradeNetDataTransformation: for DATA, IMAGE_DATA and WINDOW_DATA layers)."""
+    type_name = (_CLASSES["V1LayerParameter"].DESCRIPTOR.fields_by_name["type"].enum_type
+                 .values_by_number[old.type].name) if old.HasField("type") else ""
+    for name, (_, v1_type) in _V1_DATA_PARAMS.items():
+        if type_name != v1_type or not old.HasField(name):
+            continue
+        legacy = getattr(old, name)
+        for field in _V1_TRANSFORM_FIELDS:
+            if legacy.HasField(field):
+                setattr(layer.transform_param, field, getattr(legacy, field))
 
 
 def blob_shape(blob: "BlobProto") -> tuple[int, ...]:
@@ -485,7 +521,7 @@ _LEGACY_AXES = ("num", "channels", "height", "width")
 # Caffe's layer filtering by phase (a training prototxt's data layers are TRAIN-only).
 
 # Caffe's Phase value TEST, the phase a NetState without one is in for deployment.
-_PHASE_TEST = 1
+PHASE_TEST = _PHASE_TEST = 1
 
 
 def _rule_matches(rule, phase: int, level: int, stages: set[str]) -> bool:

@@ -14,9 +14,12 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from depth_eval.errors import ShapeError
 from depth_eval.caffe import geometry
 from depth_eval.caffe.geometry import canonical_axis
+from depth_eval.caffe.weights import CaffeWeights
 from depth_eval.caffe.proto import NetParameter, blob_shape, included_layers, read_prototxt
 
 Shape = tuple[int, ...]
@@ -480,10 +483,6 @@ def check_weight_values(net, weights) -> None:
     OpenCV asserts on a short blob with a message that names no layer, and runs NaN or
     infinite weights silently (every prediction then is NaN).
     """
-    import numpy as np  # numpy only where weights are checked
-
-    from depth_eval.caffe.weights import CaffeWeights
-
     mapped = weights if isinstance(weights, CaffeWeights) else None
     used = {layer.name for layer in net.layer}
     for layer in (mapped.net.layer if mapped is not None else weights.layer):

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from depth_eval import choices, engines
+from depth_eval.inputs import convention_names as names
+from depth_eval.thesis import DEPTH_RANGE_M, INPUT_MEAN, INPUT_RAW_SCALE
 
 
 
@@ -49,7 +51,8 @@ def add_engine_options(parser: argparse.ArgumentParser, log: bool = True,
                        output_help: str = DEPTH_OUTPUT_HELP) -> None:
     if log:
         parser.add_argument("--log", action="store_true",
-                            help="the networks output log-encoded depth (exp((o - 1) / 0.179581))")
+                            help="the networks output log-encoded depth (exp((o - 1) / 0.179581)"
+                                 "); the same as --output-kind log")
     parser.add_argument("--prototxt", type=Path, metavar="FILE",
                         help="deploy definition for snapshots without a .prototxt of their own")
     parser.add_argument("--output-blob", metavar="NAME", help=output_help)
@@ -82,6 +85,50 @@ def add_engine_options(parser: argparse.ArgumentParser, log: bool = True,
                              "'depth_eval[dask]')")
 
 
+def number_list(text: str) -> list:
+    """argparse type: a comma list of numbers (``2,1,0``, ``104,117,123``)."""
+    try:
+        return names.parse_number_list(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_convention_options(parser: argparse.ArgumentParser, output: bool = True) -> None:
+    """The network's input convention, named as Caffe's classify.py names it, and (``output``)
+    its output's meaning; a snapshot's ``<stem>.depth_eval.toml`` overrides them."""
+    group = parser.add_argument_group(
+        "input convention and output meaning",
+        "how the snapshots were trained to read images and what they output (defaults: the "
+        f"thesis', RGB x {INPUT_RAW_SCALE:g} - {INPUT_MEAN:g}, depth / {DEPTH_RANGE_M:g}); a "
+        f"snapshot's <stem>{names.SIDECAR_SUFFIX} beside its caffemodel overrides them, keys "
+        "named as these options without '--'")
+    group.add_argument(f"--{names.CHANNEL_SWAP}", type=number_list, metavar="I,J,K",
+                       help="channel order taken from the RGB image (2,1,0: BGR, as "
+                            "classify.py's --channel_swap)")
+    group.add_argument(f"--{names.RAW_SCALE}", type=float, metavar="F",
+                       help=f"multiplies the [0, 1] image (default {INPUT_RAW_SCALE:g})")
+    group.add_argument(f"--{names.MEAN_FILE}", type=Path, metavar="FILE",
+                       help="mean image subtracted after the raw scale: .binaryproto (Caffe's "
+                            "compute_image_mean) or .npy, C x H x W in the swapped order, the "
+                            "network input's size (another size is refused)")
+    group.add_argument(f"--{names.MEAN_VALUES}", type=number_list, metavar="A,B,C",
+                       help=f"one mean per channel (or one for all; default {INPUT_MEAN:g})")
+    group.add_argument(f"--{names.INPUT_SCALE}", type=float, metavar="F",
+                       help="multiplies the input after the mean (default none)")
+    group.add_argument(f"--{names.TRANSFORM_FROM}", type=Path, metavar="TRAIN_VAL.prototxt",
+                       help="read the TEST-phase data layer's transform_param (mean_file or "
+                            "mean_value, scale) of a training prototxt: BGR, x 255, minus its "
+                            "mean, times its scale; the options above replace what it states")
+    if output:
+        group.add_argument(f"--{names.OUTPUT_KIND}", choices=names.OUTPUT_KINDS,
+                           help="the output is depth (M * o, default), log (the thesis' "
+                                "encoding, M * exp((o - 1) / 0.179581); --log is --output-kind "
+                                "log) or inverse depth (M / o)")
+        group.add_argument(f"--{names.OUTPUT_SCALE}", type=float, metavar="M",
+                           help=f"M in metres (default {DEPTH_RANGE_M:g}: the thesis' depth / "
+                                f"{DEPTH_RANGE_M:g}; 1 for an output in metres)")
+
+
 def add_report_options(parser: argparse.ArgumentParser) -> None:
     """--per-image, --figures, the results store and the CI gate: every scored task has them."""
     store = parser.add_argument_group("results store")
@@ -109,10 +156,31 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     checks.add_argument("--format", choices=choices.TABLE_FORMATS,
                         default=choices.DEFAULT_TABLE_FORMAT,
                         help="tables as plain text (default) or GitHub Markdown")
+    add_verdict_options(checks)
+
+
+def add_verdict_options(checks) -> None:
+    """Intervals, significance and the CI report files (docs/ci.md)."""
+    checks.add_argument("--confidence", type=float, default=choices.DEFAULT_CONFIDENCE,
+                        metavar="LEVEL",
+                        help="level of the bootstrap intervals of every mean and change "
+                             f"(default {choices.DEFAULT_CONFIDENCE})")
+    checks.add_argument("--interval-method", choices=choices.INTERVAL_METHODS,
+                        default=choices.DEFAULT_INTERVAL_METHOD,
+                        help="bootstrap interval: BCa (default) or percentile")
+    checks.add_argument("--significant", action="store_true",
+                        help="a --fail-if rule fails only when the change also lies outside "
+                             "the noise: its paired interval (per image, against the baseline) "
+                             "entirely on the worse side")
+    checks.add_argument("--report", type=Path, metavar="FILE.html",
+                        help="the browser report (default OUT_DIR/report.html)")
+    checks.add_argument("--junit", type=Path, metavar="FILE.xml",
+                        help="JUnit XML of the gate: one test per snapshot and rule, and per "
+                             "skipped snapshot or image")
 
 
 def run_task(settings, console) -> int:
     """``run`` of the commands that run snapshots through a task (evaluate, predict, gradients)."""
-    from depth_eval.execution.run import run
+    from depth_eval.execution.run import run  # numpy and OpenCV: not for --help
 
     return run(settings, console)

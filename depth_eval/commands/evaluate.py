@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from depth_eval import choices
-from depth_eval.commands.common import (add_engine_options, add_report_options, add_snapshot_folders, comma_list, run_task)
+from depth_eval.commands.common import (add_convention_options, add_engine_options, add_report_options, add_snapshot_folders, comma_list, run_task)
 
 NAME = "evaluate"
 HELP = ("evaluate depth snapshots on colour / ground-truth pairs and rank them by the thesis "
@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          out_help="MVN-fitted pictures per snapshot, results.json and "
                                   "results.csv; raw pictures go to OUT_DIR_abs")
     add_engine_options(parser)
+    add_convention_options(parser)
     add_scoring_options(parser)
     extra = parser.add_argument_group("depth outputs")
     extra.add_argument("--save-raw", action="store_true",
@@ -70,7 +71,7 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from depth_eval.settings import RunSettings
+    from depth_eval.settings import RunSettings  # numpy and OpenCV: not for --help
 
     return RunSettings.from_args(args, task="joint" if args.with_gradients else "depth")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from depth_eval.commands.common import (add_engine_options, add_report_options, add_snapshot_folders, run_task)
+from depth_eval.commands.common import (add_convention_options, add_engine_options, add_report_options, add_snapshot_folders, run_task)
 
 NAME = "gradients"
 HELP = ("evaluate gradient (and joint) snapshots' 'gradient' output against the filtered "
@@ -24,11 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_options(parser, log=False,
                        output_help="blob to read the two-channel gradients from (default: "
                                    "gradient, else the single unconnected two-channel output)")
+    add_convention_options(parser, output=False)
     add_report_options(parser)
 
 
 def settings_from_args(args: argparse.Namespace):
-    from depth_eval.settings import RunSettings
+    from depth_eval.settings import RunSettings  # numpy and OpenCV: not for --help
 
     return RunSettings.from_args(args, task="gradients")
 

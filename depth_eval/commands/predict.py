@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from depth_eval.commands.common import add_engine_options, add_snapshot_folders, run_task
+from depth_eval.commands.common import add_convention_options, add_engine_options, add_snapshot_folders, run_task
 
 NAME = "predict"
 HELP = "depth maps of every image by every snapshot, without ground truth (get_depth.py)"
@@ -19,10 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          out_help="the maps go to OUT_DIR_abs/<snapshot>/, as test_depth.py's "
                                   "raw maps")
     add_engine_options(parser)
+    add_convention_options(parser)
 
 
 def settings_from_args(args: argparse.Namespace):
-    from depth_eval.settings import RunSettings
+    from depth_eval.settings import RunSettings  # numpy and OpenCV: not for --help
 
     return RunSettings.from_args(args, task="predict")
 

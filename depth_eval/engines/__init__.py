@@ -7,10 +7,12 @@ optional packages (onnxruntime) cost nothing to the others.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from depth_eval.errors import SnapshotError
+from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
 from depth_eval.registry import resolve
+from depth_eval.store.user_cache import BlobCache
 
 
 # --engine name -> "module:class"; the first is the default (the reference).
@@ -58,6 +60,14 @@ def open_snapshot(engine_settings, rule, snapshot, extra_rules=(), cache=None, h
                             f"{error.strerror or error}") from None
 
 
+def user_cache(engine_settings, warn=None):
+    """The user cache (:class:`depth_eval.store.user_cache.BlobCache` at ``--cache-dir``) for
+    an engine that keeps derived files there, else None."""
+    if not engine_class(engine_settings.name).uses_cache:
+        return None
+    return BlobCache(engine_settings.cache_dir, warn=warn)
+
+
 def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=(), cache=None,
                 caffemodel_sha256: str | None = None, warn=None):
     """Load one snapshot into the engine the settings name.
@@ -86,13 +96,11 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
     EngineUnavailableError
         The engine's packages (or the device) are missing.
     """
-    from depth_eval.errors import SnapshotError, UnsupportedLayerError
-
     warning = check_memory(prototxt, caffemodel, settings.batch)
     if warning and warn is not None:
         warn(warning)
     try:
-        return engine_class(settings.name)(
+        engine = engine_class(settings.name)(
             prototxt, caffemodel, settings.output_blob, rule=rule,
             log_encoded=settings.log_encoded, device=settings.device,
             cache=cache, caffemodel_sha256=caffemodel_sha256, extra_outputs=tuple(extra_rules))
@@ -102,6 +110,24 @@ def load_engine(settings, prototxt: Path, caffemodel: Path, rule, extra_rules=()
         raise
     except ValueError as error:  # a layer or weights an engine's translation cannot take
         raise SnapshotError(f"{caffemodel}: {error}") from None
+    engine.convention = snapshot_convention(settings, caffemodel, rule, engine.info)
+    return engine
+
+
+def snapshot_convention(settings, caffemodel: Path, rule, info=None):
+    """The snapshot's effective input convention and output meaning
+    (:func:`depth_eval.caffe.conventions.snapshot_convention`): its sidecar over the
+    settings' options; checked against the network's input when ``info`` (its
+    :class:`~depth_eval.engines.base.NetworkInfo`) is given.  Only a depth output is decoded
+    by the output options (``rule``); a gradient output is read as it is."""
+    from depth_eval.caffe import conventions
+    from depth_eval.engines.base import DEPTH_OUTPUT
+
+    return conventions.snapshot_convention(
+        settings.convention_options(), caffemodel,
+        input_shape=None if info is None else info.input_shape,
+        input_name=None if info is None else info.input_name,
+        depth_output=rule == DEPTH_OUTPUT)
 
 
 def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
@@ -111,11 +137,9 @@ def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
 
     A definition whose shapes cannot be inferred is left to the engine, which reports it.
     """
-    import os
-
-    from depth_eval.inputs import limits
+    # The Caffe schema (protobuf): only once a snapshot is loaded, not for --help's choices.
     from depth_eval.caffe import proto, shapes
-    from depth_eval.errors import ShapeError
+    from depth_eval.inputs import limits
 
     definition = proto.read_prototxt(prototxt)
     inputs = shapes.network_inputs(definition)

@@ -21,7 +21,7 @@ from depth_eval.inputs.hashing import file_sha256
 from depth_eval.caffe import proto as caffe_proto, shapes as caffe_shapes
 from depth_eval.caffe.weights import CaffeWeights
 from depth_eval.errors import CaffeFormatError, ImageError, ShapeError, SnapshotError
-from depth_eval.thesis import LOG_ENCODING_SLOPE
+from depth_eval.inputs.conventions import CONVENTION_FACT, Convention, thesis_convention
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,8 @@ class Engine:
     rule : OutputRule
         What the task reads (:func:`describe_network`); the thesis' depth output by default.
     log_encoded : bool
-        The output is log-encoded depth (``--log``): :meth:`decode` undoes it.
+        The output is log-encoded depth (``--log``): :meth:`decode` undoes it.  The loader
+        replaces :attr:`convention` by the snapshot's own (:mod:`depth_eval.caffe.conventions`).
     extra_outputs : tuple of OutputRule
         Further outputs computed by the same forward pass (a joint network's gradients beside
         its depth), each found by its rule alone (``output_blob`` names the first output
@@ -199,6 +200,9 @@ class Engine:
         The same for each of ``extra_outputs``.
     prototxt_sha256, caffemodel_sha256 : str
         Hashes of the two files as read.
+    convention : depth_eval.inputs.conventions.Convention
+        The network's input convention (the blobs it is fed) and its output's meaning
+        (:meth:`decode`); the thesis' by default, its log encoding with ``log_encoded``.
     """
 
     engine = ""
@@ -213,7 +217,7 @@ class Engine:
                  rule: OutputRule = DEPTH_OUTPUT, log_encoded: bool = False,
                  extra_outputs: tuple[OutputRule, ...] = ()):
         self.prototxt, self.caffemodel = Path(prototxt), Path(caffemodel)
-        self.log_encoded = log_encoded
+        self.convention: Convention = thesis_convention(log_encoded)
         with timings.phase("model read"):
             self.definition = caffe_proto.read_prototxt(self.prototxt)
             self.info, self.extra_info = describe_outputs(
@@ -223,8 +227,9 @@ class Engine:
 
     def facts(self) -> dict:
         """What results.json records about this loaded network (:func:`network_facts`)."""
-        return network_facts(self.engine, self.info, self.extra_info, self.prototxt_sha256,
-                             self.caffemodel_sha256)
+        return {**network_facts(self.engine, self.info, self.extra_info, self.prototxt_sha256,
+                                self.caffemodel_sha256),
+                CONVENTION_FACT: self.convention.record()}
 
     def forward(self, batch: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run N x 3 x H x W float32 inputs; returns the output blob, N x C x h x w, or with
@@ -234,13 +239,16 @@ class Engine:
     def decode(self, output: np.ndarray) -> np.ndarray:
         """One image's output blob (1 x C x h x w) as maps in the task's units.
 
-        A one-channel output becomes an h x w map (depth / 10), more channels C x h x w.  With
-        ``log_encoded`` the thesis' log encoding is undone, ``exp((o - 1) / 0.179581)``.
+        A one-channel output becomes an h x w map (depth / 10), more channels C x h x w,
+        decoded by :attr:`convention`'s output meaning (the thesis' depth / 10 unchanged; its
+        log encoding ``exp((o - 1) / 0.179581)``; metric or inverse depth with a scale).
         """
         _check_finite(output, self.info.output_blob)
         maps = output.reshape(output.shape[-3:]) if output.ndim >= 3 else output
-        if self.log_encoded:
-            maps = np.exp((maps - 1.0) / LOG_ENCODING_SLOPE)
+        try:
+            maps = self.convention.output.decode(maps)
+        except ValueError as error:
+            raise SnapshotError(f"{self.caffemodel}: output '{self.output_blob}': {error}") from None
         return maps[0] if maps.ndim == 3 and maps.shape[0] == 1 else maps
 
     def decode_outputs(self, outputs: tuple[np.ndarray, ...], index: int) -> tuple[np.ndarray, ...]:

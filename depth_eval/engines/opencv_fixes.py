@@ -19,6 +19,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from depth_eval.caffe.proto import V1_TYPE_NAMES
@@ -825,8 +826,6 @@ def _variant_type(base: type, suffix: str, **attributes) -> str:
     name = f"{PRIVATE_PREFIX}{caffe_type}{suffix}"
     with _lock:
         if name not in _variants:
-            import cv2
-
             _variants[name] = type(f"{base.__name__}{suffix}", (base,), attributes)
             cv2.dnn_registerLayer(name, _variants[name])
     return name
@@ -843,8 +842,6 @@ def register() -> None:
     with _lock:
         if _registered:
             return
-        import cv2
-
         for caffe_type, layer in _LAYERS.items():
             cv2.dnn_registerLayer(PRIVATE_PREFIX + caffe_type, layer)
         _registered = True

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from depth_eval import engines, tasks
 from depth_eval.execution.local import run_items
 from depth_eval.inputs import limits
-from depth_eval.store.user_cache import BlobCache
+from depth_eval.inputs.conventions import CONVENTION_FACT
 
 # Engines a worker keeps loaded, least recently used dropped first: the snapshot it is on and
 # one more (a chunk of the previous snapshot handed to it late), so memory stays bounded.
@@ -100,9 +100,7 @@ def _run_state(token: str, settings, task_name: str):
     task = tasks.get(task_name)(settings, console)
     task.find_items(console)
     console.drain()  # the client said it already
-    cache = None
-    if engines.engine_class(settings.engine.name).uses_cache:
-        cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
+    cache = engines.user_cache(settings.engine, warn=console.warn)
     state = (task, console, cache)
     with _lock:
         _runs[token] = state
@@ -202,8 +200,11 @@ def run_unit(settings, task_name: str, token: str, snapshot, items: tuple, model
     with loaded.lock:  # an engine's forward pass is not shared between units
         engine = loaded.engine
         engine.concurrent_forwards = min(engine.concurrent_forwards, threads)
+        # Read again for every unit: a cached engine's sidecar or mean file may have changed.
+        engine.convention = engines.snapshot_convention(settings.engine, snapshot.caffemodel,
+                                                        task.output_rule, engine.info)
         work = task.start_snapshot(snapshot.name, list(items))
         run = run_items(engine, work, items, jobs=min(settings.outputs.jobs, threads),
                         batch_size=settings.engine.batch)
-    run.engine = dict(loaded.description)
+    run.engine = {**loaded.description, CONVENTION_FACT: engine.convention.record()}
     return UnitReply(run, console.drain(), task.facts())

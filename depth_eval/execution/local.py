@@ -123,7 +123,10 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
         return [_decoded(engine, output, i, work.input_path(one.item))
                 for i, one in enumerate(prepared)]
 
-    outcomes = stream(list(items), lambda item: work.prepare(item, engine.input_hw), forward,
+    def prepare(item):  # the blob by the snapshot's input convention
+        return work.prepare(item, engine.input_hw, engine.convention)
+
+    outcomes = stream(list(items), prepare, forward,
                       work.finish, jobs, batch_size, engine.concurrent_forwards)
     run = UnitRun()
     for item, result in outcomes:

@@ -4,7 +4,8 @@ Finds the snapshots and the task's images, hands each snapshot's work to the exe
 unit (this machine's :class:`~depth_eval.execution.local.LocalExecutor`, or with ``--dask`` a
 cluster's, which runs it in chunks), assembles each snapshot's results in the items' order,
 reports what was skipped and why, keeps results.json / results.csv up to date after every
-snapshot, then prints the rankings and applies the CI gate.  Returns the exit status.
+snapshot, then decides the CI gate's verdict and hands the finished run to every reporter
+(:mod:`depth_eval.report.reporters`).  Returns the exit status.
 
 A scored task with a results store (``--store``) computes only the units the store lacks and
 builds its results from the store (:mod:`depth_eval.execution.stored_units`).
@@ -18,13 +19,15 @@ from functools import partial
 
 from depth_eval.inputs import discover, limits
 from depth_eval import engines, tasks
-from depth_eval.report import per_image
 from depth_eval.console import one_line
+from depth_eval.inputs.conventions import CONVENTION_FACT
 from depth_eval.errors import (EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError, exit_status_of)
 from depth_eval.execution.local import LocalExecutor, Unit, UnitRun
 from depth_eval.progress import Progress
 from depth_eval.tasks.base import SnapshotWork
+from depth_eval.report.reporters import FinishedRun, run_reporters
 from depth_eval.report.results import ResultsFiles, Tally, results_document
+from depth_eval.report.verdict import Verdict, decide
 
 
 def find_snapshots(inputs, reserved=frozenset()) -> list[discover.Snapshot]:
@@ -184,6 +187,10 @@ def _record(task, job: SnapshotJob, stored, tally: Tally, console) -> None:
     if job.plan is not None:
         run = stored.complete(job.plan, run)
     _describe(entry, run.engine)
+    convention = entry.get(CONVENTION_FACT) or {}
+    if convention.get("from"):  # a sidecar or a train_val: say which files were applied
+        console.note(f"{snapshot.name}: input convention and output meaning from "
+                     f"{', '.join(convention['from'])}")
     # Planned before earlier snapshots were recorded (a parallel executor): an image that
     # failed there is left out here too, so every snapshot's means cover the same images.
     earlier = {SnapshotWork.input_name(item): SnapshotWork.input_path(item).stem
@@ -244,11 +251,7 @@ def run(settings, console) -> int:
 
 def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
     """This machine's executor, the engines loaded with the user cache where they use one."""
-    cache = None
-    if engines.engine_class(settings.engine.name).uses_cache:
-        from depth_eval.store.user_cache import BlobCache
-
-        cache = BlobCache(settings.engine.cache_dir, warn=console.warn)
+    cache = engines.user_cache(settings.engine, warn=console.warn)
     return LocalExecutor(
         partial(engines.open_snapshot, settings.engine, task.output_rule,
                 extra_rules=task.extra_output_rules, cache=cache, hasher=hasher,
@@ -257,7 +260,7 @@ def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
 
 
 def _run(settings, console, task, executor, snapshots, items, stored, files) -> int:
-    tally = Tally()
+    tally = Tally(confidence=settings.gate.confidence)
     if not task.scored:
         run_snapshots(task, executor, snapshots, items, console, tally)
         if not any(e["status"] == "evaluated" for e in tally.entries.values()):
@@ -273,22 +276,18 @@ def _run(settings, console, task, executor, snapshots, items, stored, files) -> 
 
     run_snapshots(task, executor, snapshots, items, console, tally, on_snapshot=save,
                   stored=stored)
-    document = save()
-    problems = list(files.problems)
-    if settings.outputs.per_image is not None:
-        from depth_eval.report.rankings import per_image_csv
-
-        problems += per_image.write(settings.outputs.per_image, settings.outputs.out_dir,
-                                    per_image_csv(tally.entries))
-    problems += task.after_run(items, tally.kept, tally.means, console)
+    document = results_document(settings, task, tally, len(items))
+    # The verdict first: every reporter shows the one decided here.
+    verdict = decide(settings, document, tally.means) if tally.means else Verdict()
+    finished = FinishedRun(settings, task, items, tally, document, verdict, files)
+    problems = run_reporters(finished, console, printing=False)
     for problem in problems:
         console.error(problem)
     if not tally.means:
         console.error("nothing could be evaluated")
         return EXIT_NOTHING
-    from depth_eval.report.terminal import print_results
-
-    if print_results(settings, tally, document, console):
+    run_reporters(finished, console, printing=True)
+    if verdict.failed:
         return EXIT_GATE
     everything = all(e["status"] == "evaluated" for e in tally.entries.values())
     return EXIT_OK if everything and not tally.bad_images and not problems else EXIT_PARTIAL

@@ -8,7 +8,9 @@ A run of a scored task with a store (:func:`depth_eval.execution.run.run`) goes:
    spares later runs reading unchanged files again).
 2. Per snapshot, :meth:`StoredRun.plan`: the snapshot's two files hashed and each item's unit
    key made (:func:`~depth_eval.store.database.unit_key` over the task, the four hashes and
-   :meth:`~depth_eval.settings.RunSettings.numbers_options`).  A unit is reused when the store has it and
+   :meth:`~depth_eval.settings.RunSettings.numbers_options`, and the snapshot's effective input
+   convention and output meaning where it is not the thesis': a sidecar's, a mean file's
+   contents).  A unit is reused when the store has it and
    every file the task writes for it is on disk as written for that key
    (``keys_with_files``); the others go to the executor.  With nothing to compute the network
    is not loaded: :meth:`StoredRun.describe` reads the prototxt alone for results.json.
@@ -27,6 +29,7 @@ Images that fail and snapshots that cannot be loaded are not units: nothing is s
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +38,8 @@ from depth_eval.caffe import proto as caffe_proto
 from depth_eval.engines.base import describe_outputs, network_facts
 from depth_eval.errors import SnapshotError
 from depth_eval.execution.local import UnitRun
+from depth_eval.inputs.conventions import (CONVENTION_FACT, ConventionOptions, sidecar_path,
+                                           thesis_convention)
 from depth_eval.inputs.hashing import FileHasher
 from depth_eval.scoring.keys import MetricKey, as_text
 from depth_eval.report.results import options_document
@@ -118,16 +123,50 @@ class StoredRun:
         except OSError:
             return None
 
+    def snapshot_options(self, snapshot) -> dict | None:
+        """The options of the snapshot's unit keys: the run's, and its convention where that
+        is not the run's thesis default (None: it cannot be resolved; the executor says why).
+
+        The convention is the one the engine will use: fitted to the network's input (which
+        data layer of a train_val, a mean image's crop); without a sidecar or convention
+        options nothing is read.
+        """
+        settings = self.task.settings.engine
+        if (settings.convention == ConventionOptions()
+                and not os.path.lexists(sidecar_path(snapshot.caffemodel))):
+            return self.options  # the thesis' (or --log's): the keys of earlier runs
+        try:
+            info, _ = self._network_info(snapshot.prototxt, settings)
+            convention = engines.snapshot_convention(settings, snapshot.caffemodel,
+                                                     self.task.output_rule, info)
+        except SnapshotError:
+            return None
+        if convention.same_numbers(thesis_convention(settings.log_encoded)):
+            return self.options  # the keys of runs before conventions existed stay valid
+        return {**self.options, CONVENTION_FACT: convention.key_record()}
+
+    def _network_info(self, prototxt, engine_settings):
+        """The deploy definition's input and outputs (:func:`describe_outputs`)."""
+        if prototxt is None:
+            raise SnapshotError("no prototxt")
+        try:
+            definition = caffe_proto.read_prototxt(prototxt)
+        except OSError as error:
+            raise SnapshotError(f"{prototxt}: {error.strerror or error}") from None
+        return describe_outputs(definition, engine_settings.output_blob, str(prototxt),
+                                self.task.output_rule, self.task.extra_output_rules)
+
     def plan(self, snapshot, items) -> SnapshotPlan:
         """The snapshot's unit keys and which units are reused (see the module docstring)."""
         plan = SnapshotPlan(snapshot, self.snapshot_ref(snapshot), tuple(items))
         by_name = {SnapshotWork.input_name(item): item for item in items}
-        if plan.ref is not None:
+        options = self.snapshot_options(snapshot) if plan.ref is not None else None
+        if options is not None:
             for name, item in by_name.items():
                 hashes = self.inputs.get(name)
                 if hashes is not None:
                     plan.keys[name] = unit_key(self.task.settings.task, plan.ref.caffemodel_sha256,
-                                               plan.ref.prototxt_sha256, *hashes, self.options)
+                                               plan.ref.prototxt_sha256, *hashes, options)
         stored = {} if self.recompute else self.store.get(plan.keys.values())
         candidates = {name: key for name, key in plan.keys.items()
                       if key in stored and self.task.reusable(by_name[name])}
@@ -162,16 +201,12 @@ class StoredRun:
 
     def describe(self, plan: SnapshotPlan, engine_settings) -> dict:
         """results.json's engine facts of a snapshot that is not loaded (everything reused)."""
-        prototxt = plan.snapshot.prototxt
-        try:
-            definition = caffe_proto.read_prototxt(prototxt)
-        except OSError as error:
-            raise SnapshotError(f"{prototxt}: {error.strerror or error}") from None
-        info, extra_info = describe_outputs(definition, engine_settings.output_blob,
-                                            str(prototxt), self.task.output_rule,
-                                            self.task.extra_output_rules)
-        return network_facts(engines.engine_class(engine_settings.name).engine, info, extra_info,
-                             plan.ref.prototxt_sha256, plan.ref.caffemodel_sha256)
+        info, extra_info = self._network_info(plan.snapshot.prototxt, engine_settings)
+        convention = engines.snapshot_convention(engine_settings, plan.snapshot.caffemodel,
+                                                 self.task.output_rule, info)
+        return {**network_facts(engines.engine_class(engine_settings.name).engine, info,
+                                extra_info, plan.ref.prototxt_sha256, plan.ref.caffemodel_sha256),
+                CONVENTION_FACT: convention.record()}
 
     def complete(self, plan: SnapshotPlan, run: UnitRun) -> UnitRun:
         """The snapshot's results in the items' order, every stored unit's values read back

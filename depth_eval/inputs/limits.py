@@ -34,7 +34,7 @@ ACTIVATION_BYTES = 4
 # network at its input size (refining network: 35 MB per image).
 LARGE_ACTIVATION_BYTES = 1e9
 # Bytes an engine holds per byte of caffemodel: OpenCV repacks the weights of its convolution
-# and inner-product kernels beside its own copy (README "Speed": 669 MiB for a 274 MiB file).
+# and inner-product kernels beside its own copy (docs/speed.md: 669 MiB for a 274 MiB file).
 WEIGHT_COPIES = 2.5
 
 _max_image_pixels = DEFAULT_MAX_IMAGE_PIXELS
@@ -125,7 +125,7 @@ def set_max_image_pixels(limit: int) -> None:
 def image_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from an image file's header, without decoding its pixels; None for a
     format Pillow does not identify (OpenCV then applies its own limit of 2^30 pixels)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # Pillow only once an image is read
 
     with _pil_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")

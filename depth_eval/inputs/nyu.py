@@ -153,7 +153,7 @@ def read_splits(path: Path) -> Splits:
     UsageError
         A missing or unreadable file, a missing variable, or numbers that are not positive integers.
     """
-    import scipy.io
+    import scipy.io  # only prepare-nyu reads .mat files
 
     path = Path(path)
     try:
@@ -219,7 +219,7 @@ def select_indices(count: int, splits: Splits, split: str, splits_path: Path,
 def import_h5py():
     """h5py, or a UsageError saying how to install it (it is an optional dependency)."""
     try:
-        import h5py
+        import h5py  # an optional dependency, the nyu extra
     except ImportError:
         raise UsageError(f"reading the NYU Depth v2 .mat needs h5py: {INSTALL_HINT}") from None
     return h5py

@@ -27,6 +27,9 @@ BAR_LABEL_CHARS = 40
 NAME_LABEL_WIDTH_IN = 2.8
 BAR_COLOR = "#9aa5b1"
 BEST_BAR_COLOR = "#e8710a"
+# A mean's confidence interval: an error bar on its bar, a band around its curve.
+ERROR_BAR_COLOR = "#333333"
+BAND_ALPHA = 0.2
 CURVE_PANEL_HEIGHT_IN = 2.6
 
 # Caffe names training snapshots ``<prefix>_iter_<N>``.
@@ -66,7 +69,7 @@ def _value_text(value: float) -> str:
 
 
 def build_metrics_figure(means: dict[str, dict[str, float]],
-                         lower_is_better: dict[str, bool]) -> Figure:
+                         lower_is_better: dict[str, bool], intervals: dict | None = None) -> Figure:
     """Small multiples: one horizontal bar chart per metric, snapshots on the y axis.
 
     Layout: up to five charts per row, in the metrics' order of appearance; each chart is
@@ -82,6 +85,8 @@ def build_metrics_figure(means: dict[str, dict[str, float]],
     lower_is_better : dict
         Metric title -> whether lower is better; metrics not in it get no marker and no
         highlighted bar.
+    intervals : dict, optional
+        Snapshot name -> metric title -> ``(low, high)``: drawn as an error bar on each bar.
 
     Returns
     -------
@@ -89,6 +94,7 @@ def build_metrics_figure(means: dict[str, dict[str, float]],
     """
     metrics = _metric_titles(means)
     names = list(means)
+    intervals = intervals or {}
     rows, columns = _grid_shape(len(metrics))
     panel_height = max(1.6, BAR_HEIGHT_IN * len(names) + METRIC_PANEL_EXTRA_HEIGHT_IN)
     figure = new_figure(NAME_LABEL_WIDTH_IN + columns * METRIC_PANEL_WIDTH_IN,
@@ -101,7 +107,8 @@ def build_metrics_figure(means: dict[str, dict[str, float]],
             continue
         metric = metrics[index]
         values = {name: means[name].get(metric, math.nan) for name in names}
-        _draw_metric_bars(axes, metric, values, labels, lower_is_better)
+        _draw_metric_bars(axes, metric, values, labels, lower_is_better,
+                          {name: intervals.get(name, {}).get(metric) for name in names})
     axes_grid[0, 0].invert_yaxis()
     figure.suptitle(f"mean metrics of {len(names)} snapshot{'s' * (len(names) != 1)} "
                     f"(best in orange)", fontsize=SUPTITLE_FONT_SIZE)
@@ -109,17 +116,27 @@ def build_metrics_figure(means: dict[str, dict[str, float]],
 
 
 def _draw_metric_bars(axes, metric: str, values: dict[str, float], labels: list[str],
-                      lower_is_better: dict[str, bool]) -> None:
+                      lower_is_better: dict[str, bool], bounds: dict | None = None) -> None:
     best = best_snapshots(values, lower_is_better.get(metric))
     positions = np.arange(len(values))
     heights = [v if v is not None and math.isfinite(v) else 0.0 for v in values.values()]
     colors = [BEST_BAR_COLOR if name in best else BAR_COLOR for name in values]
     bars = axes.barh(positions, heights, color=colors, height=0.7)
-    for bar, value in zip(bars, values.values()):
+    ends = list(heights)  # where each value's text goes: past its bar and its error bar
+    for index, (name, value) in enumerate(values.items()):
+        bound = (bounds or {}).get(name)
+        if bound is None or value is None or not math.isfinite(value) \
+                or not all(b is not None and math.isfinite(b) for b in bound):
+            continue
+        axes.errorbar(value, positions[index], xerr=[[max(value - bound[0], 0.0)],
+                                                     [max(bound[1] - value, 0.0)]],
+                      fmt="none", ecolor=ERROR_BAR_COLOR, elinewidth=1.0, capsize=2.5)
+        ends[index] = max(bound[1], value) if value >= 0 else min(bound[0], value)
+    for bar, value, end in zip(bars, values.values(), ends):
         if value is None or not math.isfinite(value):
             bar.set_visible(False)
             continue
-        axes.annotate(_value_text(value), (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+        axes.annotate(_value_text(value), (end, bar.get_y() + bar.get_height() / 2),
                       xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",
                       ha="left" if value >= 0 else "right", va="center",
                       fontsize=TICK_FONT_SIZE)
@@ -127,7 +144,7 @@ def _draw_metric_bars(axes, metric: str, values: dict[str, float], labels: list[
     axes.set_title(_metric_heading(metric, lower_is_better), fontsize=TITLE_FONT_SIZE)
     axes.tick_params(labelsize=TICK_FONT_SIZE)
     axes.xaxis.set_major_locator(MaxNLocator(4))
-    _leave_room_for_value_text(axes, heights)
+    _leave_room_for_value_text(axes, ends)
     axes.grid(axis="x", color="#dddddd", linewidth=0.6)
     axes.set_axisbelow(True)
 
@@ -163,7 +180,8 @@ def iteration_text(iteration: float, _position=None) -> str:
 
 
 def build_curve_figure(means: dict[str, dict[str, float]], lower_is_better: dict[str, bool],
-                       runs: dict[str, list[tuple[int, str]]]) -> Figure:
+                       runs: dict[str, list[tuple[int, str]]],
+                       intervals: dict | None = None) -> Figure:
     """Each metric against training iteration, one line per run (snapshot name prefix).
 
     Layout: the same grid as :func:`build_metrics_figure` (up to five charts per row), each
@@ -177,6 +195,8 @@ def build_curve_figure(means: dict[str, dict[str, float]], lower_is_better: dict
         As :func:`build_metrics_figure`.
     runs : dict
         From :func:`training_runs`: run -> [(iteration, snapshot name)].
+    intervals : dict, optional
+        As :func:`build_metrics_figure`: drawn as a band around each run's line.
 
     Returns
     -------
@@ -193,7 +213,7 @@ def build_curve_figure(means: dict[str, dict[str, float]], lower_is_better: dict
         if index >= len(metrics):
             axes.set_axis_off()
             continue
-        _draw_metric_curves(axes, metrics[index], means, runs, lower_is_better)
+        _draw_metric_curves(axes, metrics[index], means, runs, lower_is_better, intervals or {})
     for axes in axes_grid.ravel()[len(metrics) - columns:len(metrics)]:
         axes.set_xlabel("iteration", fontsize=TICK_FONT_SIZE + 1)
     if len(runs) > 1:
@@ -207,12 +227,16 @@ def build_curve_figure(means: dict[str, dict[str, float]], lower_is_better: dict
     return figure
 
 
-def _draw_metric_curves(axes, metric: str, means, runs, lower_is_better) -> None:
+def _draw_metric_curves(axes, metric: str, means, runs, lower_is_better, intervals) -> None:
     for run, points in runs.items():
         iterations = [iteration for iteration, _ in points]
         values = [means[name].get(metric, math.nan) for _, name in points]
-        axes.plot(iterations, values, marker="o", markersize=4, linewidth=1.5,
-                  label=shorten_name(run, 40) or "(no prefix)")
+        line, = axes.plot(iterations, values, marker="o", markersize=4, linewidth=1.5,
+                          label=shorten_name(run, 40) or "(no prefix)")
+        bounds = [intervals.get(name, {}).get(metric) for _, name in points]
+        if all(b is not None for b in bounds):
+            axes.fill_between(iterations, [b[0] for b in bounds], [b[1] for b in bounds],
+                              color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
     axes.set_title(_metric_heading(metric, lower_is_better), fontsize=TITLE_FONT_SIZE)
     axes.tick_params(labelsize=TICK_FONT_SIZE)
     axes.xaxis.set_major_locator(MaxNLocator(4, integer=True))
@@ -228,7 +252,7 @@ def curve_path(path: Path) -> Path:
 
 
 def metrics_figure(path: Path, means: dict[str, dict[str, float]],
-                   lower_is_better: dict[str, bool]) -> list[Path]:
+                   lower_is_better: dict[str, bool], intervals: dict | None = None) -> list[Path]:
     """Write the metric bar charts, and training curves when names carry ``_iter_N``.
 
     Parameters
@@ -239,6 +263,8 @@ def metrics_figure(path: Path, means: dict[str, dict[str, float]],
         Snapshot name -> metric title -> mean value.
     lower_is_better : dict
         Metric title -> whether lower is better.
+    intervals : dict, optional
+        Snapshot name -> metric title -> ``(low, high)``: error bars and bands.
 
     Returns
     -------
@@ -253,9 +279,10 @@ def metrics_figure(path: Path, means: dict[str, dict[str, float]],
         return []
     written = [path]
     with RENDER_LOCK:
-        save_png(build_metrics_figure(means, lower_is_better), path)
+        save_png(build_metrics_figure(means, lower_is_better, intervals), path)
         runs = training_runs(means)
         if runs is not None and any(len(points) > 1 for points in runs.values()):
-            save_png(build_curve_figure(means, lower_is_better, runs), curve_path(path))
+            save_png(build_curve_figure(means, lower_is_better, runs, intervals),
+                     curve_path(path))
             written.append(curve_path(path))
     return written

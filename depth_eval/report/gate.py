@@ -6,7 +6,7 @@ more than N").  Snapshots are matched by name.  The gate never passes quietly: a
 cannot be checked for a snapshot of the baseline (the snapshot gone from this run, skipped, the
 metric missing or NaN on either side) is a violation saying why; a snapshot of this run without
 an evaluated baseline row is "new" (:func:`new_snapshots`), shown as such and not checked.
-Pure functions over the parsed results.json dictionaries (layout in README.md); reading and
+Pure functions over the parsed results.json dictionaries (layout in docs/outputs.md); reading and
 checking the baseline file is :mod:`depth_eval.report.baseline` (:func:`load_results`).
 """
 
@@ -66,13 +66,6 @@ class Violation(NamedTuple):
     change: float           # in the rule's unit (percent for % rules); NaN when not computable
     rule_text: str
     reason: str             # one line for the log, e.g. "RMSE rose 3.10% (limit +2%)"
-
-
-class Unmatched(NamedTuple):
-    """Snapshot names present in only one of the two runs, in name order."""
-
-    only_in_current: list[str]
-    only_in_baseline: list[str]
 
 
 def parse_rule(text: str, lower_is_better: Mapping[str, bool] | None = None) -> Rule:
@@ -189,14 +182,6 @@ def _all_metrics(snapshots: Mapping[str, Mapping]) -> set[str]:
     return {title for entry in snapshots.values() for title in (entry.get("metrics") or {})}
 
 
-def unmatched(current: Mapping, baseline: Mapping) -> Unmatched:
-    """Snapshot names found in only one of two results.json documents."""
-    current_snaps = _check_results(current, "current results")
-    baseline_snaps = _check_results(baseline, "baseline results")
-    return Unmatched(sorted(set(current_snaps) - set(baseline_snaps)),
-                     sorted(set(baseline_snaps) - set(current_snaps)))
-
-
 def compare(current: Mapping, baseline: Mapping, rules: Iterable[Rule]) -> list[Violation]:
     """Check every rule on every snapshot the baseline evaluated.
 
@@ -276,7 +261,9 @@ def _check(name: str, rule: Rule, current_entry: Mapping | None,
 
 
 def comparison_table(current: Mapping, baseline: Mapping, metrics: Iterable[str],
-                     markdown: bool = False, violations: Iterable[Violation] | None = None) -> str:
+                     markdown: bool = False, violations: Iterable[Violation] | None = None,
+                     extra: Mapping[str, Mapping[tuple[str, str], str]] | None = None,
+                     checks: Mapping[tuple[str, str], str] | None = None) -> str:
     """Baseline, current value and relative change per snapshot and metric.
 
     Parameters
@@ -291,6 +278,10 @@ def comparison_table(current: Mapping, baseline: Mapping, metrics: Iterable[str]
     violations : iterable of Violation, optional
         Adds a ``check`` column: ``FAIL`` on the rows with a violation, ``new`` on the rows of
         snapshots without an evaluated baseline row (:func:`new_snapshots`), ``ok`` elsewhere.
+    extra : mapping, optional
+        More columns after ``change``: header -> (snapshot, metric) -> cell (``-`` where absent).
+    checks : mapping, optional
+        (snapshot, metric) -> the ``check`` cell, instead of the one ``violations`` gives.
 
     Returns
     -------
@@ -304,7 +295,7 @@ def comparison_table(current: Mapping, baseline: Mapping, metrics: Iterable[str]
     metrics = list(metrics)
     failed = None if violations is None else {(v.snapshot, v.metric) for v in violations}
     new = set(new_snapshots(current, baseline))
-    headers = ["snapshot", "metric", "baseline", "current", "change"]
+    headers = ["snapshot", "metric", "baseline", "current", "change", *(extra or {})]
     if failed is not None:
         headers.append("check")
     names = sorted(current_snaps) + sorted(set(baseline_snaps) - set(current_snaps))
@@ -315,10 +306,13 @@ def comparison_table(current: Mapping, baseline: Mapping, metrics: Iterable[str]
             cur = _metric_value(current_snaps.get(name), metric)
             row = [one_line(name), one_line(metric), _format_value(base), _format_value(cur),
                    _format_change(base, cur)]
+            row += [cells.get((name, metric), "-") for cells in (extra or {}).values()]
             if failed is not None:
-                row.append("FAIL" if (name, metric) in failed else "new" if name in new else "ok")
+                cell = "FAIL" if (name, metric) in failed else "new" if name in new else "ok"
+                row.append((checks or {}).get((name, metric), cell))
             rows.append(row)
-    numeric = [False, False, True, True, True, False][:len(headers)]
+    numeric = ([False, False, True, True, True] + [True] * len(extra or {})
+               + [False])[:len(headers)]
     return render(headers, rows, numeric, markdown, gap="  ", underline=True)
 
 

@@ -77,6 +77,7 @@ def plot_history(rows: Sequence[HistoryRow], metric: str, path: Path,
     When a snapshot has no ``_iter_N`` in its name, the x axis lists the snapshots in the
     table's order instead.  Written atomically (a reader never sees half a PNG).
     """
+    # matplotlib only for --plot
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter

@@ -57,10 +57,14 @@ METRIC_COLUMN_WIDTH = 8
 
 
 def format_table(means: Mapping[str, Mapping[MetricKey, float]], images: Mapping[str, int],
-                 markdown: bool = False) -> str:
+                 markdown: bool = False, intervals: Mapping[str, Mapping[str, list]] | None = None,
+                 ties: Mapping[MetricKey, tuple[str, set]] | None = None) -> str:
     """Every metric (4 decimals) and the number of images, one line per snapshot.
 
-    One table per alignment, so each stays readable.
+    One table per alignment, so each stays readable.  ``intervals`` (snapshot -> metric title
+    -> ``[low, high]``, results.json's ``metrics_ci``) adds each mean's interval to its cell;
+    ``ties`` (metric -> the best snapshot and those not distinguishable from it) marks the best
+    ``*`` and the others not distinguishable from it ``~``.
     """
     keys = list(next(iter(means.values()))) if means else []
     groups: dict[str, list[MetricKey]] = {}
@@ -70,12 +74,33 @@ def format_table(means: Mapping[str, Mapping[MetricKey, float]], images: Mapping
     for align, group in groups.items():
         headers = ["snapshot" if align == NO_ALIGNMENT else f"{align}:", "images"]
         headers += [_SHORT_TITLES.get(k.name, k.name) for k in group]
-        rows = [[one_line(name), str(images[name])] + [f"{means[name][k]:.4f}" for k in group]
+        rows = [[one_line(name), str(images[name])]
+                + [_cell(name, k, means[name][k], intervals, ties) for k in group]
                 for name in sorted(means)]
         numeric = [False] + [True] * (len(headers) - 1)
         widths = [0, 0] + [METRIC_COLUMN_WIDTH] * len(group)
         tables.append(render(headers, rows, numeric, markdown, min_widths=widths))
     return "\n\n".join(tables)
+
+
+def _cell(name: str, key: MetricKey, value: float, intervals, ties) -> str:
+    text = f"{value:.4f}"
+    interval = (intervals or {}).get(name, {}).get(str(key))
+    if interval is not None:
+        text += f" [{interval[0]:.4f}, {interval[1]:.4f}]"
+    if ties and key in ties:
+        best, tied = ties[key]
+        text += "*" if name == best else "~" if name in tied else " "
+    return text
+
+
+def interval_legend(confidence: Mapping | None) -> str:
+    """The line under the table that says what its intervals and marks are."""
+    if not confidence:
+        return ""
+    return (f"[low, high]: {confidence['level']:g} bootstrap interval of the mean over the images "
+            f"({confidence['method']}, {confidence['resamples']} resamples); * best; "
+            "~ not distinguishable from the best (paired interval of the difference contains 0)")
 
 
 def plain(value):
@@ -107,6 +132,8 @@ def results_json(document: Mapping) -> bytes:
             + "\n").encode("utf-8")
 
 
+# results.csv's interval columns: "RMSE ci_low", "RMSE ci_high" after the metrics.
+CI_COLUMN_SUFFIXES = (" ci_low", " ci_high")
 _CSV_FIRST = ("snapshot", "status", "images_evaluated", "images_skipped")
 _CSV_LAST = ("output_blob", "engine", "prototxt", "caffemodel", "caffemodel_sha256", "error")
 
@@ -121,8 +148,10 @@ def _metric_keys(rows) -> list[str]:
 def results_csv(snapshots: Mapping[str, Mapping]) -> bytes:
     """One row per snapshot: status, image counts, every metric, files and the error if any."""
     keys = _metric_keys(entry.get("metrics", {}) for entry in snapshots.values())
+    bounded = _metric_keys(entry.get("metrics_ci", {}) for entry in snapshots.values())
+    bounds = [f"{key}{suffix}" for key in bounded for suffix in CI_COLUMN_SUFFIXES]
     buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*_CSV_FIRST, *keys, *_CSV_LAST],
+    writer = csv.DictWriter(buffer, fieldnames=[*_CSV_FIRST, *keys, *bounds, *_CSV_LAST],
                             lineterminator="\n")
     writer.writeheader()
     for name, entry in snapshots.items():
@@ -135,6 +164,9 @@ def results_csv(snapshots: Mapping[str, Mapping]) -> bytes:
                "caffemodel_sha256": entry["caffemodel"].get("sha256", ""),
                "error": entry.get("error", "")}
         row.update({k: number_cell(v) for k, v in entry.get("metrics", {}).items()})
+        for key, interval in entry.get("metrics_ci", {}).items():
+            row.update({f"{key}{suffix}": number_cell(bound)
+                        for suffix, bound in zip(CI_COLUMN_SUFFIXES, interval)})
         writer.writerow(row)
     return buffer.getvalue().encode("utf-8")
 

@@ -9,17 +9,22 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from depth_eval import __version__
 from depth_eval.report import rankings
+from depth_eval.report.reporters import Reporter
 from depth_eval.scoring import score
 from depth_eval.writing import OutputFolder
 from depth_eval.scoring.keys import as_text
+from depth_eval.scoring.uncertainty import Confidence, mean_intervals
 
 # The files every evaluation writes into OUT_DIR.
 RESULTS_JSON, RESULTS_CSV = "results.json", "results.csv"
 
 
 def library_versions() -> dict[str, str]:
+    # Imported by the run already; here so that reading results.json needs none of them.
     import cv2
     import numpy as np
     import scipy
@@ -39,6 +44,7 @@ class Tally:
     bad_images: dict = dataclasses.field(default_factory=dict)  # input file -> reason
     kept: dict = dataclasses.field(default_factory=dict)        # stem -> snapshot -> kept data
     started: float = dataclasses.field(default_factory=time.time)
+    confidence: Confidence = Confidence()                       # how metrics_ci is made
 
     def record(self, name: str, entry: dict, run, summary: dict, reused: int = 0) -> None:
         """A snapshot's run: its entry, means and the results the task kept; ``reused`` of
@@ -56,12 +62,23 @@ class Tally:
         fewer = {key: n for key, n in counts.items() if n != len(run.results)}
         if fewer:
             entry["metric_images"] = as_text(fewer)
+        entry["metrics_ci"] = metric_intervals(summary, run.results, self.confidence)
         entry["per_image"] = {r.stem: as_text(r.metrics) for r in run.results}
         self.means[name] = summary
         self.images[name] = len(run.results)
         for result in run.results:
             if result.kept is not None:
                 self.kept.setdefault(result.stem, {})[name] = result.kept
+
+
+def metric_intervals(summary: dict, results: list, confidence: Confidence) -> dict:
+    """``{KEY: [low, high]}``: the bootstrap interval of each mean in the summary over the
+    images (a summary value that is no mean of per-image values, like a scale's median, has
+    none)."""
+    keys = [key for key in summary if key in results[0].metrics]
+    values = np.array([[result.metrics[key] for result in results] for key in keys])
+    intervals = mean_intervals(values, confidence) if keys else []
+    return {str(key): [float(low), float(high)] for key, (low, high) in zip(keys, intervals)}
 
 
 def options_document(settings) -> dict:
@@ -79,11 +96,13 @@ def options_document(settings) -> dict:
             "metrics": list(scoring.metric_sets), "align": list(scoring.alignments),
             "min_depth": scoring.min_depth, "max_depth": scoring.max_depth,
             "crop": scoring.crop, "gt_encoding": inputs.ground_truth.encoding,
-            "depth_scale": inputs.ground_truth.depth_scale, "save_raw": outputs.save_raw}
+            "depth_scale": inputs.ground_truth.depth_scale, "save_raw": outputs.save_raw,
+            # The command line's convention options (each snapshot's entry has its own).
+            "convention": engine.convention.record()}
 
 
 def results_document(settings, task, tally: Tally, images_found: int) -> dict:
-    """results.json (see the README for the schema)."""
+    """results.json (the schema: docs/outputs.md)."""
     return {
         "schema_version": rankings.RESULTS_SCHEMA_VERSION,
         "tool": "depth_eval",
@@ -93,6 +112,7 @@ def results_document(settings, task, tally: Tally, images_found: int) -> dict:
         "options": options_document(settings),
         **task.document_fields(),
         "images_found": images_found,
+        "confidence": tally.confidence.document(),
         "snapshots": tally.entries,
     }
 
@@ -116,3 +136,12 @@ class ResultsFiles:
             if name not in self.conflicts:
                 self.folder.write(name, data)
 
+
+
+class ResultsReporter(Reporter):
+    """results.json and results.csv as the run ends (they are also written after every
+    snapshot, so an interrupted run keeps what it finished)."""
+
+    def report(self, run, console) -> list[str]:
+        run.files.write(run.document)
+        return list(run.files.problems)

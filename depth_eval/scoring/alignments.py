@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from depth_eval.scoring.checks import check_shape_equality
+
 from depth_eval.choices import ALIGNMENTS  # noqa: F401  (the names this module implements)
 
 from depth_eval.scoring.thesis_metrics import mvn_fit
@@ -88,6 +90,42 @@ def align_least_squares(pred_m: np.ndarray, gt_m: np.ndarray,
     return pred * scale + shift, scale, shift
 
 
+def align_least_squares_inverse(pred_m: np.ndarray, gt_m: np.ndarray, mask: np.ndarray,
+                                max_depth: float) -> tuple[np.ndarray, float, float]:
+    """Least-squares scale and shift in inverse depth, the result inverted (MiDaS' protocol
+    for networks that output inverse depth).
+
+    :func:`align_least_squares` of ``1 / pred`` to ``1 / gt`` on ``mask`` (pixels whose
+    prediction is not positive are left out of the fit and get the farthest depth); the
+    aligned inverse depth is raised to at least ``1 / max_depth`` (MiDaS' disparity cap), then
+    inverted.
+
+    Returns
+    -------
+    aligned : ndarray
+        Depth, the whole map, float64, at most ``max_depth``.
+    scale, shift : float
+        The affine map fitted in inverse depth.
+
+    Raises
+    ------
+    ValueError
+        If no pixel of ``mask`` has a positive prediction and ground truth.
+    """
+    pred, gt, mask = _fit_inputs(pred_m, gt_m, mask)
+    positive = pred > 0
+    fit_mask = mask & positive & (gt > 0)
+    if not fit_mask.any():
+        raise ValueError("no valid pixel with a positive prediction to fit in inverse depth")
+    inverse = np.zeros_like(pred)
+    np.divide(1.0, pred, out=inverse, where=positive)
+    inverse_gt = np.zeros_like(gt)
+    np.divide(1.0, gt, out=inverse_gt, where=gt > 0)
+    aligned, scale, shift = align_least_squares(inverse, inverse_gt, fit_mask)
+    aligned = np.where(positive, aligned, 0.0)
+    return 1.0 / np.maximum(aligned, 1.0 / max_depth), scale, shift
+
+
 def align_mvn(pred_m: np.ndarray, gt_m: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """The thesis' oracle: the prediction standardised, then given the ground truth's mean and std.
 
@@ -114,8 +152,7 @@ def align_mvn(pred_m: np.ndarray, gt_m: np.ndarray, mask: np.ndarray | None = No
     if mask is None:
         pred = np.asarray(pred_m, dtype=np.float64)
         gt = np.asarray(gt_m, dtype=np.float64)
-        if pred.shape != gt.shape:
-            raise ValueError(f"prediction shape {pred.shape} != ground truth shape {gt.shape}")
+        check_shape_equality(prediction=pred, ground_truth=gt)
         return mvn_fit(pred, gt)
     pred, gt, mask = _fit_inputs(pred_m, gt_m, mask)
     scale, shift = _mvn_coefficients(pred[mask], gt[mask])
@@ -133,9 +170,7 @@ def _fit_inputs(pred_m, gt_m, mask):
     pred = np.asarray(pred_m, dtype=np.float64)
     gt = np.asarray(gt_m, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    if not pred.shape == gt.shape == mask.shape:
-        raise ValueError(f"shapes differ: prediction {pred.shape}, ground truth {gt.shape}, "
-                         f"mask {mask.shape}")
+    check_shape_equality(prediction=pred, ground_truth=gt, mask=mask)
     if not mask.any():
         raise ValueError("no valid pixel to fit the alignment on")
     return pred, gt, mask

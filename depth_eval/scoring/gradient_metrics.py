@@ -14,6 +14,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from depth_eval.scoring.checks import check_shape_equality
+
 from depth_eval.scoring.upsample import upsample
 
 # test_grad.py resizes every ground truth to (GT_HEIGHT + 2, GT_WIDTH + 2) for the filter net.
@@ -174,8 +176,7 @@ def gradient_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, li
     """
     prediction = _as_channels(prediction, "prediction").astype(np.float32, copy=False)
     target = _as_channels(target, "target").astype(np.float32, copy=False)
-    if prediction.shape != target.shape:
-        raise ValueError(f"prediction {prediction.shape} and target {target.shape} differ in shape")
+    check_shape_equality(prediction=prediction, target=target)
     values: dict[str, list[float]] = {title: [] for title in METRIC_TITLES}
     with np.errstate(all="ignore"):  # 0 / 0 gives NaN, reported by the caller
         for predicted, expected in zip(prediction, target):
@@ -260,8 +261,7 @@ def gradient_pictures(prediction: np.ndarray, target: np.ndarray) -> dict[str, n
     """
     prediction = _as_channels(prediction, "prediction").astype(np.float32, copy=False)
     target = _as_channels(target, "target").astype(np.float32, copy=False)
-    if prediction.shape != target.shape:
-        raise ValueError(f"prediction {prediction.shape} and target {target.shape} differ in shape")
+    check_shape_equality(prediction=prediction, target=target)
     pictures = {}
     with np.errstate(all="ignore"):  # a constant channel: 0 / 0, written 0 (see Notes)
         for index, (predicted, expected) in enumerate(zip(prediction, target), start=1):

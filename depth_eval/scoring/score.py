@@ -30,7 +30,9 @@ class ScoringSettings:
 
     The thesis metrics use every pixel of the thesis' 8-bit ground truth, as the original did
     (the pixels with depth of other encodings); the standard (Eigen et al.) metrics use the
-    valid pixels (``min_depth < gt < max_depth``, inside the crop).
+    valid pixels (``min_depth < gt < max_depth``, inside the crop).  ``lsq_in_inverse``: the
+    ``lsq`` alignment fits scale and shift in inverse depth and inverts the result, as MiDaS
+    evaluates inverse-depth networks (set per snapshot whose output is inverse depth).
     """
 
     metric_sets: tuple[str, ...] = choices.DEFAULT_METRIC_SETS
@@ -38,6 +40,7 @@ class ScoringSettings:
     min_depth: float = choices.DEFAULT_MIN_DEPTH_M
     max_depth: float = choices.DEFAULT_MAX_DEPTH_M
     crop: str = choices.DEFAULT_CROP
+    lsq_in_inverse: bool = False
 
     @property
     def needs_native(self) -> bool:
@@ -119,7 +122,7 @@ def _thesis_grid(prediction_m, gt_m, pixels, settings: ScoringSettings):
             pred = prediction_m if pixels is None else prediction_m[pixels]
             results[align] = thesis_metrics.thesis_metrics(thesis_metrics.mvn_fit(pred, gt_scored), gt_scored)
             continue
-        fitted, scales[align] = _fit(prediction_m, gt_m, mask, align)
+        fitted, scales[align] = _fit(prediction_m, gt_m, mask, align, settings)
         if fitted is None:
             results[align] = dict.fromkeys(thesis_metrics.THESIS_METRIC_TITLES, math.nan)
         else:
@@ -134,18 +137,23 @@ def _standard_grid(prediction_m, gt_m, settings: ScoringSettings):
                                        settings.crop)
     results, scales = {}, {}
     for align in settings.alignments:
-        fitted, scales[align] = _fit(prediction_m, gt_m, mask, align) if mask.any() \
+        fitted, scales[align] = _fit(prediction_m, gt_m, mask, align, settings) if mask.any() \
             else (None, math.nan)
         results[align] = _standard(fitted, gt_m, mask, settings)
     return results, scales
 
 
-def _fit(prediction_m, gt_m, mask, align: str) -> tuple[np.ndarray | None, float]:
+def _fit(prediction_m, gt_m, mask, align: str,
+         settings: ScoringSettings) -> tuple[np.ndarray | None, float]:
     """The prediction after one alignment fitted on ``mask``, and its scale (NaN where none);
     None when the fit is impossible (no valid pixel, zero median, constant prediction)."""
     if align == NO_ALIGNMENT:
         return prediction_m, math.nan
     try:
+        if align == "lsq" and settings.lsq_in_inverse:
+            aligned, scale, _ = alignments.align_least_squares_inverse(
+                prediction_m, gt_m, mask, settings.max_depth)
+            return aligned, float(scale)
         aligned, scale, _ = alignments.align_prediction(prediction_m, gt_m, mask, align)
     except ValueError:
         return None, math.nan
@@ -182,10 +190,10 @@ def summarise(per_image: list[dict[MetricKey, float]]) -> dict[MetricKey, float]
 
     Each metric is the mean of its finite per-image values (NaN, the metric undefined for an
     image, and inf are left out; NaN when no image has one); :func:`defined_counts` says over
-    how many.  The original divided by every file, this port by the images evaluated (README,
-    deliberate differences).  A per-image scale is summarised by its median (``scale_median``)
-    and its spread relative to the median (``scale_std``, the standard deviation of
-    ``scale / median(scale)``, as monodepth2 prints it).
+    how many.  The original divided by every file, this port by the images evaluated
+    (docs/metrics.md, deliberate differences).  A per-image scale is summarised by its median
+    (``scale_median``) and its spread relative to the median (``scale_std``, the standard
+    deviation of ``scale / median(scale)``, as monodepth2 prints it).
     """
     summary: dict[MetricKey, float] = {}
     for key in per_image[0] if per_image else ():

@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from depth_eval.scoring.checks import check_shape_equality
+
 from depth_eval.choices import CROPS, DEFAULT_MAX_DEPTH_M, DEFAULT_MIN_DEPTH_M  # noqa: F401
 from depth_eval.scoring.alignments import ALIGNMENTS, align_prediction
 from depth_eval.scoring.thesis_metrics import Metric
@@ -120,8 +122,7 @@ def valid_mask(gt_m: np.ndarray, min_depth: float = DEFAULT_MIN_DEPTH_M,
             raise ValueError(f"unknown crop {crop!r}: expected one of {', '.join(CROPS)}")
         crop = eigen_crop_mask(gt_m.shape)
     crop = np.asarray(crop, dtype=bool)
-    if crop.shape != gt_m.shape:
-        raise ValueError(f"crop mask shape {crop.shape} != ground truth shape {gt_m.shape}")
+    check_shape_equality(crop_mask=crop, ground_truth=gt_m)
     return mask & crop
 
 
@@ -226,8 +227,7 @@ def evaluate_standard(pred_m: np.ndarray, gt_m: np.ndarray, *,
         raise ValueError(f"unknown alignment {align!r}: expected one of {', '.join(ALIGNMENTS)}")
     pred = np.asarray(pred_m, dtype=np.float64)
     gt = np.asarray(gt_m, dtype=np.float64)
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction shape {pred.shape} != ground truth shape {gt.shape}")
+    check_shape_equality(prediction=pred, ground_truth=gt)
     mask = valid_mask(gt, min_depth, max_depth, crop=crop)
     info = {"status": "ok", "reason": None, "valid_pixels": int(mask.sum()), "align": align,
             "crop": crop, "scale": None, "shift": None}

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from depth_eval.scoring.checks import check_shape_equality
+
 from depth_eval.thesis import DEPTH_FLOOR, DEPTH_RANGE_M, LOG_ENCODING_SLOPE
 
 # Ratio bounds of the Threshold metrics (test_depth.py: 1.25, 1.25^2, 1.25^3; exact in float32).
@@ -79,9 +81,7 @@ def thesis_metrics(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, float]:
     """
     pred_m = np.asarray(pred_m).ravel()
     gt_m = np.asarray(gt_m).ravel()
-    if pred_m.shape != gt_m.shape:
-        raise ValueError(f"prediction shape {np.shape(pred_m)} != ground truth shape "
-                         f"{np.shape(gt_m)}")
+    check_shape_equality(prediction=pred_m, ground_truth=gt_m)
     n = pred_m.size
     pred = pred_m.astype(np.float64)
     gt = gt_m.astype(np.float64)

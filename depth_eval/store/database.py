@@ -7,7 +7,7 @@ it finishes (WAL journal), so a run killed at any point loses only the units in 
 several processes may share one store (a busy timeout serialises their short writes).
 
 Schema (version :data:`depth_eval.store.schema.SCHEMA_VERSION`, the ``schema_version`` row of
-``meta``; the README documents it for users):
+``meta``; docs/store.md documents it for users):
 
 ``meta(name, value)``
     ``schema_version`` (this file's schema), ``created_by`` (tool version that created it).

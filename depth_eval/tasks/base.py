@@ -25,7 +25,13 @@ from typing import ClassVar
 import numpy as np
 
 from depth_eval.engines.base import OutputRule
+from depth_eval.inputs import images
+from depth_eval.inputs.conventions import THESIS_INPUT, Convention, thesis_convention
 from depth_eval.scoring.keys import MetricKey
+
+
+# The thesis' convention: its input, its depth / 10 output.
+THESIS_CONVENTION = thesis_convention()
 
 
 @dataclass
@@ -42,14 +48,35 @@ class Prepared:
     """One image read and preprocessed: the network input and whatever the task needs later."""
 
     item: object
-    blob: np.ndarray                        # 1 x 3 x H x W network input
+    blob: np.ndarray                        # 1 x 3 x H x W network input, by ``convention``
     extra: dict = field(default_factory=dict)
+    convention: Convention = THESIS_CONVENTION  # the snapshot's (its output's meaning too)
+    # The image by the thesis' input convention where the network takes another (None: blob).
+    thesis_blob: np.ndarray | None = None
+
+    @classmethod
+    def of_image(cls, item, rgb_unit: np.ndarray, convention: Convention = THESIS_CONVENTION,
+                 extra: dict | None = None) -> "Prepared":
+        """An image (H x W x 3 RGB in [0, 1] at the input's size) as the snapshot's network
+        input, and as the thesis' blob for the colours picture (the original's picture
+        whatever the network's convention)."""
+        blob = images.to_network_blob(rgb_unit, convention.input)
+        thesis = None if convention.input == THESIS_INPUT else images.to_network_blob(rgb_unit)
+        return cls(item, blob, extra or {}, convention, thesis)
+
+    @property
+    def colors_blob(self) -> np.ndarray:
+        """The thesis' blob of the image, what the colours picture is made from."""
+        return self.blob if self.thesis_blob is None else self.thesis_blob
 
 
 class SnapshotWork:
     """The task's work on one snapshot (its output folders claimed)."""
 
-    def prepare(self, item, input_hw: tuple[int, int]) -> Prepared:
+    def prepare(self, item, input_hw: tuple[int, int],
+                convention: Convention = THESIS_CONVENTION) -> Prepared:
+        """Read and preprocess one item for a network of input size ``input_hw`` and the
+        snapshot's ``convention`` (the blob is made by its input convention)."""
         raise NotImplementedError
 
     def finish(self, prepared: Prepared, maps: np.ndarray) -> ImageResult:
@@ -124,6 +151,15 @@ class Task:
     def add_facts(self, facts: dict) -> None:
         """Add what another task object (on a worker) learnt: see :meth:`facts`."""
 
-    def after_run(self, items: list, kept: dict, means: dict, console) -> list[str]:
-        """Drawing that needs every snapshot; returns problems (one line each)."""
+    def after_run(self, items: list, kept: dict, means: dict, console,
+                  intervals: dict | None = None) -> list[str]:
+        """Drawing that needs every snapshot; returns problems (one line each).
+
+        ``intervals``: snapshot -> metric title -> (low, high), the means' intervals."""
         return []
+
+    def report_pictures(self, snapshot_name: str, item) -> dict[str, Path]:
+        """The pictures of one item of one snapshot the browser report shows, by what they
+        show: ``input``, ``ground truth``, ``raw`` and ``fitted`` prediction (none by
+        default)."""
+        return {}

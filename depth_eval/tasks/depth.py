@@ -5,6 +5,7 @@ it, and write the original's three pictures into OUT_DIR (MVN fitted) and OUT_DI
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ from depth_eval.writing import OutputFolder
 from depth_eval.thesis import DEPTH_RANGE_M
 from depth_eval.inputs.ground_truth import load_ground_truth, thesis_pixels
 from depth_eval.scoring.upsample import upsample, warm_up
-from depth_eval.tasks.base import ImageResult, Prepared, SnapshotWork, Task
+from depth_eval.inputs.conventions import Convention
+from depth_eval.tasks.base import THESIS_CONVENTION, ImageResult, Prepared, SnapshotWork, Task
 
 # A ground truth whose width/height differs from its input's by more than this is a mismatched pair.
 ASPECT_TOLERANCE = 0.02
@@ -57,7 +59,7 @@ def picture_names(stem: str, outputs) -> tuple[list[str], list[str]]:
 
 
 def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
-                  gt_settings=None) -> Prepared:
+                  gt_settings=None, convention: Convention = THESIS_CONVENTION) -> Prepared:
     """Read and preprocess one pair; raises ImageError naming the file and the cause.
 
     ``extra`` holds the ground truth at 320 x 420 as depth / 10 (``ground_truth``, for the
@@ -78,10 +80,10 @@ def prepare_image(pair: discover.ImagePair, input_hw: tuple[int, int],
             + images.exif_hint(pair.color_path, pair.depth_path))
     rgb = images.resize_bilinear(images.as_rgb(images.color_to_unit(color, pair.color_path)), input_hw)
     unit, gt_m = truth.on_thesis_grid()
-    return Prepared(pair, images.to_network_blob(rgb),
-                    {"ground_truth": unit, "gt_m": gt_m,
-                     "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
-                     "gt_native_m": truth.depth_m, "encoding": truth.encoding})
+    return Prepared.of_image(pair, rgb, convention,
+                             {"ground_truth": unit, "gt_m": gt_m,
+                              "thesis_pixels": thesis_pixels(gt_m, truth.encoding),
+                              "gt_native_m": truth.depth_m, "encoding": truth.encoding})
 
 
 def write_raw_maps(folder: OutputFolder, stem: str, depth_unit: np.ndarray) -> None:
@@ -128,14 +130,15 @@ class DepthWork(SnapshotWork):
         fitted, raw = picture_names(stem, self.outputs)
         return {self.fitted_dir: fitted, self.raw_dir: raw}
 
-    def prepare(self, item, input_hw):
+    def prepare(self, item, input_hw, convention=THESIS_CONVENTION):
         taken = [self.conflicts[f"{folder.path}/{name}"]
                  for folder, names in self.names_of(item.stem).items() for name in names
                  if f"{folder.path}/{name}" in self.conflicts]
         if taken:
             raise ImageError(f"{taken[0]}: exists and was not written by depth_eval; "
                              f"left untouched, {item.color_path.name} not evaluated")
-        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth)
+        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth,
+                                 convention)
         self.task.note_encoding(item.depth_path.name, prepared.extra["encoding"])
         self.task.note_pixels(item.depth_path, prepared.extra["thesis_pixels"])
         return prepared
@@ -143,6 +146,8 @@ class DepthWork(SnapshotWork):
     def finish(self, prepared, maps):
         stem, extra = prepared.item.stem, prepared.extra
         scoring_settings = self.task.settings.scoring
+        if prepared.convention.output.kind == "inverse":  # --align lsq fits in inverse depth
+            scoring_settings = replace(scoring_settings, lsq_in_inverse=True)
         prediction = upsample(maps)
         gt, pixels = extra["ground_truth"], extra["thesis_pixels"]
         native = None
@@ -160,7 +165,7 @@ class DepthWork(SnapshotWork):
             self.task.warn_undefined(self.snapshot_name, prepared.item.depth_path, missing,
                                      undefined_reasons(prediction, extra, native, scoring_settings))
         fitted = fitted_picture(prediction, gt, pixels)
-        self.write_pictures(stem, prepared.blob, gt, prediction, fitted)
+        self.write_pictures(stem, prepared, gt, prediction, fitted)
         if self.outputs.colormap:
             self.write_colormapped(stem, prediction, fitted, gt)
         if self.outputs.save_raw:
@@ -168,12 +173,12 @@ class DepthWork(SnapshotWork):
         kept = prediction if stem in self.task.kept_stems else None
         return ImageResult(stem, image_metrics, kept)
 
-    def write_pictures(self, stem, blob, gt, prediction, fitted) -> None:
+    def write_pictures(self, stem, prepared, gt, prediction, fitted) -> None:
         """Colours and ground truth into both folders; the fitted depth into OUT_DIR, the raw
         into OUT_DIR_abs (the original's pictures)."""
         strategy = self.outputs.png_strategy
         color_name, depth_name, gt_name = output_names(stem)
-        color_png = pngs.encode_png(pngs.input_visual(blob), strategy)
+        color_png = pngs.encode_png(pngs.input_visual(prepared.colors_blob), strategy)
         gt_png = pngs.encode_png(pngs.depth_visual(gt), strategy)
         for folder, depth in ((self.fitted_dir, fitted), (self.raw_dir, prediction)):
             folder.write(color_name, color_png)
@@ -182,7 +187,7 @@ class DepthWork(SnapshotWork):
 
     def write_colormapped(self, stem, prediction, fitted, gt) -> None:
         """Depth pictures through a matplotlib colour map, on one fixed 0-10 m scale."""
-        from depth_eval.pictures import colormap_png
+        from depth_eval.pictures import colormap_png  # matplotlib: only with --colormap
 
         colormap, strategy = self.outputs.colormap, self.outputs.png_strategy
         depth_name, gt_name = colormap_names(stem, colormap)
@@ -304,13 +309,20 @@ class DepthTask(PairTask):
         return ([outputs.out_dir / snapshot_name / name for name in fitted]
                 + [outputs.abs_dir / snapshot_name / name for name in raw])
 
-    def after_run(self, items, kept, means, console):
+    def report_pictures(self, snapshot_name, item):
+        outputs = self.settings.outputs
+        color_name, depth_name, gt_name = output_names(item.stem)
+        fitted, raw = outputs.out_dir / snapshot_name, outputs.abs_dir / snapshot_name
+        return {"input": fitted / color_name, "ground truth": fitted / gt_name,
+                "raw": raw / depth_name, "fitted": fitted / depth_name}
+
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
-        from depth_eval.tasks.depth_figures import write_figures
+        from depth_eval.tasks.depth_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
-                             self.settings.inputs.ground_truth)
+                             self.settings.inputs.ground_truth, intervals)
 
 
 def undefined_reasons(prediction: np.ndarray, extra: dict, native, settings) -> list[str]:

@@ -12,13 +12,15 @@ from depth_eval.scoring.keys import ranked
 from depth_eval.scoring.alignments import fitted_picture
 
 
-def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings) -> list[str]:
+def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings,
+                  intervals: dict | None = None) -> list[str]:
     """Per-image comparison figures and the metric charts into OUT_DIR/figures/.
 
     ``kept``: stem -> snapshot -> upsampled raw prediction (depth / 10); ``means``: snapshot ->
-    MetricKey -> value.  Returns the problems, one line each.
+    MetricKey -> value; ``intervals``: snapshot -> metric title -> (low, high), drawn as error
+    bars and bands.  Returns the problems, one line each.
     """
-    from depth_eval import pictures
+    from depth_eval import pictures  # matplotlib, when the figures are drawn
 
     folder = OutputFolder(folder_path)
     by_stem = {pair.stem: pair for pair in pairs}
@@ -47,5 +49,5 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
         directions = {str(k): lower for k, lower in ranked(next(iter(means.values()))).items()}
         charted = {name: {str(k): v for k, v in values.items() if str(k) in directions}
                    for name, values in means.items()}
-        pictures.metrics_figure(folder.path / "metrics.png", charted, directions)
+        pictures.metrics_figure(folder.path / "metrics.png", charted, directions, intervals)
     return problems

@@ -65,14 +65,14 @@ def gradient_rows(target: np.ndarray, predictions: dict[str, np.ndarray]) -> lis
 
 
 def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings,
-                  charts: bool = True) -> list[str]:
+                  charts: bool = True, intervals: dict | None = None) -> list[str]:
     """Per-image gradient figures (and, with ``charts``, the metric charts) into
     OUT_DIR/figures/.
 
     ``kept``: stem -> snapshot -> zoomed prediction (2 x 318 x 418, GT units); ``means``:
     snapshot -> MetricKey -> value.  Returns the problems, one line each.
     """
-    from depth_eval import pictures
+    from depth_eval import pictures  # matplotlib, when the figures are drawn
 
     folder = OutputFolder(folder_path)
     by_stem = {pair.stem: pair for pair in pairs}
@@ -101,5 +101,5 @@ def write_figures(folder_path: Path, pairs, kept: dict, means: dict, gt_settings
         directions = {str(k): lower for k, lower in ranked(next(iter(means.values()))).items()}
         charted = {name: {str(k): v for k, v in values.items() if str(k) in directions}
                    for name, values in means.items()}
-        pictures.metrics_figure(folder.path / "metrics.png", charted, directions)
+        pictures.metrics_figure(folder.path / "metrics.png", charted, directions, intervals)
     return problems

@@ -14,14 +14,14 @@ metrics of the same names.
 from __future__ import annotations
 
 
-from depth_eval.inputs import discover
+from depth_eval.inputs import discover, gt_encodings
 from depth_eval.scoring import gradient_metrics
 from depth_eval.pictures import pngs
 from depth_eval.engines.base import GRADIENT_OUTPUT
 from depth_eval.errors import ImageError
 from depth_eval.writing import OutputFolder
 from depth_eval.scoring.keys import NO_ALIGNMENT, MetricKey
-from depth_eval.tasks.base import ImageResult, SnapshotWork
+from depth_eval.tasks.base import THESIS_CONVENTION, ImageResult, SnapshotWork
 from depth_eval.tasks.depth import PairTask, output_folder, prepare_image
 
 # Per-image keys of each channel's value: the channel's picture name (X_grad1.png, X_grad2.png).
@@ -82,9 +82,10 @@ class GradientsWork(SnapshotWork):
             raise ImageError(f"{self.folder.path / taken[0]}: exists and was not written by "
                              f"depth_eval; left untouched, {item.color_path.name} not evaluated")
 
-    def prepare(self, item, input_hw):
+    def prepare(self, item, input_hw, convention=THESIS_CONVENTION):
         self.check_outputs(item)
-        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth)
+        prepared = prepare_image(item, input_hw, self.task.settings.inputs.ground_truth,
+                                 convention)
         self.task.note_encoding(item.depth_path.name, prepared.extra["encoding"])
         return prepared
 
@@ -98,7 +99,7 @@ class GradientsWork(SnapshotWork):
             self.task.warn_undefined(self.snapshot_name, item, title, channels, target)
         if self.write_colors:
             self.folder.write(colors_name(item.stem), pngs.encode_png(
-                pngs.input_visual(prepared.blob), self.strategy))
+                pngs.input_visual(prepared.colors_blob), self.strategy))
         names = picture_names(item.stem)
         for suffix, picture in gradient_metrics.gradient_pictures(prediction, target).items():
             self.folder.write(names[suffix], pngs.encode_png(picture, self.strategy))
@@ -166,9 +167,7 @@ class GradientsTask(PairTask):
         if not self.first_encoding(encoding):
             return
         if self.console is not None and encoding != "thesis":
-            from depth_eval.inputs.gt_encodings import describe
-
-            self.console.note(f"ground truth {name}: read as {describe(encoding)}")
+            self.console.note(f"ground truth {name}: read as {gt_encodings.describe(encoding)}")
 
     def warn_undefined(self, snapshot_name: str, item, title: str, channels: list[int],
                        target) -> None:
@@ -193,11 +192,11 @@ class GradientsTask(PairTask):
                                   " is 0 / 0, recorded as NaN (the snapshot's value is NaN and "
                                   "ranks last)")
 
-    def after_run(self, items, kept, means, console):
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
-        from depth_eval.tasks.gradient_figures import write_figures
+        from depth_eval.tasks.gradient_figures import write_figures  # matplotlib: --figures only
 
         return write_figures(self.settings.outputs.out_dir / "figures", items, kept, means,
-                             self.settings.inputs.ground_truth)
+                             self.settings.inputs.ground_truth, intervals=intervals)
 

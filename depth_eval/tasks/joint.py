@@ -11,7 +11,7 @@ same ``OUT_DIR/S`` (one ``X_colors.png``, written by the depth half).
 from __future__ import annotations
 
 from depth_eval.engines.base import DEPTH_OUTPUT, GRADIENT_OUTPUT
-from depth_eval.tasks.base import ImageResult, SnapshotWork, Task
+from depth_eval.tasks.base import THESIS_CONVENTION, ImageResult, SnapshotWork, Task
 from depth_eval.tasks.depth import DepthTask
 from depth_eval.tasks.gradients import JOINT_PREFIX, GradientsTask, GradientsWork
 
@@ -22,9 +22,10 @@ class JointWork(SnapshotWork):
     def __init__(self, depth_work, gradient_work: GradientsWork):
         self.depth_work, self.gradient_work = depth_work, gradient_work
 
-    def prepare(self, item, input_hw):
+    def prepare(self, item, input_hw, convention=THESIS_CONVENTION):
         self.gradient_work.check_outputs(item)
-        return self.depth_work.prepare(item, input_hw)  # its ground truth serves both halves
+        # The depth work's ground truth serves both halves.
+        return self.depth_work.prepare(item, input_hw, convention)
 
     def finish(self, prepared, maps):
         """``maps``: (depth map, gradient maps), from one forward pass."""
@@ -99,9 +100,13 @@ class JointTask(Task):
         self.depth.add_facts(facts.get("depth", {}))
         self.gradients.add_facts(facts.get("gradients", {}))
 
-    def after_run(self, items, kept, means, console):
+    def report_pictures(self, snapshot_name, item):
+        return self.depth.report_pictures(snapshot_name, item)
+
+    def after_run(self, items, kept, means, console, intervals=None):
         if not (self.settings.outputs.figures and means):
             return []
+        # matplotlib: --figures only
         from depth_eval.tasks.depth_figures import write_figures as depth_figures
         from depth_eval.tasks.gradient_figures import write_figures as gradient_figures
 
@@ -109,5 +114,5 @@ class JointTask(Task):
                    for stem, by_snapshot in kept.items()} for index in (0, 1)]
         folder = self.settings.outputs.out_dir / "figures"
         gt_settings = self.settings.inputs.ground_truth
-        return (depth_figures(folder, items, halves[0], means, gt_settings)
+        return (depth_figures(folder, items, halves[0], means, gt_settings, intervals)
                 + gradient_figures(folder, items, halves[1], means, gt_settings, charts=False))

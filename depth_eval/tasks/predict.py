@@ -12,7 +12,7 @@ from depth_eval.pictures import pngs
 from depth_eval.engines.base import DEPTH_OUTPUT
 from depth_eval.errors import ImageError, UsageError
 from depth_eval.scoring.upsample import upsample
-from depth_eval.tasks.base import ImageResult, Prepared, SnapshotWork, Task
+from depth_eval.tasks.base import THESIS_CONVENTION, ImageResult, Prepared, SnapshotWork, Task
 from depth_eval.tasks.depth import output_folder, prediction_names, write_raw_maps
 
 
@@ -21,12 +21,12 @@ class PredictWork(SnapshotWork):
         self.raw_dir, self.png_strategy = raw_dir, png_strategy
         self.conflicts = set(raw_dir.claim([n for p in paths for n in prediction_names(p.stem)]))
 
-    def prepare(self, item, input_hw):
+    def prepare(self, item, input_hw, convention=THESIS_CONVENTION):
         taken = [n for n in prediction_names(item.stem) if n in self.conflicts]
         if taken:
             raise ImageError(f"{self.raw_dir.path / taken[0]}: exists and was not written by "
                              f"depth_eval; left untouched, {item.name} not predicted")
-        return Prepared(item, images.to_network_blob(images.load_color_input(item, input_hw)))
+        return Prepared.of_image(item, images.load_color_input(item, input_hw), convention)
 
     def finish(self, prepared, maps):
         path = prepared.item
