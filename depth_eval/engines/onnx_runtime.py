@@ -17,7 +17,7 @@ import numpy as np
 
 from depth_eval import timings
 from depth_eval.caffe.onnx.version import TRANSLATOR_VERSION
-from depth_eval.errors import EngineUnavailableError
+from depth_eval.errors import EngineUnavailableError, ShapeError, UnsupportedLayerError
 from depth_eval.engines.base import DEPTH_OUTPUT, Engine, OutputRule
 from depth_eval.engines.onnx_cache import Entry, cache_key, optimised_key
 
@@ -151,8 +151,12 @@ class OnnxRuntimeEngine(Engine):
                             TRANSLATOR_VERSION)
             session = self._cached_session(cache, key)
         self._session = session or self._session_without_cache()
-        names = [i.name for i in self._session.get_inputs()]
+        inputs = self._session.get_inputs()
+        names = [i.name for i in inputs]
         self._ort_input = self.input_name if self.input_name in names else names[0]
+        # An int: a translation for a fixed batch (see _translation); a name: any batch.
+        first = inputs[names.index(self._ort_input)].shape[0]
+        self._fixed_batch = first if isinstance(first, int) else None
 
     def _options(self, optimise: bool):
         """Session options: full graph optimisation, or none (an optimised graph)."""
@@ -286,11 +290,27 @@ class OnnxRuntimeEngine(Engine):
         weights = self.read_weights()  # maps and checks the caffemodel
         with entry.writing() as (temp, weights_path):
             with open(weights_path, "wb") as stream:
-                model = caffe_to_onnx(self.definition, weights, list(self.output_blobs),
-                                      batch=None, external=ExternalData(stream,
-                                                                        weights_path.name))
+                model = self._translation(caffe_to_onnx, weights, lambda: ExternalData(
+                    stream, weights_path.name))
             del weights
             temp.write_bytes(model.SerializeToString())
+
+    def _translation(self, caffe_to_onnx, weights, external=lambda: None):
+        """The translation with a symbolic batch, or, for a network with a layer that computes
+        along the batch axis, with the definition's own batch (the images' axis of the
+        original's forward pass): :meth:`forward` then runs batches of that size."""
+        outputs = list(self.output_blobs)
+        try:
+            return caffe_to_onnx(self.definition, weights, outputs, batch=None,
+                                 external=external())
+        except (UnsupportedLayerError, ShapeError) as symbolic:
+            # (ShapeError: a blob of the definition's batch, a Parameter's, meets the symbolic
+            # one where Caffe's shapes must be equal.)
+            try:  # a failed translation has written no weights (they go out at the end)
+                return caffe_to_onnx(self.definition, weights, outputs,
+                                     batch=int(self.input_shape[0]), external=external())
+            except (UnsupportedLayerError, ShapeError):
+                raise symbolic from None
 
     def _session_without_cache(self):
         """Translate into a temporary folder and build the session from there (the weights
@@ -312,7 +332,7 @@ class OnnxRuntimeEngine(Engine):
         caffe_to_onnx = _import_translator()
         with timings.phase("translate"):
             weights = self.read_weights()
-            model = caffe_to_onnx(self.definition, weights, list(self.output_blobs), batch=None)
+            model = self._translation(caffe_to_onnx, weights)
             del weights
             model_bytes = model.SerializeToString()
             del model
@@ -334,9 +354,18 @@ class OnnxRuntimeEngine(Engine):
         if batch.ndim != len(self.input_shape) or batch.shape[1:] != expected:
             raise ValueError(f"input batch has shape {batch.shape}, the network expects "
                              f"(N, {', '.join(map(str, expected))})")
-        if not self.extra_info:
-            (result,) = self._session.run([self.output_blob], {self._ort_input: batch})
-            return result
+        fixed = self._fixed_batch
+        if fixed is not None and len(batch) != fixed:
+            if len(batch) % fixed:
+                raise ValueError(f"input batch has {len(batch)} images; this network computes "
+                                 f"along the batch axis and takes them {fixed} at a time")
+            parts = [self._run(batch[i:i + fixed]) for i in range(0, len(batch), fixed)]
+            results = tuple(np.concatenate(blobs) for blobs in zip(*parts))
+        else:
+            results = self._run(batch)
+        return results if self.extra_info else results[0]
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(self._session.run(list(self.output_blobs), {self._ort_input: batch}))
 
     def __repr__(self) -> str:
