@@ -32,8 +32,7 @@ _EXPORTS = {
     "comparison": ("DEFAULT_DEPTH_COLORMAP", "ERROR_COLORMAP", "build_image_figure",
                    "depth_scale", "error_scale", "image_figure"),
     "charts": ("BAR_COLOR", "BEST_BAR_COLOR", "best_snapshots", "build_curve_figure",
-               "build_metrics_figure", "curve_path", "iteration_text", "metrics_figure",
-               "training_runs"),
+               "build_metrics_figure", "curve_path", "iteration_text", "metrics_figure"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
@@ -41,7 +40,7 @@ __all__ = sorted(_MODULE_OF)
 if TYPE_CHECKING:  # the names __getattr__ resolves lazily, for type checkers
     from depth_eval.pictures.charts import (BAR_COLOR, BEST_BAR_COLOR, best_snapshots,
                                             build_curve_figure, build_metrics_figure, curve_path,
-                                            iteration_text, metrics_figure, training_runs)
+                                            iteration_text, metrics_figure)
     from depth_eval.pictures.colormaps import EXAMPLE_COLORMAPS, check_colormap, colormap_png
     from depth_eval.pictures.comparison import (DEFAULT_DEPTH_COLORMAP, ERROR_COLORMAP,
                                                 build_image_figure, depth_scale, error_scale,
