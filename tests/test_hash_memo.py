@@ -115,6 +115,8 @@ def test_the_memo_is_bounded(tmp_path, monkeypatch):
 def test_a_fresh_store_reuses_the_memo_and_a_changed_file_is_read_again(tmp_path):
     files = [write(tmp_path / f"f{i}.bin", os.urandom(2_500_000)) for i in range(2)]
     memo_folder = tmp_path / "cache"
+    for run in range(3):
+        (tmp_path / f"out{run}").mkdir()  # a store is made in an existing folder only
     for run, (read, reused) in enumerate(((2, 0), (0, 2))):
         with ResultsStore.open(tmp_path / f"out{run}" / "r.sqlite") as store:
             hasher = FileHasher(store, memo=HashMemo.in_cache(memo_folder))
