@@ -16,7 +16,7 @@ Makes the workload of bench/run.py (the thesis' full refining network with rando
 - OpenCV's own copies of the weights (RSS after reading the model and after a first pass);
 - the original on real Caffe, when ``CAFFE_PYTHONPATH`` names a pycaffe build and
   ``ORIGINAL_SCRIPTS`` a folder with the thesis' test_depth.py + eval_depth.py
-  (/work/shared/tools/README.md); otherwise the issue's measured figures are quoted.
+  (/work/shared/tools/README.md); otherwise no ratio to the original is printed.
 
 Every run has a fresh OUT_DIR (so a fresh results store in it: every file is hashed, nothing
 reused) and ``--cache-dir``: an empty folder for the cold runs, the folder a cold run filled for
@@ -46,10 +46,6 @@ sys.path[:0] = [str(BENCH), str(REPO)]
 
 from run import GFLOP_PER_IMAGE, bare_forward, make_workload  # noqa: E402
 
-# The issue's measurements of the original (thesis test_depth.py on Caffe 1.0 built here with
-# OpenBLAS for this CPU), 16 images: whole process and marginal cost per image, in seconds.
-ORIGINAL_16_S = (15.2, 17.5)
-ORIGINAL_PER_IMAGE_S = (0.83, 0.87)
 ORIGINAL_SHIM = "/work/shared/tools/orig_shim.py"
 # The whole process on 16 images against the original, measured side by side (the targets).
 SPEED_UP_TARGET = {"onnxruntime": 6.5, "opencv": 3.5}
@@ -309,7 +305,7 @@ def main() -> None:
         print(f"OpenCV's own copies of the weights (bare Python): +{read - before} MiB after "
               f"readNetFromCaffe, +{forward - before} MiB after the first forward pass "
               f"(model {model_mib:.0f} MiB)")
-    original, original_cpu = ORIGINAL_16_S[0], None
+    original, original_cpu = None, None
     if original_available() and 16 in sets:
         runs = {n: quietest(repeat_quietly(lambda: original_run(*sets[n], snaps, out),
                                            args.repeats, args.repeats))
@@ -321,9 +317,9 @@ def main() -> None:
               f"of CPU, others' load {runs[16]['others']:.2f} cores), peak RSS "
               f"{runs[16]['rss']:.0f} MiB, marginal per image {marginal:.3f} s")
     else:
-        print(f"original on Caffe: no build (CAFFE_PYTHONPATH, ORIGINAL_SCRIPTS); the issue "
-              f"measured {ORIGINAL_16_S[0]}-{ORIGINAL_16_S[1]} s for 16 images, "
-              f"{ORIGINAL_PER_IMAGE_S[0]}-{ORIGINAL_PER_IMAGE_S[1]} s per image (another run)")
+        print("original on Caffe: no build (CAFFE_PYTHONPATH, ORIGINAL_SCRIPTS): no ratio to it "
+              "(a figure of another run or machine is no baseline)")
+        return
     for engine in engines:
         key = "warm 16" if engine == "onnxruntime" else "16"
         whole = report[engine].get(key)
