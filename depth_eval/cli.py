@@ -21,7 +21,8 @@ import threading
 
 from depth_eval import __version__, commands, timings
 from depth_eval.console import Console
-from depth_eval.errors import EXIT_INTERRUPTED, EXIT_NOTHING, DepthEvalError, exit_status_of
+from depth_eval.errors import (EXIT_INTERRUPTED, EXIT_NOTHING, EXIT_OK, DepthEvalError,
+                               exit_status_of)
 
 # The evaluator runs its small matrix products (the cubic upsampling) on worker threads beside
 # the network's forward pass: a multithreaded BLAS would only contend with it for the cores.
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None, prog: str | None = None,
     except KeyboardInterrupt:
         console.error("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the output piped into a reader that stopped (| head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as error:  # a bug: one line, the traceback only on request
         if os.environ.get("DEPTH_EVAL_DEBUG"):
             raise

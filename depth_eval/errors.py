@@ -8,6 +8,9 @@ stop the run.
 
 from __future__ import annotations
 
+import errno
+import os
+
 # Exit statuses (docs/command-line.md, "Exit status"): every unit evaluated / something
 # skipped / nothing could be evaluated or the run cannot be trusted / a --fail-if rule broke.
 EXIT_OK, EXIT_PARTIAL, EXIT_NOTHING, EXIT_GATE = 0, 1, 2, 3
@@ -55,6 +58,18 @@ class ImageError(DepthEvalError, ValueError):
 
 class ImageReadError(ImageError):
     """An image file that cannot be read or decoded."""
+
+
+def describe(error: BaseException) -> str:
+    """An error as its one-line reason: an OSError as ``FILE: what`` (not ``[Errno N] ...``),
+    a name too long with its length in bytes."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        text = f"{error.filename}: {error.strerror}"
+        if error.errno == errno.ENAMETOOLONG:
+            name = os.path.basename(os.fsencode(error.filename))
+            text += f" (a {len(name)}-byte name, from an input whose name is too long for it)"
+        return text
+    return str(error)
 
 
 def exit_status_of(error: BaseException) -> int:

@@ -211,6 +211,14 @@ class RunSettings:
         gate_settings = _gate(args, task_class(settings).metric_keys())
         return replace(settings, gate=gate_settings)
 
+    def sized_to(self, images: int) -> "RunSettings":
+        """These settings for a run over ``images`` inputs: ``--batch`` at most that many (a
+        batch is never fuller than the images there are, so the memory check and the unit
+        keys see the batch that runs)."""
+        if self.engine.batch <= max(1, images):
+            return self
+        return replace(self, engine=replace(self.engine, batch=max(1, images)))
+
     def numbers_options(self) -> dict:
         """Every option that can change a number a unit records (the results store's unit keys).
 
@@ -347,9 +355,7 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
         if path.exists() and not path.is_dir():
             raise UsageError(f"{path}: exists and is not a folder (OUT_DIR and OUT_DIR_abs "
                              "must be folders)")
-    if outputs.store is not None and outputs.store.is_dir():
-        raise UsageError(f"{outputs.store}: --store is a folder; give the store's file "
-                         f"(e.g. {outputs.store / STORE_NAME})")
+    _check_store(outputs)
     per_image.check(outputs.per_image, outputs.out_dir, outputs.reserved_names(False))
     own = outputs.reserved_names(False) - {p.name for p in (outputs.report, outputs.junit) if p}
     if outputs.report is not None:
@@ -365,6 +371,36 @@ def _check_outputs(outputs: OutputSettings, jobs: int | None) -> None:
             check_colormap(outputs.colormap)
         except ValueError as error:
             raise UsageError(f"--colormap: {error}") from None
+
+
+def _check_store(outputs: OutputSettings) -> None:
+    """Refuse, before any work, a --store that is not a results store this tool made, or that
+    is (or would share a -wal with) another file the run writes."""
+    store = outputs.store
+    if store is None:
+        return
+    if store.is_dir():
+        raise UsageError(f"{store}: --store is a folder; give the store's file "
+                         f"(e.g. {store / STORE_NAME})")
+    from depth_eval.report.results import RESULTS_CSV, RESULTS_JSON
+    from depth_eval.store import store_file
+    from depth_eval.store.database import ResultsStore
+    from depth_eval.writing import MANIFEST_NAME
+
+    written = {os.path.realpath(outputs.out_dir / name): f"OUT_DIR's {name}"
+               for name in (RESULTS_JSON, RESULTS_CSV, MANIFEST_NAME)}
+    if outputs.per_image is not None:
+        written[os.path.realpath(outputs.per_image)] = "the --per-image file"
+    for path in (store, *store_file.companions(store)):
+        if os.path.realpath(path) in written:
+            raise UsageError(f"--store {store}: {path} is {written[os.path.realpath(path)]}, "
+                             "which the run writes; give the store a file of its own")
+    # OUT_DIR is made by the run: its default store needs no folder yet.
+    if not store.parent.exists() and os.path.realpath(store.parent) == os.path.realpath(
+            outputs.out_dir):
+        return
+    if store_file.check_store_path(store):
+        ResultsStore.open(store, readonly=True).close()  # a store, of a schema this reads
 
 
 def _gate(args, keys: list[MetricKey]) -> GateSettings:

@@ -9,6 +9,7 @@ there, and the files written before (results.json of the snapshots done) stay as
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import threading
@@ -36,6 +37,24 @@ def output_error(path: Path, error: OSError) -> OSError | OutputError:
     return error
 
 
+# The longest file name (bytes) the common file systems take (ext4, XFS, btrfs, tmpfs: NAME_MAX).
+NAME_MAX_BYTES = 255
+
+
+def temporary_name(path: Path, tag: str) -> Path:
+    """A hidden temporary file beside ``path`` for a write that ends in a rename to it:
+    ``.<name>.<tag>.tmp``, its name shortened (a digest of the whole name kept) so that a
+    legal name of up to :data:`NAME_MAX_BYTES` bytes never gets a temporary one too long."""
+    path = Path(path)
+    name = f".{path.name}.{tag}.tmp"
+    if len(os.fsencode(name)) <= NAME_MAX_BYTES:
+        return path.with_name(name)
+    digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]
+    room = NAME_MAX_BYTES - len(os.fsencode(f".~{digest}.{tag}.tmp"))
+    head = os.fsencode(path.name)[:max(room, 0)].decode("utf-8", "ignore")
+    return path.with_name(f".{head}~{digest}.{tag}.tmp")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
@@ -48,12 +67,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         left behind and the old file is intact.
     """
     path = Path(path)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temp = temporary_name(path, f"{os.getpid()}.{threading.get_ident()}")
     try:
         # O_EXCL: never write through a file or link someone else put there; 0o666 & umask as open().
         handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as error:
-        raise output_error(path, error) from None
+        raise output_error(path, _naming(path, error)) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -64,8 +83,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         except OSError:
             pass
         if isinstance(error, OSError):
-            raise output_error(path, error) from None
+            raise output_error(path, _naming(path, error)) from None
         raise
+
+
+def _naming(path: Path, error: OSError) -> OSError:
+    """``error`` about the file being written, ``path``, not its temporary file."""
+    if error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror, str(path))
 
 
 # Names of the files depth_eval wrote into a folder, so a rerun replaces those and no others.

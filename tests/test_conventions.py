@@ -495,6 +495,7 @@ def test_thesis_default_unit_keys_are_those_of_the_run_options(workspace):
                       str(workspace / "out"), str(workspace / "snapshots"), "--log"])
     settings = evaluate_command.settings_from_args(args)
     task = tasks.get(settings.task)(settings)
+    (workspace / "out").mkdir()  # the run makes OUT_DIR before it opens the store in it
     stored = StoredRun.open(settings, task, task.find_items(Console(quiet=True)))
     try:
         snapshot, = find_snapshots(workspace / "snapshots")

@@ -6,7 +6,7 @@ import matplotlib.colors
 import numpy as np
 import pytest
 
-from depth_eval.inputs.discover import snapshot_iteration
+from depth_eval.inputs.discover import snapshot_iteration, training_runs
 from depth_eval import pictures as figures
 from depth_eval.scoring.thesis_metrics import THESIS_METRICS, mvn_fit
 
@@ -217,7 +217,7 @@ def test_metrics_figure_with_iterations_writes_curves(tmp_path):
     curve = tmp_path / "metrics_curve.png"
     assert written == [path, curve]
     assert curve.is_file() and cv2.imread(str(curve)) is not None
-    runs = figures.training_runs(names)
+    runs = training_runs(names)
     assert runs == {"run_a": [(5000, "run_a_iter_5000"), (10000, "run_a_iter_10000"),
                               (20000, "run_a_iter_20000")],
                     "run_b": [(10000, "run_b_iter_10000"), (20000, "run_b_iter_20000")]}
@@ -231,7 +231,7 @@ def test_metrics_figure_with_iterations_writes_curves(tmp_path):
 
 
 def test_no_curves_unless_every_name_has_an_iteration():
-    assert figures.training_runs(["a_iter_100", "final"]) is None
+    assert training_runs(["a_iter_100", "final"]) is None
     assert snapshot_iteration("model_iter_10000") == ("model", 10000)
     assert snapshot_iteration("x_iter_5_finetuned") == ("x_finetuned", 5)
     assert snapshot_iteration("model_norm_abs_100k") is None

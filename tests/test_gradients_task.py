@@ -403,3 +403,22 @@ def test_a_deleted_gradient_picture_makes_its_unit_computed_again(tmp_path, comm
     entry = results(root)["snapshots"][snapshot]
     assert (entry["images_reused"], entry["images_computed"]) == (1, 1)
     assert picture.read_bytes() == first
+
+
+def test_a_reused_joint_run_writes_the_results_json_of_a_fresh_run(tmp_path):
+    """Every unit of the second run comes from the store (its pictures are in OUT_DIR), and
+    its results.json is the fresh run's byte for byte but for how the values were obtained."""
+    root = make_grad_workspace(tmp_path, snapshots=(JOINT,), stems=("00000", "gray00000"))
+    options = ("--quiet", "--with-gradients")
+    assert run(root, *options, command="evaluate")[0] == 0
+    fresh = results(root)
+    assert run(root, *options, command="evaluate")[0] == 0
+    reused = results(root)
+    entry = reused["snapshots"][JOINT]
+    assert (entry["images_reused"], entry["images_computed"]) == (2, 0)
+    for document in (fresh, reused):
+        document.pop("started"), document.pop("seconds")
+        for snapshot in document["snapshots"].values():
+            for field in ("seconds", "images_reused", "images_computed"):
+                snapshot.pop(field)
+    assert json.dumps(fresh) == json.dumps(reused)

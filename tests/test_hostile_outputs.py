@@ -229,8 +229,9 @@ def test_predict_with_two_images_of_one_stem_predicts_one_and_says_so(workspace,
 
     shutil.copy(GOLDEN_E2E / "colors" / "00000_colors.png", workspace / "colors" / "a.png")
     shutil.copy(GOLDEN_E2E / "colors" / "00001_colors.png", workspace / "colors" / "a.ppm")
+    # An input left out: exit status 1, as for any input skipped.
     assert cli.main(["predict", str(workspace / "colors"), str(workspace / "out"),
-                     str(workspace / "snapshots")]) == 0
+                     str(workspace / "snapshots")]) == 1
     captured = capsys.readouterr()
     assert "warning: 1 file(s) in INPUT_DIR not predicted: a.ppm (same stem as a.png)" in captured.err
     assert f"{GOOD}: {len(STEMS) + 1} depth maps in " in captured.out

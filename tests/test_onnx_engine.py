@@ -525,9 +525,11 @@ def test_cache_reuses_translation_and_optimised_graph(tmp_path, monkeypatch):
     key, optimised = first.model_path.stem, first.optimised_path.stem
     assert len(key) == len(optimised) == 64 and key != optimised
     assert optimised == optimised_key(key, ort.__version__) != optimised_key(key, "0.0")
-    # Each entry: the graph and its weights (external data); no temporary file is left.
-    assert cache_files(cache) == sorted([f"{key}.onnx", f"{key}.d*", f"{optimised}.onnx",
-                                         f"{optimised}.d*"])
+    # Each entry: the graph, its weights (external data) and their checksums; no temporary
+    # file is left.
+    assert cache_files(cache) == sorted([f"{key}.onnx", f"{key}.d*", f"{key}.sha256",
+                                         f"{optimised}.onnx", f"{optimised}.d*",
+                                         f"{optimised}.sha256"])
     assert first.model_path.stat().st_size < 100_000  # the weights are not in the graph
     inode = first.optimised_path.stat().st_ino  # (its mtime marks use: the LRU bound)
 
@@ -539,8 +541,9 @@ def test_cache_reuses_translation_and_optimised_graph(tmp_path, monkeypatch):
     assert second.loaded_from_cache and second.optimised_from_cache
     assert second.optimised_path == first.optimised_path
     assert first.optimised_path.stat().st_ino == inode  # read, not written again
-    assert cache_files(cache) == sorted([f"{key}.onnx", f"{key}.d*", f"{optimised}.onnx",
-                                         f"{optimised}.d*"])
+    assert cache_files(cache) == sorted([f"{key}.onnx", f"{key}.d*", f"{key}.sha256",
+                                         f"{optimised}.onnx", f"{optimised}.d*",
+                                         f"{optimised}.sha256"])
     x = random_input((2, 3, 218, 298))
     np.testing.assert_array_equal(first.forward(x), second.forward(x))
     # Another output blob is another cache entry.
@@ -602,7 +605,8 @@ def test_cache_entry_removes_old_orphaned_weights(tmp_path):
         weights.write_bytes(b"weights")
     assert entry.graph.read_bytes() == b"graph"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [entry.graph.name, weights.name, young.name, other.name])
+        [entry.graph.name, entry.sums.name, weights.name, young.name, other.name])
+    assert entry.problem() is None
     # A failed write leaves nothing behind and the entry as it was.
     with pytest.raises(RuntimeError), entry.writing() as (temp, weights):
         temp.write_bytes(b"half")

@@ -81,6 +81,21 @@ def test_batchnorm_moving_average_factor(tmp_path, factor):
         assert y[0, 2, 0, 1] == pytest.approx(7.071067810058594)
 
 
+def test_batchnorm_with_own_statistics(tmp_path):
+    net, model = _net(tmp_path, (1, 3, 2, 2),
+                      'layer { name: "bn" type: "BatchNorm" bottom: "X" top: "Y" '
+                      'batch_norm_param { use_global_stats: false eps: 0.5 } }',
+                      {"bn": [np.zeros(3), np.ones(3), [1.0]]})
+    (y,) = _run(net, model, TIES[:1], ["Y"])
+    # Caffe's BatchNorm without global statistics: the channel's own mean and biased
+    # variance over the image, divided as sqrt(var + eps).
+    x = TIES[:1].astype(np.float64)
+    centred = x - x.mean(axis=(2, 3), keepdims=True)
+    want = centred / np.sqrt((centred ** 2).mean(axis=(2, 3), keepdims=True) + 0.5)
+    np.testing.assert_allclose(y, want, rtol=TOLERANCE, atol=TOLERANCE)
+    assert y[0, 2, 0, 1] == pytest.approx(1.5, rel=1e-6)  # (5 - 2) / sqrt(3.5 + 0.5)
+
+
 def test_batchnorm_with_batch_statistics_needs_spatial_axes(tmp_path):
     # use_global_stats: false normalises each image's channels by their own statistics (see
     # test_batch_norm_statistics.py); a blob with one value per channel has none.

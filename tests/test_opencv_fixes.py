@@ -53,16 +53,32 @@ layer { name: "out" type: "Power" bottom: "pre" top: "depth" }
 
 
 def test_a_private_layer_whose_output_opencv_would_reshape_is_refused_at_load(tmp_path):
-    # OpenCV hands a 3-axis array back from Python as a 2-D matrix of 24 channels.
+    # OpenCV hands a 1-axis array back from Python as a 2-D matrix.
     prototxt, caffemodel = _snapshot(tmp_path, "rows", """
-layer { name: "rowsum" type: "Reduction" bottom: "pre" top: "rows" reduction_param { axis: 3 } }
+layer { name: "total" type: "Reduction" bottom: "pre" top: "total" reduction_param { axis: 1 } }
 layer { name: "out" type: "Power" bottom: "pre" top: "depth" }
 """)
     with pytest.raises(UnsupportedLayerError) as refused:
         OpenCVEngine(prototxt, caffemodel, output_blob="depth", rule=ANY_OUTPUT)
     message = str(refused.value)
-    assert "\n" not in message and "layer 'rowsum' (Reduction)" in message
-    assert "3-axis output [1, 1, 24]" in message and "--engine onnxruntime" in message
+    assert "\n" not in message and "layer 'total' (Reduction)" in message
+    assert "1-axis output [1]" in message and "--engine onnxruntime" in message
+
+
+def test_a_reduction_to_three_axes_runs_on_opencv(tmp_path):
+    # OpenCV's Python layer interface cannot return 3 axes: the private layer returns a
+    # trailing axis of 1, which a Flatten under the layer's name drops.
+    prototxt, caffemodel = _snapshot(tmp_path, "rows", """
+layer { name: "rowsum" type: "Reduction" bottom: "pre" top: "rows"
+        reduction_param { axis: 3 operation: SUMSQ coeff: 0.5 } }
+layer { name: "out" type: "Power" bottom: "pre" top: "depth" }
+""", weights=(1.0, -2.0, 0.5), conv_bias=0.25)
+    x = np.random.default_rng(3).normal(size=(1, 3, 24, 32)).astype(np.float32)
+    rows = OpenCVEngine(prototxt, caffemodel, output_blob="rows", rule=ANY_OUTPUT).forward(x)
+    pre = x[0, 0] * 1.0 - 2.0 * x[0, 1] + 0.5 * x[0, 2] + 0.25
+    assert rows.shape == (1, 1, 24)
+    np.testing.assert_allclose(rows[0, 0], 0.5 * (pre.astype(np.float64) ** 2).sum(axis=1),
+                               rtol=1e-5)
 
 
 def test_weights_that_do_not_fit_a_private_layer_name_it_and_the_caffemodel(tmp_path):

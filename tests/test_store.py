@@ -205,8 +205,11 @@ def test_missing_store_without_create(tmp_path):
     with pytest.raises(StoreError, match="file not found"):
         ResultsStore.open(tmp_path / "none.sqlite", create=False)
     assert not (tmp_path / "none.sqlite").exists()
-    # With create (the default), missing folders are made.
-    with ResultsStore.open(tmp_path / "a" / "b" / "r.sqlite") as store:
+    # With create (the default) a new store is made, in an existing folder only.
+    with pytest.raises(StoreError, match="the folder .*a/b does not exist"):
+        ResultsStore.open(tmp_path / "a" / "b" / "r.sqlite")
+    assert not (tmp_path / "a").exists()
+    with ResultsStore.open(tmp_path / "r.sqlite") as store:
         assert store.integrity_check() == "ok"
         assert store._read("PRAGMA journal_mode") == [("wal",)]
 

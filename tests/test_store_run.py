@@ -203,6 +203,11 @@ def test_figures_recompute_the_drawn_images_only(workspace, counting):
 
 def test_store_option_predict_and_a_foreign_file(workspace, counting, capsys):
     elsewhere = workspace / "ci-store" / "units.sqlite"
+    # The store is made in an existing folder only (no folder beyond OUT_DIR's is made).
+    assert evaluate(workspace, "--quiet", *ENGINE, "--store", str(elsewhere)) == 2
+    assert "ci-store does not exist" in capsys.readouterr().err
+    assert not elsewhere.parent.exists()
+    elsewhere.parent.mkdir()
     assert evaluate(workspace, "--quiet", *ENGINE, "--store", str(elsewhere)) == 0
     assert elsewhere.is_file() and not (workspace / "out" / "results.sqlite").exists()
     # Another OUT_DIR, same store: the values are there but not the pictures, so the units
@@ -345,12 +350,13 @@ def test_two_runs_at_once_on_one_store(tmp_path):
 
 
 
-def test_a_store_being_created_by_another_run_is_waited_for(tmp_path):
-    """Two runs starting together on a new store: while one holds the new file, SQLite refuses
-    the other's switch to WAL at once, without its busy timeout; the store waits instead."""
+def test_a_store_another_run_is_writing_is_waited_for(tmp_path):
+    """Two runs starting together: while one holds the store's write lock (upgrading it,
+    committing), the other's open waits for it instead of failing."""
     path = tmp_path / "new.sqlite"
+    ResultsStore.open(path).close()
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # as a run creating the tables holds it
+    other.execute("BEGIN IMMEDIATE")  # as a run committing a unit holds it
     releaser = threading.Timer(0.3, other.execute, ("ROLLBACK",))
     releaser.start()
     started = time.monotonic()

@@ -200,6 +200,7 @@ def test_significant_needs_rules_and_confidence_its_range(tmp_path, capsys):
 def test_charts_draw_intervals_as_error_bars_and_bands():
     from matplotlib.collections import LineCollection, PolyCollection
 
+    from depth_eval.inputs.discover import training_runs
     from depth_eval.pictures import charts
 
     means = {"a_iter_1": {"RMSE": 1.0}, "a_iter_2": {"RMSE": 0.8}}
@@ -208,7 +209,7 @@ def test_charts_draw_intervals_as_error_bars_and_bands():
     segments = [c for c in bars.collections if isinstance(c, LineCollection)]
     spans = sorted(tuple(np.round(s[:, 0], 6)) for c in segments for s in c.get_segments())
     assert spans == [(0.7, 0.85), (0.9, 1.2)]
-    runs = charts.training_runs(means)
+    runs = training_runs(means)
     curve = charts.build_curve_figure(means, {"RMSE": True}, runs, intervals).axes[0]
     band, = [c for c in curve.collections if isinstance(c, PolyCollection)]
     ys = band.get_paths()[0].vertices[:, 1]

@@ -168,6 +168,14 @@ def pool_output(layer, window: Window, h: int, w: int, ceil_mode: bool = True) -
     return out
 
 
+def window_outside(window: Window, out: Pair, h: int, w: int) -> bool:
+    """Whether Caffe's last pooling window starts past an h x w input (possible only without
+    padding, with a stride larger than the kernel): Caffe's MAX gives -FLT_MAX there (its
+    starting value) and its AVE 0 / 0."""
+    (sh, sw), (ph, pw) = window.stride, window.pad
+    return (out[0] - 1) * sh - ph >= h or (out[1] - 1) * sw - pw >= w
+
+
 def pooling(layer, h: int, w: int) -> tuple[Window, Pair]:
     """Window and output (h, w) of a Pooling layer over an h x w input.
 

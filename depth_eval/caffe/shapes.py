@@ -256,9 +256,22 @@ def _scale_or_bias(layer, bottoms: Sequence[Shape]) -> Shape:
     return bottoms[0]
 
 
-_SAME_SHAPE = {"ReLU", "LRN", "Power", "MVN", "Dropout", "Sigmoid", "TanH", "AbsVal", "Softmax",
+_SAME_SHAPE = {"ReLU", "LRN", "Power", "Dropout", "Sigmoid", "TanH", "AbsVal", "Softmax",
                "Split", "Eltwise", "BatchNorm", "PReLU", "ELU", "Exp", "Log", "BNLL",
                "Threshold"}
+
+
+# Caffe's legacy blob accessors (num, channels, height, width) cover at most 4 axes.
+_LEGACY_AXES = 4
+
+
+def mvn_top(layer, bottom: Shape) -> Shape:
+    """MVN's top: Caffe reshapes it through the legacy num/channels/height/width accessors,
+    so a bottom of fewer than 4 axes gives a 4-axis top (trailing axes of 1)."""
+    if len(bottom) > _LEGACY_AXES:
+        raise ShapeError(f"{layer.name}: MVN takes at most {_LEGACY_AXES} axes, the bottom is "
+                         f"{bottom}")
+    return tuple(bottom) + (1,) * (_LEGACY_AXES - len(bottom))
 
 
 def top_shapes(layer, bottoms: Sequence[Shape]) -> list[Shape] | None:
@@ -284,6 +297,8 @@ def top_shapes(layer, bottoms: Sequence[Shape]) -> list[Shape] | None:
         out = _crop(layer, bottoms[0], bottoms[1])
     elif kind in ("Scale", "Bias"):
         out = _scale_or_bias(layer, bottoms)
+    elif kind == "MVN":
+        out = mvn_top(layer, bottoms[0])
     elif kind in _SAME_SHAPE:
         out = bottoms[0]
     else:

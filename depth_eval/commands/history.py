@@ -8,12 +8,13 @@ across the runs the store recorded, and can draw it.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from depth_eval.console import Console
 from depth_eval.errors import EXIT_OK, OutputError, UsageError
-from depth_eval.report.history import DEFAULT_LAST_RUNS, history_table, plot_history
+from depth_eval.report.history import DEFAULT_LAST_RUNS, chart_problem, history_table, plot_history
 from depth_eval.store.database import ResultsStore
 
 NAME = "history"
@@ -52,7 +53,7 @@ class HistorySettings:
 def settings_from_args(args: argparse.Namespace) -> HistorySettings:
     """Checked settings; UsageError names the argument that is wrong."""
     store = Path(args.store)
-    if not store.is_file():
+    if not os.path.lexists(store):
         raise UsageError(f"{store}: no results store there (--store names the file a run "
                          "wrote, e.g. OUT_DIR/results.sqlite)")
     if args.last < 0:
@@ -67,27 +68,32 @@ def settings_from_args(args: argparse.Namespace) -> HistorySettings:
             raise UsageError(f"{plot}: --plot writes a PNG; give a file name ending in .png")
         if not plot.parent.is_dir():
             raise UsageError(f"{plot}: --plot folder {plot.parent} does not exist")
+        problem = chart_problem(plot)
+        if problem is not None:
+            raise UsageError(f"--plot {plot}: {problem}")
     return HistorySettings(store, args.metric, args.task, args.last, plot)
 
 
 def run(settings: HistorySettings, console: Console) -> int:
     """Print the table(s), draw the chart when asked; returns the exit status."""
-    with ResultsStore.open(settings.store, create=False) as store:
-        names = store.metric_names(settings.task)
+    # Read only: history never writes to the store (nor makes one of an empty file).
+    with ResultsStore.open(settings.store, readonly=True) as store:
+        by_run = store.metric_names_by_run(settings.task)
+        names = sorted(set().union(*by_run.values()))
         scope = f" for task {settings.task!r}" if settings.task is not None else ""
         if not names:
             raise UsageError(f"{settings.store}: the store holds no results{scope}")
         if settings.metric is not None and settings.metric not in names:
             raise UsageError(f"{settings.store}: no metric {settings.metric!r}{scope} in the "
                              f"store; it holds: {', '.join(names)}")
-        runs = store.runs()
         metrics = [settings.metric] if settings.metric is not None else names
-        histories = {metric: store.history(metric, settings.task) for metric in metrics}
-    console.result("\n\n".join(history_table(histories[metric], runs, metric, settings.last)
-                               for metric in metrics))
+        histories = store.histories(metrics, settings.task, settings.last)
+        runs = store.runs({row.run for rows, _ in histories.values() for row in rows})
+    console.result("\n\n".join(history_table(histories[metric][0], runs, metric, settings.last,
+                                             histories[metric][1]) for metric in metrics))
     if settings.plot is not None:
         try:
-            plot_history(histories[settings.metric], settings.metric, settings.plot,
+            plot_history(histories[settings.metric][0], settings.metric, settings.plot,
                          settings.last)
         except OSError as error:
             raise OutputError(f"{settings.plot}: cannot write the chart: "

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
+from depth_eval.inputs import limits
 from depth_eval.registry import resolve
 from depth_eval.store.user_cache import BlobCache
 
@@ -44,6 +45,10 @@ def open_snapshot(engine_settings, rule, snapshot, extra_rules=(), cache=None, h
     """
     if snapshot.problem is not None:
         raise SnapshotError(f"{snapshot.caffemodel}: {snapshot.problem}; rename the file")
+    # The weights first: a dangling link or a loop is named as such, not as a missing prototxt.
+    if not snapshot.caffemodel.exists():  # a dangling link or a loop (it was listed)
+        raise SnapshotError(f"{snapshot.caffemodel}: cannot read (is "
+                            f"{limits.describe(snapshot.caffemodel)})")
     if snapshot.prototxt is None:
         raise SnapshotError(f"{snapshot.caffemodel}: no {snapshot.name}.prototxt beside it and "
                             "no --prototxt given; snapshot skipped")
@@ -139,7 +144,6 @@ def check_memory(prototxt: Path, caffemodel: Path, batch: int) -> str | None:
     """
     # The Caffe schema (protobuf): only once a snapshot is loaded, not for --help's choices.
     from depth_eval.caffe import proto, shapes
-    from depth_eval.inputs import limits
 
     definition = proto.read_prototxt(prototxt)
     inputs = shapes.network_inputs(definition)

@@ -15,6 +15,9 @@ which onnxruntime maps from the file instead of reading and copying them.
 
 Writing is safe with several runs at once: the weights go to a file of a fresh name, then the
 graph naming it replaces ``<key>.onnx`` in one rename, so a reader finds a whole entry or none.
+``<key>.sha256`` lists the sha256 of the graph and of its weights file, written with them and
+checked before an entry is used (:meth:`Entry.problem`): a file cut short or zero-filled in
+place (a power cut) is found and the entry made again, where onnxruntime would load zeros.
 A weights file that no graph names any more is removed by the next writer of its key once it
 is an hour old (or by the cache's size bound: it is never used, so it is the least recent).
 """
@@ -35,6 +38,9 @@ __all__ = ["cache_key", "optimised_key", "cpu_signature", "Entry"]
 # A weights file of a key whose graph names another is an orphan once this old (seconds): a
 # writer of the same key finishes within seconds, and a file in use is touched on every load.
 ORPHAN_AGE_S = 3600.0
+# The checksum file's extension, and the size of the reads that hash a file.
+SUMS_SUFFIX = ".sha256"
+_HASH_CHUNK = 1 << 20
 
 
 def _digest(*parts: str) -> str:
@@ -71,15 +77,58 @@ def optimised_key(translation_key: str, onnxruntime_version: str) -> str:
                    cpu_signature())
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of a file's content, read in chunks (weights files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Entry:
     """One cached graph and its weights file in ``folder``, by ``key``."""
 
     def __init__(self, folder, key: str):
         self.folder, self.key = Path(folder), key
         self.graph = self.folder / f"{key}.onnx"
+        self.sums = self.folder / f"{key}{SUMS_SUFFIX}"
 
     def exists(self) -> bool:
         return self.graph.is_file()
+
+    def problem(self) -> str | None:
+        """Why the entry cannot be trusted (None: its files match the checksums written with
+        them): no checksum file, a file missing, or one whose content changed."""
+        try:
+            lines = self.sums.read_text(encoding="ascii").splitlines()
+        except FileNotFoundError:
+            return "no checksum was written with it"
+        except (OSError, UnicodeDecodeError) as error:
+            return f"its checksum file cannot be read ({getattr(error, 'strerror', error)})"
+        listed = dict(reversed(line.split("  ", 1)) for line in lines if "  " in line)
+        if self.graph.name not in listed:
+            return "its checksum file does not list the graph"
+        for name, digest in listed.items():
+            path = self.folder / name
+            if path.parent != self.folder or not name.startswith(self.key):
+                return f"its checksum file names {name!r}, not one of its files"
+            try:
+                if file_sha256(path) != digest:
+                    return f"{name} does not match the checksum written with it"
+            except FileNotFoundError:
+                return f"{name} is missing"
+            except OSError as error:
+                return f"{name} cannot be read ({error.strerror or error})"
+        return None
+
+    def remove(self) -> None:
+        """Remove the entry's graph, checksums and weights (a damaged entry, made again)."""
+        for path in [self.graph, self.sums, *self._weights_files()]:
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
     def _weights_files(self) -> list[Path]:
         prefix = f"{self.key}.d"
@@ -92,7 +141,7 @@ class Entry:
     def touch(self) -> None:
         """Mark the entry as just used (the cache's size bound evicts the least recent)."""
         now = time.time_ns()
-        for path in [self.graph, *self._weights_files()]:
+        for path in [self.graph, self.sums, *self._weights_files()]:
             try:
                 os.utime(path, ns=(now, now))
             except OSError:
@@ -104,12 +153,18 @@ class Entry:
         the entry's in one rename, on an exception both files are removed."""
         self.folder.mkdir(parents=True, exist_ok=True)
         temp = self.folder / f".{self.key}.{os.getpid()}.{threading.get_ident()}.tmp"
+        sums = temp.with_name(f"{temp.name[:-len('.tmp')]}.sums.tmp")
         weights = self.folder / f"{self.key}.d{secrets.token_hex(4)}"
         try:
             yield temp, weights
+            listed = [(self.graph.name, temp)] + ([(weights.name, weights)]
+                                                  if weights.exists() else [])
+            sums.write_text("".join(f"{file_sha256(path)}  {name}\n" for name, path in listed),
+                            encoding="ascii")
             os.replace(temp, self.graph)
+            os.replace(sums, self.sums)
         except BaseException:
-            for path in (temp, weights):
+            for path in (temp, sums, weights):
                 try:
                     path.unlink()
                 except OSError:

@@ -17,13 +17,16 @@ import numpy as np
 
 from depth_eval import timings
 from depth_eval.caffe.onnx.version import TRANSLATOR_VERSION
-from depth_eval.errors import EngineUnavailableError
+from depth_eval.errors import EngineUnavailableError, ShapeError, UnsupportedLayerError
 from depth_eval.engines.base import DEPTH_OUTPUT, Engine, OutputRule
 from depth_eval.engines.onnx_cache import Entry, cache_key, optimised_key
 
-__all__ = ["OnnxRuntimeEngine", "cache_key"]
+__all__ = ["OnnxRuntimeEngine", "cache_key", "cpu_plan"]
 
 _INSTALL_HINT = "pip install 'depth_eval[fast]'"
+# onnxruntime's log severities run 0 (verbose) to 4 (fatal): loading a cached file that it
+# refuses logs an ERROR line of its own, which our one warning replaces.
+_ORT_LOG_FATAL = 4
 
 
 def _import_onnxruntime():
@@ -55,8 +58,8 @@ class OnnxRuntimeEngine(Engine):
         Caffe blob name to compute (for a blob rewritten in place, the final value); by
         default the output :func:`depth_eval.engines.base.describe_network` finds.
     threads : int, optional
-        Intra-op threads; default 1 on the CPU (one pass per core runs concurrently), else
-        ``os.cpu_count()``.
+        Intra-op threads; default 1 on the CPU with one pass per usable core at once
+        (:func:`cpu_plan`), else every usable core.
     device : {"cpu", "cuda"}
         ``"cuda"`` runs on onnxruntime's CUDAExecutionProvider (CPU fallback for any node it
         cannot take) and needs an onnxruntime build that has it.
@@ -126,12 +129,8 @@ class OnnxRuntimeEngine(Engine):
 
         super().__init__(prototxt, caffemodel, output_blob, rule, log_encoded, extra_outputs)
         self.device, self._ort, self._providers = device, ort, providers
-        # On the CPU, one thread per forward pass and one pass per core (executor.stream).
-        self._threads = threads or (1 if device == "cpu" else os.cpu_count() or 1)
-        # onnxruntime sessions may run concurrently; with one thread each, one run per core
-        # keeps every core busy (2 cores: 1.9x one two-threaded run, measured).
-        self.concurrent_forwards = (os.cpu_count() or 1) if (
-            device == "cpu" and self._threads == 1) else 1
+        self._threads, self.concurrent_forwards = (
+            cpu_plan(threads) if device == "cpu" else (threads or usable_cores(), 1))
         self.model_path: Path | None = None
         self.optimised_path: Path | None = None
         self.loaded_from_cache = False
@@ -152,8 +151,12 @@ class OnnxRuntimeEngine(Engine):
                             TRANSLATOR_VERSION)
             session = self._cached_session(cache, key)
         self._session = session or self._session_without_cache()
-        names = [i.name for i in self._session.get_inputs()]
+        inputs = self._session.get_inputs()
+        names = [i.name for i in inputs]
         self._ort_input = self.input_name if self.input_name in names else names[0]
+        # An int: a translation for a fixed batch (see _translation); a name: any batch.
+        first = inputs[names.index(self._ort_input)].shape[0]
+        self._fixed_batch = first if isinstance(first, int) else None
 
     def _options(self, optimise: bool):
         """Session options: full graph optimisation, or none (an optimised graph)."""
@@ -181,14 +184,15 @@ class OnnxRuntimeEngine(Engine):
 
     def _cached_session(self, cache, key: str):
         """The session from the cache: the optimised graph, else the translation (optimised
-        and saved now), else a new translation; an entry that does not load is made again.
-        None when the cache has no usable entry and cannot take a new one."""
+        and saved now), else a new translation; an entry that fails its checksums or does not
+        load is said once and made again.  None when the cache has no usable entry and cannot
+        take a new one."""
         translation = Entry(cache.directory, key)
         optimised = Entry(cache.directory, optimised_key(key, self._ort.__version__)) \
             if self.device == "cpu" else None
-        if optimised is not None and optimised.exists():
+        if optimised is not None and self._trusted(cache, optimised, "optimised graph"):
             with timings.phase("session"):
-                session = _try(self._open, optimised.graph, self._options(optimise=False))
+                session = self._load_cached(cache, optimised, "optimised graph", optimise=False)
             if session is not None:
                 optimised.touch()
                 self.model_path = translation.graph if translation.exists() else None
@@ -198,8 +202,10 @@ class OnnxRuntimeEngine(Engine):
         if not cache.writable:
             optimised = None  # use what is there, write nothing
         session = None
-        if translation.exists():
+        if self._trusted(cache, translation, "translation"):
             session = self._optimise(cache, translation, optimised)
+            if session is None:
+                self._damaged(cache, translation, "translation", "onnxruntime cannot load it")
             self.loaded_from_cache = session is not None
         if session is None and cache.writable:
             try:
@@ -217,6 +223,36 @@ class OnnxRuntimeEngine(Engine):
             cache.evict(keep=translation.graph)
         return session
 
+    def _trusted(self, cache, entry: Entry, what: str) -> bool:
+        """Whether the cache has the entry and its files match their checksums (a damaged
+        one is said and removed, so it is made again)."""
+        if not entry.exists():
+            return False
+        with timings.phase("hash"):
+            problem = entry.problem()
+        if problem is None:
+            return True
+        self._damaged(cache, entry, what, problem)
+        return False
+
+    def _damaged(self, cache, entry: Entry, what: str, problem: str) -> None:
+        if cache.writable:
+            entry.remove()
+            cache.report(f"{entry.graph}: cached {what} not used ({problem}); made again")
+        else:
+            cache.report(f"{entry.graph}: cached {what} not used ({problem}); the cache is "
+                         "not written, so it is made in a temporary folder")
+
+    def _load_cached(self, cache, entry: Entry, what: str, optimise: bool):
+        """A session of a cached graph, onnxruntime's own log silenced (a file it refuses is
+        one warning of ours, and made again); None when it does not load."""
+        options = self._options(optimise=optimise)
+        options.log_severity_level = _ORT_LOG_FATAL
+        session = _try(self._open, entry.graph, options)
+        if session is None:
+            self._damaged(cache, entry, what, "onnxruntime cannot load it")
+        return session
+
     def _optimise(self, cache, translation: Entry, optimised: Entry | None):
         """A session of the translation, fully optimised, the optimised graph saved as the
         ``optimised`` entry on the way; None if the translation does not load."""
@@ -225,8 +261,9 @@ class OnnxRuntimeEngine(Engine):
                 with timings.phase("optimise"), optimised.writing() as (temp, weights):
                     options = self._options(optimise=True)
                     options.optimized_model_filepath = str(temp)
-                    # Errors only: saving says the graph is specific to this CPU (it is keyed so).
-                    options.log_severity_level = 3
+                    # Saving says the graph is specific to this CPU (it is keyed so), and a
+                    # translation it refuses is said by the caller: onnxruntime stays silent.
+                    options.log_severity_level = _ORT_LOG_FATAL
                     for name, value in (
                             ("session.save_model_format", "ONNX"),
                             ("session.optimized_model_external_initializers_file_name",
@@ -240,7 +277,9 @@ class OnnxRuntimeEngine(Engine):
             except Exception:  # translation unreadable, or the optimised graph unwritable
                 pass
         with timings.phase("session"):
-            return _try(self._open, translation.graph, self._options(optimise=True))
+            options = self._options(optimise=True)
+            options.log_severity_level = _ORT_LOG_FATAL
+            return _try(self._open, translation.graph, options)
 
     def _translate(self, entry: Entry) -> None:
         """Translate the snapshot into ``entry``, its weights written straight from the mapped
@@ -251,11 +290,27 @@ class OnnxRuntimeEngine(Engine):
         weights = self.read_weights()  # maps and checks the caffemodel
         with entry.writing() as (temp, weights_path):
             with open(weights_path, "wb") as stream:
-                model = caffe_to_onnx(self.definition, weights, list(self.output_blobs),
-                                      batch=None, external=ExternalData(stream,
-                                                                        weights_path.name))
+                model = self._translation(caffe_to_onnx, weights, lambda: ExternalData(
+                    stream, weights_path.name))
             del weights
             temp.write_bytes(model.SerializeToString())
+
+    def _translation(self, caffe_to_onnx, weights, external=lambda: None):
+        """The translation with a symbolic batch, or, for a network with a layer that computes
+        along the batch axis, with the definition's own batch (the images' axis of the
+        original's forward pass): :meth:`forward` then runs batches of that size."""
+        outputs = list(self.output_blobs)
+        try:
+            return caffe_to_onnx(self.definition, weights, outputs, batch=None,
+                                 external=external())
+        except (UnsupportedLayerError, ShapeError) as symbolic:
+            # (ShapeError: a blob of the definition's batch, a Parameter's, meets the symbolic
+            # one where Caffe's shapes must be equal.)
+            try:  # a failed translation has written no weights (they go out at the end)
+                return caffe_to_onnx(self.definition, weights, outputs,
+                                     batch=int(self.input_shape[0]), external=external())
+            except (UnsupportedLayerError, ShapeError):
+                raise symbolic from None
 
     def _session_without_cache(self):
         """Translate into a temporary folder and build the session from there (the weights
@@ -277,7 +332,7 @@ class OnnxRuntimeEngine(Engine):
         caffe_to_onnx = _import_translator()
         with timings.phase("translate"):
             weights = self.read_weights()
-            model = caffe_to_onnx(self.definition, weights, list(self.output_blobs), batch=None)
+            model = self._translation(caffe_to_onnx, weights)
             del weights
             model_bytes = model.SerializeToString()
             del model
@@ -299,14 +354,45 @@ class OnnxRuntimeEngine(Engine):
         if batch.ndim != len(self.input_shape) or batch.shape[1:] != expected:
             raise ValueError(f"input batch has shape {batch.shape}, the network expects "
                              f"(N, {', '.join(map(str, expected))})")
-        if not self.extra_info:
-            (result,) = self._session.run([self.output_blob], {self._ort_input: batch})
-            return result
+        fixed = self._fixed_batch
+        if fixed is not None and len(batch) != fixed:
+            if len(batch) % fixed:
+                raise ValueError(f"input batch has {len(batch)} images; this network computes "
+                                 f"along the batch axis and takes them {fixed} at a time")
+            parts = [self._run(batch[i:i + fixed]) for i in range(0, len(batch), fixed)]
+            results = tuple(np.concatenate(blobs) for blobs in zip(*parts))
+        else:
+            results = self._run(batch)
+        return results if self.extra_info else results[0]
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(self._session.run(list(self.output_blobs), {self._ort_input: batch}))
 
     def __repr__(self) -> str:
         return (f"OnnxRuntimeEngine(input={self.input_name!r} {self.input_shape}, "
                 f"output={self.output_blob!r}, device={self.device!r})")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's share),
+    else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_plan(threads: int | None = None) -> tuple[int, int]:
+    """(intra-op threads per pass, passes at once) on the CPU.
+
+    One thread per pass and one pass per usable core: the fewest CPU seconds per image, so the
+    most images per second once every core is busy (bench/forward_settings.py: 2 cores, AVX-512,
+    216-220 ms of CPU per image against 229-276 ms with two threads per pass, the inner
+    products batched two images a pass no better at 219 ms).  ``threads`` above 1 runs one
+    pass at a time with that many threads.
+    """
+    threads = threads or 1
+    return threads, usable_cores() if threads == 1 else 1
 
 
 def _try(open_session, path: Path, options):

@@ -12,9 +12,16 @@ import cv2
 import numpy as np
 
 from depth_eval import timings
-from depth_eval.errors import SnapshotError, UnsupportedLayerError
+from depth_eval.caffe import geometry
+from depth_eval.caffe.proto import blob_shape, read_caffemodel
+from depth_eval.caffe.shapes import infer_shapes
+from depth_eval.errors import ShapeError, SnapshotError, UnsupportedLayerError
 from depth_eval.engines import opencv_fixes
 from depth_eval.engines.base import DEPTH_OUTPUT, Engine, NetworkInfo, OutputRule, _read_bytes
+
+
+# PoolingParameter.pool MAX (caffe.proto).
+_MAX_POOL = 0
 
 
 class OpenCVEngine(Engine):
@@ -52,19 +59,33 @@ class OpenCVEngine(Engine):
         self._output_layer = self._output_layers[0]
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        # OpenCV's Winograd 3x3 convolutions (on by default since 4.7) round 10 to 40 times
+        # further from Caffe's direct sums (2e-6 of the range against 1e-7; after a Sigmoid or
+        # TanH, 1.7e-4 against 4e-6): the direct convolution keeps Caffe's numbers.
+        self._net.enableWinograd(False)
+        read = {blob for layer in self.definition.layer for blob in layer.bottom
+                if blob not in layer.top}
+        if read.intersection(self.output_blobs):
+            # An output other layers read: OpenCV may have fused its layer into the one before
+            # (an activation into a convolution) and then fails asking for it (an assertion
+            # per image); unfused, every layer's own top is there, as in Caffe.
+            self._net.enableFusion(False)
 
     def _read_net(self):
         text = _read_bytes(self.prototxt).decode("utf-8", errors="replace")
         try:
-            corrected, swapped = opencv_fixes.corrected_definition(text)
+            corrected, swapped = opencv_fixes.corrected_definition(text, self._caffe_shapes())
         except opencv_fixes.Refused as why:
             raise UnsupportedLayerError(
                 f"{self.prototxt}: {why}; OpenCV's dnn module cannot compute it as Caffe "
                 "does: use --engine onnxruntime") from None
         self.corrected_layers = tuple(swapped)
+        transposed = opencv_fixes.transposed_inner_products(text)
         try:
             # From the files: OpenCV's in-memory path is 5x slower on a 287 MB caffemodel.
-            if corrected is None:
+            if transposed:
+                net = _read_transposed(corrected or text, self.caffemodel, transposed)
+            elif corrected is None:
                 net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
             else:
                 net = _read_corrected(corrected, self.caffemodel)
@@ -88,7 +109,51 @@ class OpenCVEngine(Engine):
         finally:
             opencv_fixes.stop_tracking()
         self._refuse_unreturnable(created)
+        self._refuse_other_shapes(net)
         return net
+
+    def _caffe_shapes(self) -> dict | None:
+        """Caffe's blob shapes (None where the definition's own shapes do not work out: OpenCV
+        or the weights check reports that)."""
+        try:
+            return infer_shapes(self.definition, strict=False)
+        except ShapeError:
+            return None
+
+    def _refuse_other_shapes(self, net) -> None:
+        """A layer whose top OpenCV shapes otherwise than Caffe (a parameter it ignores):
+        refused now, naming the layer, rather than computed with other numbers."""
+        caffe = self._caffe_shapes()
+        if caffe is None:
+            return
+        for layer in self.definition.layer:
+            bottom = caffe.get(layer.bottom[0]) if layer.bottom else None
+            if layer.type == "Pooling" and layer.pooling_param.pool == _MAX_POOL \
+                    and bottom is not None and len(bottom) == 4:
+                window, out = geometry.pooling(layer, bottom[2], bottom[3])
+                if geometry.window_outside(window, out, bottom[2], bottom[3]):
+                    raise UnsupportedLayerError(
+                        f"{self.prototxt}: layer '{layer.name}' (Pooling): its last MAX window "
+                        f"lies past the {bottom[2]} x {bottom[3]} input (stride larger than "
+                        "the kernel), where Caffe gives -FLT_MAX; OpenCV's dnn module cannot "
+                        "compute it as Caffe does: use --engine onnxruntime")
+        ids, _, outputs = net.getLayersShapes(tuple(self.input_shape))
+        layers = {layer.name: layer for layer in self.definition.layer}
+        # infer_shapes keeps a blob's last shape: a name two layers write anew is not compared.
+        written = [top for layer in self.definition.layer for top in layer.top
+                   if top not in layer.bottom]
+        for layer_id, shapes in zip(ids, outputs):
+            layer = layers.get(net.getLayer(int(layer_id)).name)
+            if layer is None:
+                continue  # a layer OpenCV added (a split, the input)
+            for top, shape in zip(layer.top, shapes):
+                want, got = caffe.get(top), tuple(int(d) for d in np.ravel(shape))
+                if want is not None and tuple(want) != got and written.count(top) <= 1:
+                    raise UnsupportedLayerError(
+                        f"{self.prototxt}: layer '{layer.name}' ({layer.type}): OpenCV's dnn "
+                        f"module gives its top '{top}' the shape {list(got)}, Caffe "
+                        f"{list(want)}; it cannot compute it as Caffe does: use --engine "
+                        "onnxruntime")
 
     def _refuse_unreturnable(self, created: list) -> None:
         """A private layer that cannot compute Caffe's blob: refused now, naming the layer."""
@@ -144,6 +209,27 @@ def _read_corrected(text: str, caffemodel: Path):
         return cv2.dnn.readNetFromCaffe(path, str(caffemodel))
     finally:
         os.unlink(path)
+
+
+def _read_transposed(text: str, caffemodel: Path, layers: list[str]):
+    """OpenCV's net with the named InnerProduct layers' K x N weights stored N x K, the
+    layout OpenCV reads (from memory: the weights are rewritten)."""
+    model = read_caffemodel(caffemodel)
+    for layer in model.layer:
+        if layer.name in layers and layer.blobs:
+            blob = layer.blobs[0]
+            rows, columns = blob_shape(blob)[-2:]
+            values = np.asarray(blob.double_data or blob.data, np.float32)
+            flipped = values.reshape(rows, columns).T.ravel()
+            blob.ClearField("data")
+            blob.ClearField("double_data")
+            for legacy in ("num", "channels", "height", "width"):
+                blob.ClearField(legacy)
+            blob.data.extend(flipped.tolist())
+            blob.shape.ClearField("dim")
+            blob.shape.dim.extend([columns, rows])
+    return cv2.dnn.readNetFromCaffe(np.frombuffer(text.encode("utf-8"), np.uint8),
+                                    np.frombuffer(model.SerializeToString(), np.uint8))
 
 
 def opencv_output_for_blob(net, definition, info: NetworkInfo, source: str) -> tuple[str, int]:

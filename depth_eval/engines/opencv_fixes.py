@@ -58,6 +58,9 @@ class LayerText:
     type: str = ""
     bottoms: list = field(default_factory=list)
     tops: list = field(default_factory=list)
+    end: int = 0  # just after the block's closing brace
+    name_span: tuple[int, int] | None = None
+    top_spans: list = field(default_factory=list)
 
     def param(self, message: str, key: str, default=None):
         """``message.key`` as Python (number, bool, enum name or string), else ``default``."""
@@ -67,6 +70,13 @@ class LayerText:
                 if values and isinstance(values[-1], str):
                     return _scalar(values[-1])
         return default
+
+
+def _repeated(layer: LayerText, message: str, key: str) -> list:
+    """Every value of a repeated ``message.key`` (Python scalars), in order."""
+    return [_scalar(e.value) for entry in layer.entries
+            if entry.key == message and isinstance(entry.value, list)
+            for e in entry.value if e.key == key and isinstance(e.value, str)]
 
 
 def _scalar(raw: str):
@@ -114,8 +124,9 @@ def _message(tokens, i: int, closing: str | None) -> tuple[list, int]:
             break
         value = tokens[i][0]
         if value in "{<":
+            opening = i
             nested, i = _message(tokens, i + 1, "}" if value == "{" else ">")
-            entries.append(_Entry(key, nested))
+            entries.append(_Entry(key, nested, tokens[opening][1], tokens[i - 1][2]))
         elif value == "[":
             i += 1
             while i < len(tokens) and tokens[i][0] != "]":
@@ -139,12 +150,12 @@ def layer_blocks(text: str) -> tuple[list, list[LayerText]]:
     for entry in entries:
         if entry.key not in ("layer", "layers") or not isinstance(entry.value, list):
             continue
-        layer = LayerText(entry.value, None)
+        layer = LayerText(entry.value, None, end=entry.end)
         for item in entry.value:
             if not isinstance(item.value, str):
                 continue
             if item.key == "name":
-                layer.name = _scalar(item.value)
+                layer.name, layer.name_span = _scalar(item.value), (item.start, item.end)
             elif item.key == "type" and entry.key == "layer":
                 layer.type, layer.type_span = _scalar(item.value), (item.start, item.end)
             elif item.key == "type":
@@ -153,6 +164,7 @@ def layer_blocks(text: str) -> tuple[list, list[LayerText]]:
                 layer.bottoms.append(_scalar(item.value))
             elif item.key == "top":
                 layer.tops.append(_scalar(item.value))
+                layer.top_spans.append((item.start, item.end))
         layers.append(layer)
     return entries, layers
 
@@ -208,14 +220,45 @@ def _always(layer: LayerText) -> str:
 
 def _lrn(layer: LayerText) -> str | None:
     # OpenCV reads the across-channel constant from a parameter Caffe names differently, so
-    # Caffe's k is dropped (1 used); within a channel Caffe itself ignores k (shift 1).
+    # Caffe's k is dropped (1 used); within a channel Caffe itself ignores k (shift 1).  An
+    # absent alpha is OpenCV's default (1e-4), not Caffe's (1), in both regions.
     across = layer.param("lrn_param", "norm_region", "ACROSS_CHANNELS") in ("ACROSS_CHANNELS", 0)
+    if across and layer.tops[:1] == layer.bottoms[:1]:
+        # In place, Caffe writes the factor over its bottom, then multiplies it by that.
+        return _variant_type(_LRN, "InPlace", in_place=True)
+    if layer.param("lrn_param", "alpha") is None:
+        return _always(layer)
     return _always(layer) if across and layer.param("lrn_param", "k", 1.0) != 1.0 else None
 
 
-def _mvn(layer: LayerText) -> str | None:
-    # Caffe divides by sqrt(var) + eps, OpenCV by sqrt(var + eps).
-    return _always(layer) if layer.param("mvn_param", "normalize_variance", True) else None
+def _eltwise(layer: LayerText) -> str | None:
+    # In place, Caffe starts SUM by zeroing its top and MAX by filling it with -FLT_MAX:
+    # the bottoms that are the top blob are erased before they are read.
+    operation = layer.param("eltwise_param", "operation", "SUM")
+    erased = tuple(i for i, blob in enumerate(layer.bottoms) if blob in layer.tops[:1])
+    if not erased or operation in ("PROD", 0):
+        return None
+    return _variant_type(_Eltwise, "Erased" + "_".join(map(str, erased)), erased=erased)
+
+
+def _mvn(layer: LayerText) -> str:
+    # Caffe divides by sqrt(var) + eps, OpenCV by sqrt(var + eps); and Caffe's top always has
+    # 4 axes (OpenCV keeps a 2-axis bottom's 2), which a rule reading the text cannot tell.
+    return _always(layer)
+
+
+def _deconvolution(layer: LayerText) -> str | None:
+    # OpenCV's deconvolution ignores the dilation (a smaller top, other values).
+    dilated = any(v != 1 for v in _repeated(layer, "convolution_param", "dilation"))
+    return _always(layer) if dilated else None
+
+
+def _slice(layer: LayerText) -> str | None:
+    # Without slice points Caffe splits the axis evenly over the tops; OpenCV splits it over
+    # the tops other layers read (one unread top: the whole blob as the first, or a failure).
+    if layer.param("slice_param", "slice_point") is not None or len(layer.tops) < 2:
+        return None
+    return _variant_type(_EvenSlice, str(len(layer.tops)), tops=len(layer.tops))
 
 
 def _log(layer: LayerText) -> str | None:
@@ -225,16 +268,12 @@ def _log(layer: LayerText) -> str | None:
     return _always(layer) if changed else None
 
 
-def _inner_product(layer: LayerText) -> str | None:
-    # OpenCV reads the weights as N x K whatever Caffe's transpose says (K x N).
-    return _always(layer) if layer.param("inner_product_param", "transpose", False) else None
-
-
 def _scale(layer: LayerText) -> str | None:
     # OpenCV folds a learned Scale into the Convolution before it as one factor per output
     # channel (and asserts otherwise): any other extent of the learned blob is computed here.
+    # With a second bottom OpenCV computes Caffe's product, but not from a negative axis.
     if len(layer.bottoms) > 1:
-        return None
+        return _always(layer) if layer.param("scale_param", "axis", 1) < 0 else None
     axis = layer.param("scale_param", "axis", 1)
     num_axes = layer.param("scale_param", "num_axes", 1)
     return None if num_axes == 0 or (axis == 1 and num_axes == 1) else _always(layer)
@@ -254,6 +293,20 @@ def _reduction(layer: LayerText) -> str:
     return _always(layer)
 
 
+def _reshape(layer: LayerText) -> str | None:
+    # num_axes 0 inserts the new axes at ``axis`` and replaces none; OpenCV fails on it.
+    return _always(layer) if layer.param("reshape_param", "num_axes", -1) == 0 else None
+
+
+def _flatten(layer: LayerText) -> None:
+    if layer.param("flatten_param", "axis", 1) == 0 and \
+            layer.param("flatten_param", "end_axis", -1) == -1:
+        # Caffe's top has one axis; OpenCV's matrices have at least two (a 140 x 1 top).
+        raise Refused("Flatten from axis 0 to the last gives a 1-axis blob, which OpenCV's dnn "
+                      "module holds with two axes")
+    return None
+
+
 def _spp(layer: LayerText) -> str:
     if layer.param("spp_param", "pool", "MAX") in ("STOCHASTIC", 2):
         raise Refused("SPP with STOCHASTIC pooling")
@@ -262,10 +315,14 @@ def _spp(layer: LayerText) -> str:
 
 RULES = {
     "BatchNorm": _batch_norm,
+    "Deconvolution": _deconvolution,
+    "Slice": _slice,
+    "Flatten": _flatten,
+    "Eltwise": _eltwise,
+    "Reshape": _reshape,
     "LRN": _lrn,
     "MVN": _mvn,
     "Log": _log,
-    "InnerProduct": _inner_product,
     "Scale": _scale,
     "Reduction": _reduction,
     "SPP": _spp,
@@ -278,12 +335,29 @@ RULES = {
 }
 
 
-def corrected_definition(text: str) -> tuple[str | None, list[tuple[str, str, str]]]:
+def transposed_inner_products(text: str) -> list[str]:
+    """The InnerProduct layers with ``transpose: true``, by name: OpenCV reads their K x N
+    weights as N x K whatever the flag says, so the engine gives it the weights transposed
+    (its own InnerProduct then computes Caffe's product, on any axis)."""
+    return [layer.name for layer in layer_blocks(text)[1] if layer.type == "InnerProduct"
+            and layer.param("inner_product_param", "transpose", False)]
+
+
+# Suffix of the private layer (and its top) whose 3-axis blob OpenCV is handed with a
+# trailing axis of 1 and a Flatten, under the layer's own name, drops again.
+_WITH_TRAILING_AXIS = "__depth_eval_4d"
+
+
+def corrected_definition(text: str, shapes: dict | None = None
+                         ) -> tuple[str | None, list[tuple[str, str, str]]]:
     """The prototxt text OpenCV must read instead of ``text`` (None: the original is right).
 
     Returns the text and the swapped layers, ``(name, Caffe type, private type)``, in the
     definition's order.  Only the swapped layers' type values change; a legacy V1 definition
     with a layer to swap is given to OpenCV in the current form (V1 has no type by name).
+    With Caffe's blob ``shapes`` (name -> shape), a Reduction whose top has 3 axes (which
+    OpenCV's Python layer interface cannot return) returns it with a trailing axis of 1,
+    renamed, and a Flatten under the layer's name gives Caffe's blob.
 
     Raises
     ------
@@ -309,10 +383,23 @@ def corrected_definition(text: str) -> tuple[str | None, list[tuple[str, str, st
     if any(layer.type_span is None for layer, _ in swaps):
         return _upgraded(entries, {id(layer.entries): private for layer, private in swaps}), \
             swapped
+    edits = []  # (start, end, replacement) in the text
+    for index, (layer, private) in enumerate(swaps):
+        if (layer.type == "Reduction" and shapes and len(layer.tops) == 1
+                and layer.tops[0] not in layer.bottoms and layer.name_span
+                and len(shapes.get(layer.tops[0], ())) == 3):
+            private = _variant_type(_Reduction, "WithTrailingAxis", trailing=True)
+            swapped[index] = (layer.name, layer.type, private)
+            top, renamed = layer.tops[0], layer.tops[0] + _WITH_TRAILING_AXIS
+            edits += [(*layer.name_span, f'"{layer.name}{_WITH_TRAILING_AXIS}"'),
+                      (*layer.top_spans[0], f'"{renamed}"'),
+                      (layer.end, layer.end,
+                       f'\nlayer {{ name: "{layer.name}" type: "Flatten" bottom: "{renamed}" '
+                       f'top: "{top}" flatten_param {{ axis: 2 }} }}')]
+        edits.append((*layer.type_span, f'"{private}"'))
     pieces, pos = [], 0
-    for layer, private in swaps:
-        start, end = layer.type_span
-        pieces += [text[pos:start], f'"{private}"']
+    for start, end, replacement in sorted(edits):
+        pieces += [text[pos:start], replacement]
         pos = end
     pieces.append(text[pos:])
     return "".join(pieces), swapped
@@ -337,6 +424,11 @@ def _pair(params, key: str, default: int) -> tuple[int, int]:
         return int(params.get(f"{key}_h", default)), int(params.get(f"{key}_w", default))
     values = _ints(params, key, [default])
     return (values[0], values[-1]) if values else (default, default)
+
+
+def _ints_or_floats(value, count: int) -> list[float]:
+    """A repeated float parameter as ``count`` floats (absent: all 1)."""
+    return [1.0] * count if value is None else [float(v) for v in np.ravel(value)]
 
 
 def _enum(value, names: tuple[str, ...]) -> str:
@@ -455,20 +547,60 @@ class _Log(_CaffeLayer):
 
 
 class _LRN(_CaffeLayer):
+    in_place = False  # across channels in place: Caffe's top is the factor squared
+
     def compute(self, inputs):
         x = inputs[0].astype(np.float64)
         size = int(self.params.get("local_size", 5))
         alpha, beta = float(self.params.get("alpha", 1.0)), float(self.params.get("beta", 0.75))
+        if _enum(self.params.get("norm_region", "ACROSS_CHANNELS"),
+                 ("ACROSS_CHANNELS", "WITHIN_CHANNEL")) == "WITHIN_CHANNEL":
+            # Caffe: the zero-padded size x size box average of the squares (every window
+            # counts size^2 values), then (1 + alpha * average) ^ -beta; k is not used.
+            pad = (size - 1) // 2
+            squares = np.pad(x * x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+            height, width = x.shape[2:]
+            box = sum(squares[:, :, i:i + height, j:j + width]
+                      for i in range(size) for j in range(size))
+            return [x * (1.0 + alpha * box / (size * size)) ** -beta]
         k = float(self.params.get("k", 1.0))
         before = (size - 1) // 2
         squares = np.pad(x * x, [(0, 0), (before, size - before - 1)] + [(0, 0)] * (x.ndim - 2))
         window = sum(squares[:, i:i + x.shape[1]] for i in range(size))
-        return [x * (k + alpha / size * window) ** -beta]
+        factor = (k + alpha / size * window) ** -beta
+        return [factor * factor if self.in_place else x * factor]
+
+
+class _Eltwise(_CaffeLayer):
+    """Caffe's in-place SUM / MAX: the bottoms at ``erased`` (the top's own blob) read as the
+    top's starting value, 0 for SUM and -FLT_MAX for MAX."""
+
+    erased: tuple[int, ...] = ()  # set per subclass (:func:`_variant_type`)
+
+    def compute(self, inputs):
+        operation = _enum(self.params.get("operation", "SUM"), ("PROD", "SUM", "MAX"))
+        kept = [x for i, x in enumerate(inputs) if i not in self.erased]
+        if operation == "MAX":
+            start = np.full(inputs[0].shape, np.finfo(np.float32).min, np.float32)
+            return [np.maximum.reduce(kept) if kept else start]
+        coeffs = _ints_or_floats(self.params.get("coeff"), len(inputs))
+        total = np.zeros(inputs[0].shape, np.float64)
+        for i, x in enumerate(inputs):
+            if i not in self.erased:
+                total += coeffs[i] * x.astype(np.float64)
+        return [total]
+
+
+# Caffe's legacy blob accessors (num, channels, height, width) give MVN a 4-axis top.
+_LEGACY_AXES = 4
 
 
 class _MVN(_CaffeLayer):
     def compute(self, inputs):
         x = inputs[0].astype(np.float64)
+        if x.ndim > _LEGACY_AXES:
+            raise ValueError(f"MVN takes at most {_LEGACY_AXES} axes")
+        x = x.reshape(x.shape + (1,) * (_LEGACY_AXES - x.ndim))
         across = bool(self.params.get("across_channels", False))
         eps = float(self.params.get("eps", 1e-9))
         axes = tuple(range(1 if across else 2, x.ndim))
@@ -494,21 +626,9 @@ class _BatchNormOwnStatistics(_CaffeLayer):
         return [d / np.sqrt((d * d).mean(axis=axes, keepdims=True) + eps)]
 
 
-class _InnerProduct(_CaffeLayer):
-    def compute(self, inputs):
-        x = inputs[0]
-        axis = _axis(int(self.params.get("axis", 1)), x.ndim)
-        n = int(self.params["num_output"])
-        k = math.prod(x.shape[axis:])
-        weights = self.blobs[0].reshape(k, n) if self.params.get("transpose", False) \
-            else self.blobs[0].reshape(n, k).T
-        y = x.reshape(math.prod(x.shape[:axis]), k) @ weights
-        if self.params.get("bias_term", True) and len(self.blobs) > 1:
-            y = y + self.blobs[1].reshape(1, n)
-        return [y.reshape(x.shape[:axis] + (n,))]
-
-
 class _Reduction(_CaffeLayer):
+    trailing = False  # a trailing axis of 1 on the top (see corrected_definition)
+
     def compute(self, inputs):
         x = inputs[0].astype(np.float64)
         operation = _enum(self.params.get("operation", "SUM"), ("", "SUM", "ASUM", "SUMSQ",
@@ -517,7 +637,8 @@ class _Reduction(_CaffeLayer):
         flat = x.reshape(x.shape[:axis] + (-1,))
         values = {"SUM": flat, "MEAN": flat, "ASUM": np.abs(flat), "SUMSQ": flat * flat}[operation]
         y = values.mean(axis=-1) if operation == "MEAN" else values.sum(axis=-1)
-        return [y * float(self.params.get("coeff", 1.0))]
+        y = y * float(self.params.get("coeff", 1.0))
+        return [y[..., None] if self.trailing else y]
 
 
 class _ArgMax(_CaffeLayer):
@@ -606,6 +727,71 @@ class _Im2col(_CaffeLayer):
         return [columns.reshape(x.shape[0], -1, out_h, out_w)]
 
 
+class _Deconvolution(_CaffeLayer):
+    """Caffe's Deconvolution (the transpose of its Convolution), dilation included: each
+    kernel tap adds its weighted input at stride steps, then the padding is cut off."""
+
+    def compute(self, inputs):
+        x = inputs[0].astype(np.float64)
+        if "kernel_h" in self.params or "kernel_w" in self.params:
+            kh, kw = int(self.params["kernel_h"]), int(self.params["kernel_w"])
+        else:
+            kh, kw = _pair(self.params, "kernel_size", 0)
+        sh, sw = _pair(self.params, "stride", 1)
+        ph, pw = _pair(self.params, "pad", 0)
+        dh, dw = _pair(self.params, "dilation", 1)
+        groups, outputs = int(self.params.get("group", 1)), int(self.params["num_output"])
+        batch, channels, height, width = x.shape
+        weights = self.blobs[0].astype(np.float64).reshape(channels, outputs // groups, kh, kw)
+        full = np.zeros((batch, outputs, sh * (height - 1) + dh * (kh - 1) + 1,
+                         sw * (width - 1) + dw * (kw - 1) + 1))
+        cin, cout = channels // groups, outputs // groups
+        for group in range(groups):
+            part = x[:, group * cin:(group + 1) * cin]
+            taps = weights[group * cin:(group + 1) * cin]
+            for i in range(kh):
+                for j in range(kw):
+                    full[:, group * cout:(group + 1) * cout,
+                         i * dh:i * dh + sh * (height - 1) + 1:sh,
+                         j * dw:j * dw + sw * (width - 1) + 1:sw] += np.einsum(
+                             "nchw,co->nohw", part, taps[:, :, i, j])
+        y = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+        if self.params.get("bias_term", True) and len(self.blobs) > 1:
+            y = y + self.blobs[1].reshape(1, outputs, 1, 1)
+        return [y]
+
+
+class _EvenSlice(_CaffeLayer):
+    """Caffe's Slice without slice points: the axis split evenly over the tops."""
+
+    tops = 2  # set per subclass (:func:`_variant_type`)
+
+    def compute(self, inputs):
+        x = inputs[0]
+        axis = _axis(int(self.params.get("axis", self.params.get("slice_dim", 1))), x.ndim)
+        if x.shape[axis] % self.tops:
+            raise ValueError(f"{x.shape[axis]} values on axis {axis} do not split evenly "
+                             f"over {self.tops} tops")
+        return list(np.split(x, self.tops, axis=axis))
+
+
+class _Reshape(_CaffeLayer):
+    """Caffe's Reshape: ``dim`` replaces the axes [axis, axis + num_axes) (0 copies the bottom's
+    axis there, one -1 takes what is left); a negative axis counts from after the last."""
+
+    def compute(self, inputs):
+        x = inputs[0]
+        dims = _ints(self.params, "dim", [])
+        axis, num_axes = int(self.params.get("axis", 0)), int(self.params.get("num_axes", -1))
+        start = axis if axis >= 0 else x.ndim + axis + 1
+        end = x.ndim if num_axes == -1 else start + num_axes
+        new = [x.shape[start + i] if d == 0 else d for i, d in enumerate(dims)]
+        if -1 in new:
+            new[new.index(-1)] = math.prod(x.shape[start:end]) // math.prod(
+                d for d in new if d != -1)
+        return [x.reshape(x.shape[:start] + tuple(new) + x.shape[end:])]
+
+
 class _Parameter(_CaffeLayer):
     def compute(self, inputs):
         shape = _ints(self.params, "dim", list(self.blobs[0].shape))
@@ -621,19 +807,33 @@ class _Tile(_CaffeLayer):
         return [np.tile(x, reps)]
 
 
-_LAYERS = {"BatchNorm": _BatchNormOwnStatistics, "Scale": _Scale, "Bias": _Bias, "Threshold": _Threshold, "Log": _Log, "LRN": _LRN,
-           "MVN": _MVN, "InnerProduct": _InnerProduct, "Reduction": _Reduction,
-           "ArgMax": _ArgMax, "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter,
-           "Tile": _Tile}
+_LAYERS = {"BatchNorm": _BatchNormOwnStatistics, "Scale": _Scale, "Bias": _Bias,
+           "Threshold": _Threshold, "Log": _Log, "LRN": _LRN, "MVN": _MVN,
+           "Reduction": _Reduction, "ArgMax": _ArgMax,
+           "SPP": _SPP, "Im2col": _Im2col, "Parameter": _Parameter, "Tile": _Tile,
+           "Deconvolution": _Deconvolution, "Slice": _EvenSlice, "Reshape": _Reshape,
+           "Eltwise": _Eltwise}
 _registered = False
+_lock = threading.Lock()
+# Private types that depend on the layer's tops and bottoms (OpenCV tells a Python layer
+# nothing of them): one subclass per case, registered when first needed.
+_variants: dict[str, type] = {}
+
+
+def _variant_type(base: type, suffix: str, **attributes) -> str:
+    """The private type of ``base`` with these class attributes (registered once)."""
+    caffe_type = next(kind for kind, cls in _LAYERS.items() if cls is base)
+    name = f"{PRIVATE_PREFIX}{caffe_type}{suffix}"
+    with _lock:
+        if name not in _variants:
+            _variants[name] = type(f"{base.__name__}{suffix}", (base,), attributes)
+            cv2.dnn_registerLayer(name, _variants[name])
+    return name
 
 
 def caffe_type_of(layer: _CaffeLayer) -> str:
     """The Caffe type a private layer computes."""
     return next(kind for kind, cls in _LAYERS.items() if isinstance(layer, cls))
-
-
-_lock = threading.Lock()
 
 
 def register() -> None:

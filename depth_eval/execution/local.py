@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from depth_eval import timings
-from depth_eval.errors import ImageError, SnapshotError
+from depth_eval.errors import ImageError, SnapshotError, describe
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def run_items(engine, work, items: Iterable, *, jobs: int = 2, batch_size: int =
     for item, result in outcomes:
         path = work.input_path(item)
         if isinstance(result, Exception):
-            run.skipped[path.name] = str(result)
+            run.skipped[path.name] = describe(result)
         else:
             run.results.append(result)
             if on_result is not None:
@@ -248,6 +248,9 @@ def _bound(callback: Callable | None, unit: Unit) -> Callable | None:
 
 
 def _copy_outcome(source: Future, target: Future) -> None:
+    if source.cancelled():  # the stream stopped (Ctrl-C, a full disk): nobody waits for it
+        target.cancel()
+        return
     error = source.exception()
     if error is not None:
         target.set_exception(error)

@@ -23,6 +23,10 @@ from depth_eval.console import one_line
 from depth_eval.inputs.conventions import CONVENTION_FACT
 from depth_eval.errors import (EXIT_GATE, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, SnapshotError, UsageError, exit_status_of)
 from depth_eval.execution.local import LocalExecutor, Unit, UnitRun
+from depth_eval.inputs.hashing import FileHasher
+from depth_eval.scoring import upsample
+from depth_eval.store.hash_memo import HashMemo
+from depth_eval.store.user_cache import default_cache_dir
 from depth_eval.progress import Progress
 from depth_eval.tasks.base import SnapshotWork
 from depth_eval.report.reporters import FinishedRun, run_reporters
@@ -215,8 +219,11 @@ def run(settings, console) -> int:
     """Run the settings' task over every snapshot; the exit status."""
     task = tasks.get(settings.task)(settings, console)
     limits.set_max_image_pixels(settings.inputs.max_image_pixels)
+    cache_folder = user_cache_folder(settings)
+    upsample.keep_matrices_in(cache_folder)  # before the task's warm-up looks for them
     snapshots = find_snapshots(settings.inputs, settings.outputs.reserved_names())
     items = task.find_items(console)
+    settings = task.settings = settings.sized_to(len(items))
     executor = stored = None
     status = EXIT_NOTHING
     try:
@@ -226,11 +233,15 @@ def run(settings, console) -> int:
             executor = DaskExecutor.start(settings, task, console)
         # OUT_DIR first: a folder that cannot be made is named as such, before the store in it.
         files = ResultsFiles(settings.outputs.out_dir) if task.scored else None
+        # Hashes remembered in the user cache: a fresh OUT_DIR does not read unchanged files.
+        memo = None if cache_folder is None else HashMemo.in_cache(cache_folder, console.warn)
         if task.scored and settings.outputs.store is not None:
             from depth_eval.execution.stored_units import StoredRun
 
-            stored = StoredRun.open(settings, task, items)
-        hasher = stored.hasher if stored is not None else None
+            stored = StoredRun.open(settings, task, items, memo)
+        hasher = stored.hasher if stored is not None else (
+            FileHasher(memo=memo) if engines.engine_class(settings.engine.name).uses_cache
+            else None)  # OpenCV hashes while it reads the model: no hasher is faster there
         if executor is None:
             executor = local_executor(settings, task, console, hasher)
         elif hasher is not None:
@@ -241,12 +252,21 @@ def run(settings, console) -> int:
         status = exit_status_of(error)
         raise
     finally:
+        upsample.keep_matrices_in(None)  # this run's folder only
         try:
             if executor is not None:
                 executor.close()
         finally:
             if stored is not None:
                 stored.close(status)
+
+
+def user_cache_folder(settings):
+    """``--cache-dir``, else the user cache folder; None without a home folder."""
+    try:
+        return settings.engine.cache_dir or default_cache_dir()
+    except RuntimeError:
+        return None
 
 
 def local_executor(settings, task, console, hasher=None) -> LocalExecutor:
@@ -267,7 +287,8 @@ def _run(settings, console, task, executor, snapshots, items, stored, files) -> 
             console.error("nothing could be predicted")
             return EXIT_NOTHING
         everything = all(e["status"] == "evaluated" for e in tally.entries.values())
-        return EXIT_OK if everything and not tally.bad_images else EXIT_PARTIAL
+        return EXIT_OK if everything and not tally.bad_images and not task.left_out \
+            else EXIT_PARTIAL
 
     def save() -> dict:
         document = results_document(settings, task, tally, len(items))

@@ -29,6 +29,7 @@ Images that fail and snapshots that cannot be loaded are not units: nothing is s
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class SnapshotPlan:
     reused: dict = field(default_factory=dict)     # item name -> stored metrics (text keys)
     compute: tuple = ()                            # items to run, in order
     computed: dict = field(default_factory=dict)   # item name -> ImageResult, as they finish
+    replace: set = field(default_factory=set)      # keys of stored units not trusted
 
 
 class StoredRun:
@@ -82,6 +84,7 @@ class StoredRun:
                  hasher: FileHasher):
         self.store, self.run_id, self.task = store, run_id, task
         self.recompute, self.hasher = recompute, hasher
+        self.warn = task.console.warn if task.console is not None else (lambda message: None)
         self.options = task.settings.numbers_options()
         self.positions = {SnapshotWork.input_name(item): index for index, item in enumerate(items)}
         self.inputs: dict[str, tuple[str, str | None]] = {}
@@ -94,13 +97,14 @@ class StoredRun:
                 pass
 
     @classmethod
-    def open(cls, settings, task, items: list) -> "StoredRun":
-        """Open ``settings.outputs.store`` and record the run's start."""
+    def open(cls, settings, task, items: list, memo=None) -> "StoredRun":
+        """Open ``settings.outputs.store`` and record the run's start; ``memo``: file hashes
+        remembered beyond the store (:class:`depth_eval.store.hash_memo.HashMemo`)."""
         store = ResultsStore.open(settings.outputs.store)
         try:
             run_id = store.begin_run(options_document(settings))
             return cls(store, run_id, task, items, settings.outputs.recompute,
-                       FileHasher(store))
+                       FileHasher(store, memo=memo))
         except BaseException:
             store.close()
             raise
@@ -167,7 +171,22 @@ class StoredRun:
                 if hashes is not None:
                     plan.keys[name] = unit_key(self.task.settings.task, plan.ref.caffemodel_sha256,
                                                plan.ref.prototxt_sha256, *hashes, options)
-        stored = {} if self.recompute else self.store.get(plan.keys.values())
+        stored, damaged = ({}, {}) if self.recompute else self.store.checked(plan.keys.values())
+        expected_names = {str(key) for key in self.task.image_keys()}
+        plan.replace = set(damaged)
+        for key, metrics in list(stored.items()):
+            problem = incomplete(metrics, expected_names)
+            if problem is not None or not all(map(math.isfinite, metrics.values())):
+                # A NaN is computed again without a word here: the run's own warning about
+                # the undefined metric is then said again, as in the first run.
+                plan.replace.add(key)
+                del stored[key]
+                if problem is not None:
+                    damaged[key] = problem
+        for name, key in plan.keys.items():
+            if key in damaged:
+                self.warn(f"{self.store.path}: stored unit of {snapshot.name} on {name} "
+                          f"(key {key}) {damaged.pop(key)}; it is computed again")
         candidates = {name: key for name, key in plan.keys.items()
                       if key in stored and self.task.reusable(by_name[name])}
         expected: dict[str, list] = {}
@@ -194,7 +213,7 @@ class StoredRun:
             self.store.put(key, plan.ref, result.stem, as_text(result.metrics),
                            task=self.task.settings.task, run_id=self.run_id,
                            position=self.positions[name], seconds=seconds,
-                           replace=self.recompute,
+                           replace=self.recompute or key in plan.replace,
                            files=self.task.unit_files(plan.snapshot.name, item))
 
         return save
@@ -226,10 +245,24 @@ class StoredRun:
             if name not in plan.reused and computed is None:
                 continue  # failed: not a unit
             stored = values.get(plan.keys.get(name))
+            if computed is None:
+                self.task.unit_reused(item)
             stem = SnapshotWork.input_path(item).stem if computed is None else computed.stem
             metrics = computed.metrics if stored is None else ordered(stored, order)
             results.append(ImageResult(stem, metrics, computed.kept if computed else None))
         return UnitRun(results, run.skipped, run.engine, run.seconds)
+
+
+def incomplete(metrics: dict[str, float], expected: set[str]) -> str | None:
+    """Why a stored unit cannot stand for a fresh one, or None: it must hold exactly the
+    metrics the task reports per image now (its keys equal ``Task.image_keys()``)."""
+    missing = sorted(expected - set(metrics))
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    extra = sorted(set(metrics) - expected)
+    if extra:
+        return f"holds {', '.join(extra)}, which this run does not compute"
+    return None
 
 
 def ordered(stored: dict[str, float], order: list[MetricKey]) -> dict[MetricKey, float]:

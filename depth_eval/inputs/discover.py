@@ -140,3 +140,16 @@ def snapshot_iteration(name: str) -> tuple[str, int] | None:
         return None
     last = matches[-1]
     return name[:last.start()] + name[last.end():], int(last.group(1))
+
+
+def training_runs(names) -> dict[str, list[tuple[int, str]]] | None:
+    """Run -> [(iteration, snapshot name)] sorted by iteration, if every name has ``_iter_N``."""
+    runs: dict[str, list[tuple[int, str]]] = {}
+    for name in names:
+        parsed = snapshot_iteration(name)
+        if parsed is None:
+            return None
+        runs.setdefault(parsed[0], []).append((parsed[1], name))
+    if not runs:
+        return None
+    return {run: sorted(points) for run, points in runs.items()}

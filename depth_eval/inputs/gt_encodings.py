@@ -249,3 +249,26 @@ def encode_depth_mm_png(depth_m: np.ndarray) -> bytes:
     # Packed rows of a 16-bit PNG are big-endian samples; no per-pixel Python work.
     writer.write_packed(buffer, (row.tobytes() for row in pixels))
     return buffer.getvalue()
+
+
+# Where a PNG's bit depth stands: the signature (8), IHDR's length and type (8), width and
+# height (8); the PNG specification's IHDR layout.
+_PNG_BIT_DEPTH_OFFSET = 24
+
+
+def encoding_of(path: str | Path, encoding: str = "auto") -> str:
+    """The encoding :func:`read_depth_m` reads ``path`` with, from the file's first bytes where
+    they tell (PNG bit depth, the .npy magic), else by reading it.
+
+    For a file whose numbers were made from it before (a stored unit of the same content):
+    what it was read as, without decoding it again.
+    """
+    if encoding != "auto":
+        return encoding
+    with limits.open_regular(Path(path)) as stream:
+        head = stream.read(_PNG_BIT_DEPTH_OFFSET + 1)
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if head.startswith(PNG_SIGNATURE) and len(head) > _PNG_BIT_DEPTH_OFFSET:
+        return "thesis" if head[_PNG_BIT_DEPTH_OFFSET] <= 8 else "mm"
+    return read_depth_m(path, encoding)[1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import io as _io
+import json
 import math
 import os
 import stat
@@ -36,6 +37,10 @@ LARGE_ACTIVATION_BYTES = 1e9
 # Bytes an engine holds per byte of caffemodel: OpenCV repacks the weights of its convolution
 # and inner-product kernels beside its own copy (docs/speed.md: 669 MiB for a 274 MiB file).
 WEIGHT_COPIES = 2.5
+
+# Nesting depth of the JSON documents read (a baseline, a stored row): ours need under 10;
+# Python's parser recurses per level and would end in RecursionError near 1,000.
+MAX_JSON_DEPTH = 64
 
 _max_image_pixels = DEFAULT_MAX_IMAGE_PIXELS
 _pil_lock = threading.Lock()
@@ -106,11 +111,43 @@ def read_regular(path: Path) -> bytes:
         return stream.read()
 
 
+def load_json(text: str, max_depth: int = MAX_JSON_DEPTH):
+    """``json.loads(text)`` after a check that arrays and objects nest at most ``max_depth``
+    deep; ValueError (``json.JSONDecodeError`` for bad JSON) otherwise.
+
+    The check is one pass over the text (brackets inside strings skipped), so a hostile
+    document costs time linear in its size before the parser sees it.
+    """
+    depth, in_string, escaped = 0, False, False
+    for position, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise ValueError(f"nested deeper than {max_depth} levels (at character "
+                                 f"{position})")
+        elif char in "]}":
+            depth -= 1
+    return json.loads(text)
+
+
 # --- images ------------------------------------------------------------------------------------
 
 def max_image_pixels() -> int:
     """The pixel limit in force (``--max-image-pixels``)."""
     return _max_image_pixels
+
+
+# A PNG file's first 8 bytes; its first chunk, IHDR, starts with width and height (PNG spec).
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def set_max_image_pixels(limit: int) -> None:
@@ -125,7 +162,10 @@ def set_max_image_pixels(limit: int) -> None:
 def image_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from an image file's header, without decoding its pixels; None for a
     format Pillow does not identify (OpenCV then applies its own limit of 2^30 pixels)."""
-    from PIL import Image, UnidentifiedImageError  # Pillow only once an image is read
+    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        # The PNGs a run reads: their size is in the first chunk (no Pillow import: 20 ms).
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    from PIL import Image, UnidentifiedImageError  # Pillow only once another format is read
 
     with _pil_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -193,8 +233,9 @@ def check_network_memory(prototxt: Path, blob_shapes: dict, input_shape, batch: 
     sizes = (f"the forward pass needs about {_gb(needed)} ({_gb(activations)} of activations "
              f"for a {shape} input, {_gb(weights_bytes * WEIGHT_COPIES)} for the weights)")
     if available is not None and needed > available:
+        hint = f"; a smaller --batch than {batch} needs less" if batch > 1 else ""
         raise SnapshotError(f"{prototxt}: {sizes}, more than the {_gb(available)} this machine "
-                            "has available")
+                            f"has available{hint}")
     if activations > LARGE_ACTIVATION_BYTES:
         return (f"{prototxt}: {sizes}; "
                 + (f"{_gb(available)} available" if available is not None else "memory unknown"))

@@ -25,15 +25,14 @@ from typing import TYPE_CHECKING
 
 # Public name -> the module defining it.
 _EXPORTS = {
-    "layout": ("DPI", "MAX_NAME_CHARS", "figure_pixels", "render_bgr", "save_png",
+    "layout": ("DPI", "MAX_NAME_CHARS", "figure_pixels", "png_text", "render_bgr", "save_png",
                "shorten_name", "wrap_name"),
     "colormaps": ("EXAMPLE_COLORMAPS", "check_colormap", "colormap_png"),
     "panels": ("MapScale", "Panel", "build_maps_figure", "build_panel_figure", "maps_figure"),
     "comparison": ("DEFAULT_DEPTH_COLORMAP", "ERROR_COLORMAP", "build_image_figure",
                    "depth_scale", "error_scale", "image_figure"),
     "charts": ("BAR_COLOR", "BEST_BAR_COLOR", "best_snapshots", "build_curve_figure",
-               "build_metrics_figure", "curve_path", "iteration_text", "metrics_figure",
-               "training_runs"),
+               "build_metrics_figure", "curve_path", "iteration_text", "metrics_figure"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
@@ -41,13 +40,13 @@ __all__ = sorted(_MODULE_OF)
 if TYPE_CHECKING:  # the names __getattr__ resolves lazily, for type checkers
     from depth_eval.pictures.charts import (BAR_COLOR, BEST_BAR_COLOR, best_snapshots,
                                             build_curve_figure, build_metrics_figure, curve_path,
-                                            iteration_text, metrics_figure, training_runs)
+                                            iteration_text, metrics_figure)
     from depth_eval.pictures.colormaps import EXAMPLE_COLORMAPS, check_colormap, colormap_png
     from depth_eval.pictures.comparison import (DEFAULT_DEPTH_COLORMAP, ERROR_COLORMAP,
                                                 build_image_figure, depth_scale, error_scale,
                                                 image_figure)
-    from depth_eval.pictures.layout import (DPI, MAX_NAME_CHARS, figure_pixels, render_bgr,
-                                            save_png, shorten_name, wrap_name)
+    from depth_eval.pictures.layout import (DPI, MAX_NAME_CHARS, figure_pixels, png_text,
+                                            render_bgr, save_png, shorten_name, wrap_name)
     from depth_eval.pictures.panels import (MapScale, Panel, build_maps_figure,
                                             build_panel_figure, maps_figure)
 

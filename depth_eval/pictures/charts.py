@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from depth_eval.inputs.discover import snapshot_iteration
+from depth_eval.inputs.discover import training_runs
 from depth_eval.pictures.layout import (RENDER_LOCK, SUPTITLE_FONT_SIZE, SUPTITLE_HEIGHT_IN, TICK_FONT_SIZE, TITLE_FONT_SIZE,
     new_figure, save_png, shorten_name)
 
@@ -155,19 +155,6 @@ def _leave_room_for_value_text(axes, heights: list[float]) -> None:
     high = max([0.0] + heights)
     span = (high - low) or 1.0
     axes.set_xlim(low - (span * 0.35 if low < 0 else 0.0), high + span * 0.35)
-
-
-def training_runs(names) -> dict[str, list[tuple[int, str]]] | None:
-    """Run -> [(iteration, snapshot name)] sorted by iteration, if every name has ``_iter_N``."""
-    runs: dict[str, list[tuple[int, str]]] = {}
-    for name in names:
-        parsed = snapshot_iteration(name)
-        if parsed is None:
-            return None
-        runs.setdefault(parsed[0], []).append((parsed[1], name))
-    if not runs:
-        return None
-    return {run: sorted(points) for run, points in runs.items()}
 
 
 def iteration_text(iteration: float, _position=None) -> str:

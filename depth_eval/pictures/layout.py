@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import zlib
 from pathlib import Path
 
 import cv2
@@ -148,14 +149,49 @@ def render_bgr(figure: Figure) -> np.ndarray:
     return cv2.cvtColor(np.asarray(canvas.buffer_rgba()), cv2.COLOR_RGBA2BGR)
 
 
-def save_png(figure: Figure, path: Path) -> None:
+def save_png(figure: Figure, path: Path, text: dict[str, str] | None = None) -> None:
     """Render ``figure`` (pixels = size in inches * ``DPI``) and write a PNG atomically.
 
     OpenCV encodes the PNG (several times faster than matplotlib's encoder on maps with noise);
-    the file holds no time stamp or version, so equal figures give equal bytes.
+    the file holds no time stamp or version, so equal figures give equal bytes.  ``text``
+    adds PNG text chunks (keyword -> Latin-1 text), read back by :func:`png_text`.
     """
     ok, data = cv2.imencode(".png", render_bgr(figure),
                             [cv2.IMWRITE_PNG_COMPRESSION, FIGURE_PNG_COMPRESSION])
     if not ok:
         raise OSError(f"PNG encoding failed for {path}")
-    write_atomic(Path(path), data.tobytes())
+    data = data.tobytes()
+    if text:
+        chunks = b"".join(_png_chunk(b"tEXt", key.encode("latin-1") + b"\0"
+                                     + value.encode("latin-1")) for key, value in text.items())
+        data = data[:_PNG_FIRST_CHUNK_END] + chunks + data[_PNG_FIRST_CHUNK_END:]
+    write_atomic(Path(path), data)
+
+
+# A PNG: the 8-byte signature, then chunks (length, type, data, CRC-32); IHDR comes first and
+# is 13 bytes of data, so text chunks go in right after its 25 bytes (the PNG specification).
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_FIRST_CHUNK_END = len(_PNG_SIGNATURE) + 25
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return (len(payload).to_bytes(4, "big") + kind + payload
+            + zlib.crc32(kind + payload).to_bytes(4, "big"))
+
+
+def png_text(data: bytes) -> dict[str, str]:
+    """The tEXt chunks of PNG bytes (keyword -> text); empty for anything that is not a PNG."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return {}
+    found, offset = {}, len(_PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        kind = data[offset + 4:offset + 8]
+        payload = data[offset + 8:offset + 8 + length]
+        if kind == b"tEXt" and b"\0" in payload:
+            key, _, value = payload.partition(b"\0")
+            found[key.decode("latin-1")] = value.decode("latin-1")
+        if kind in (b"IDAT", b"IEND"):
+            break  # text before the image data is all this reader needs
+        offset += 12 + length
+    return found

@@ -5,7 +5,6 @@ to the current one.  Used by :mod:`depth_eval.report.gate`, which re-exports :fu
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Mapping
@@ -36,10 +35,10 @@ def load_results(path: str | Path) -> dict:
     """
     path = Path(path)
     try:
-        document = json.loads(limits.read_regular(path).decode("utf-8"))
+        document = limits.load_json(limits.read_regular(path).decode("utf-8"))
     except OSError as error:
         raise ValueError(f"{path}: cannot read file ({error.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, ValueError) as error:
         raise ValueError(f"{path}: not a JSON file ({error})") from None
     check_results(document, str(path))
     check_types(document["snapshots"], str(path))
@@ -62,6 +61,9 @@ def check_types(snapshots: Mapping, name: str) -> None:
         for metric, value in metrics.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ValueError(f"{where}: metric {metric!r} is {_json_type(value)}, not a number")
+            # NaN is how a run writes an undefined metric; no run writes an infinity.
+            if isinstance(value, float) and math.isinf(value):
+                raise ValueError(f"{where}: metric {metric!r} is {value}, not a finite number")
 
 
 def _json_type(value) -> str:
@@ -106,7 +108,8 @@ def check_results(document, name: str) -> Mapping[str, Mapping]:
     if not isinstance(document, Mapping) or not isinstance(document.get("snapshots"), Mapping):
         raise ValueError(f"{name}: not a depth_eval results.json (no 'snapshots' object)")
     version = document.get("schema_version", 1)
-    if version not in READABLE_SCHEMA_VERSIONS:
+    # true == 1 in Python: a boolean is refused as a version, not read as one.
+    if isinstance(version, bool) or version not in READABLE_SCHEMA_VERSIONS:
         raise ValueError(f"{name}: results.json schema_version {version!r}; this gate reads "
                          f"versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
     return document["snapshots"]

@@ -27,8 +27,9 @@ VALUE_DECIMALS = 4
 # Digits of the relative change (percent) in comparison_table.
 CHANGE_DECIMALS = 2
 
-_RULE = re.compile(r"(?P<metric>[^<>]*?)\s*(?P<op>[<>])\s*(?P<sign>[+-]?)\s*"
-                   r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<percent>%?)")
+# The limit after the operator and its sign.  The rule is cut into its parts with str.find and
+# strip, so parsing takes time linear in its length (no pattern backtracks over spaces).
+_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _RULE_SYNTAX = "expected METRIC>+N[%] or METRIC<-N[%]"
 
 
@@ -96,20 +97,32 @@ def parse_rule(text: str, lower_is_better: Mapping[str, bool] | None = None) -> 
     ValueError
         ``bad --fail-if rule '...': ...`` for text that does not follow the grammar.
     """
-    match = _RULE.fullmatch(text.strip())
-    if match is None or not match["metric"].strip():
-        raise ValueError(f"bad --fail-if rule {text!r}: {_RULE_SYNTAX}")
-    op, sign = match["op"], match["sign"]
+    stripped = text.strip()
+    at = min((i for i in (stripped.find("<"), stripped.find(">")) if i >= 0), default=-1)
+    rest = stripped[at + 1:].strip()
+    sign = rest[:1] if rest[:1] in ("+", "-") else ""
+    rest = rest[len(sign):].lstrip()
+    percent = rest.endswith("%")
+    number = rest[:-1].rstrip() if percent else rest
+    quoted = one_line(_shortened(stripped))
+    if at < 0 or not stripped[:at].strip() or not _NUMBER.fullmatch(number):
+        raise ValueError(f"bad --fail-if rule {quoted!r}: {_RULE_SYNTAX}")
+    op = stripped[at]
     if sign and sign != ("+" if op == ">" else "-"):
-        raise ValueError(f"bad --fail-if rule {text!r}: '>' takes a rise (+N), '<' a drop (-N)")
-    limit = float(match["number"])
+        raise ValueError(f"bad --fail-if rule {quoted!r}: '>' takes a rise (+N), '<' a drop (-N)")
+    limit = float(number)
     if not math.isfinite(limit):
-        raise ValueError(f"bad --fail-if rule {text!r}: the limit is not a finite number")
-    metric = match["metric"].strip()
+        raise ValueError(f"bad --fail-if rule {quoted!r}: the limit is not a finite number")
+    metric = stripped[:at].strip()
     direction = _direction(metric, lower_is_better or {})
     guards_better = direction is not None and (op == ">") != direction
     return Rule(text=text.strip(), metric=metric, op=op, limit=limit,
-                relative=bool(match["percent"]), guards_better_side=guards_better)
+                relative=percent, guards_better_side=guards_better)
+
+
+def _shortened(text: str, keep: int = 60) -> str:
+    """A rule as quoted in a message: its start and end around an ellipsis when long."""
+    return text if len(text) <= 2 * keep else f"{text[:keep]}...{text[-keep:]}"
 
 
 def _direction(metric: str, lower_is_better: Mapping[str, bool]) -> bool | None:
@@ -233,8 +246,9 @@ def compare(current: Mapping, baseline: Mapping, rules: Iterable[Rule]) -> list[
 def _check(name: str, rule: Rule, current_entry: Mapping | None,
            baseline_entry: Mapping) -> Violation | None:
     base = _metric_value(baseline_entry, rule.metric)
-    if base is None or math.isnan(base):
-        state = "missing" if base is None else "not a number"
+    if base is None or not math.isfinite(base):
+        state = "missing" if base is None else ("not a number" if math.isnan(base)
+                                                else f"{base:g}, not a finite number")
         return Violation(name, rule.metric, math.nan, math.nan, math.nan, rule.text,
                          f"{rule.metric} is {state} in the baseline: the rule cannot be checked")
     if current_entry is None:
@@ -324,6 +338,8 @@ def _format_change(base: float | None, cur: float | None) -> str:
     if base is None or cur is None or math.isnan(base) or math.isnan(cur):
         return "-"
     change = relative_change_percent(base, cur)
+    if math.isnan(change):
+        return "-"
     if math.isinf(change):
         return "n/a"
     return f"{change:+.{CHANGE_DECIMALS}f}%"

@@ -8,6 +8,7 @@ their names (``_iter_N``; names without one come last), columns are stored runs,
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +23,9 @@ DEFAULT_LAST_RUNS = 5
 # Chart size (inches at figures.DPI) and the legend's limit before it is left out.
 PLOT_SIZE_IN = (8.0, 4.5)
 MAX_LEGEND_ENTRIES = 12
+# The text chunk every chart carries: --plot replaces a file only when it holds this (a chart
+# an earlier history wrote), never a user's own file.
+CHART_TEXT = {"Software": "depth_eval history"}
 
 
 def shown_runs(rows: Sequence[HistoryRow], last: int = DEFAULT_LAST_RUNS) -> list[int]:
@@ -43,10 +47,12 @@ def _run_line(run: dict) -> str:
 
 
 def history_table(rows: Sequence[HistoryRow], runs: Sequence[dict], metric: str,
-                  last: int = DEFAULT_LAST_RUNS) -> str:
+                  last: int = DEFAULT_LAST_RUNS, total_runs: int | None = None) -> str:
     """The table: a title line, one line per snapshot, one column per shown run, run legend.
 
     Values have 4 decimals (as the run's own table); ``-`` where a run has no value.
+    ``total_runs``: how many runs recorded the metric when ``rows`` hold only the shown ones
+    (default: the runs of ``rows``).
     """
     run_ids = shown_runs(rows, last)
     kept = [row for row in rows if row.run in run_ids]
@@ -58,10 +64,10 @@ def history_table(rows: Sequence[HistoryRow], runs: Sequence[dict], metric: str,
                 for run in run_ids] for name in snapshots]
     widths = [max(len(line[i]) for line in [headers] + lines) for i in range(len(headers))]
     widths[2:] = [max(8, width) for width in widths[2:]]
-    all_runs = sorted({row.run for row in rows})
+    total = len({row.run for row in rows}) if total_runs is None else total_runs
     title = f"{metric}{_direction(metric)}: {len(snapshots)} snapshots, {len(run_ids)} runs"
-    if len(run_ids) < len(all_runs):
-        title += f" (the newest {len(run_ids)} of {len(all_runs)}; --last 0 shows all)"
+    if len(run_ids) < total:
+        title += f" (the newest {len(run_ids)} of {total}; --last 0 shows all)"
     text = [title] + [" ".join([line[0].ljust(widths[0])]
                                + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])])
                       for line in [headers] + lines]
@@ -120,4 +126,25 @@ def plot_history(rows: Sequence[HistoryRow], metric: str, path: Path,
     axes.grid(True, linewidth=0.4, alpha=0.5)
     if 0 < entries <= MAX_LEGEND_ENTRIES:
         axes.legend(fontsize=7)
-    save_png(figure, Path(path))
+    save_png(figure, Path(path), text=CHART_TEXT)
+
+
+def chart_problem(path: Path) -> str | None:
+    """Why ``--plot`` may not write ``path`` (None: nothing there, or a chart of ours)."""
+    from depth_eval.inputs import limits
+    from depth_eval.pictures import png_text  # matplotlib: only when a file is there
+
+    path = Path(path)
+    if not os.path.lexists(path):
+        return None
+    kind = limits.describe(path)
+    if kind != "a regular file":
+        return f"is {kind}, not a file"
+    try:
+        with limits.open_regular(path) as stream:
+            head = stream.read(1 << 16)
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if png_text(head).get("Software") != CHART_TEXT["Software"]:
+        return "exists and was not written by depth-eval history; left untouched"
+    return None

@@ -18,8 +18,11 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+import cv2
 import numpy as np
 
+from depth_eval.inputs.discover import training_runs
+from depth_eval.pictures import pngs
 from depth_eval.report.per_image import OwnFile
 from depth_eval.report.reporters import Reporter
 from depth_eval.scoring.keys import MetricKey, ranked
@@ -39,9 +42,10 @@ ERROR_MAP_IMAGES = 2 * IMAGES_PER_PAGE
 ERROR_MAP_WIDTH = 200
 ERROR_MAP_BUDGET_BYTES = 8 << 20
 # Error maps show |fitted - ground truth| on one scale for every snapshot: 0 to a quarter of
-# the thesis' 10 m depth range.
+# the thesis' 10 m depth range, through OpenCV's copy of matplotlib's magma colour map (no
+# matplotlib import for a page).
 ERROR_MAP_MAX_M = 2.5
-ERROR_MAP_COLORMAP = "magma"
+ERROR_MAP_COLORMAP = cv2.COLORMAP_MAGMA
 
 
 class HtmlReporter(Reporter):
@@ -105,10 +109,6 @@ def error_maps(run) -> dict:
     wanted = [pair for pair in wanted if {"fitted", "ground truth"} <= set(pictures[pair])]
     if not wanted:
         return {}
-    import cv2  # OpenCV and matplotlib (the colour map): only when there are maps to draw
-
-    from depth_eval.pictures import pngs
-    from depth_eval.pictures.colormaps import colormap_png
 
     def metres(path: Path) -> np.ndarray | None:
         visual = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -126,7 +126,8 @@ def error_maps(run) -> dict:
         fitted, truth = metres(pictures[pair]["fitted"]), metres(pictures[pair]["ground truth"])
         if fitted is None or truth is None or fitted.shape != truth.shape:
             continue  # a picture missing or replaced: no map, the panel shows the rest
-        picture = colormap_png(np.abs(fitted - truth), ERROR_MAP_COLORMAP, 0.0, ERROR_MAP_MAX_M)
+        levels = np.rint(np.clip(np.abs(fitted - truth) / ERROR_MAP_MAX_M, 0.0, 1.0) * 255)
+        picture = cv2.applyColorMap(levels.astype(np.uint8), ERROR_MAP_COLORMAP)
         url = "data:image/png;base64," + base64.b64encode(pngs.encode_png(picture)).decode()
         used += len(url)
         if used > ERROR_MAP_BUDGET_BYTES:
@@ -203,8 +204,6 @@ def _gate_data(settings, document, verdict) -> dict | None:
 
 def _curves(entries, keys) -> dict | None:
     """Training runs (``<run>_iter_<N>`` names) -> metric -> [iteration, value, low, high]."""
-    from depth_eval.pictures.charts import training_runs  # matplotlib: only for a report
-
     evaluated = {name: e for name, e in entries.items() if e.get("status") == "evaluated"}
     runs = training_runs(evaluated)
     if runs is None or not any(len(points) > 1 for points in runs.values()):

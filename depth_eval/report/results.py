@@ -27,10 +27,11 @@ def library_versions() -> dict[str, str]:
     # Imported by the run already; here so that reading results.json needs none of them.
     import cv2
     import numpy as np
-    import scipy
 
+    # SciPy's version from its metadata: a run that kept its zoom matrices never imports SciPy.
     return {"depth_eval": __version__, "python": platform.python_version(),
-            "opencv": cv2.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "opencv": cv2.__version__, "numpy": np.__version__,
+            "scipy": metadata.version("scipy"),
             "scikit-image": metadata.version("scikit-image")}
 
 

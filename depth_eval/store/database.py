@@ -18,9 +18,11 @@ Schema (version :data:`depth_eval.store.schema.SCHEMA_VERSION`, the ``schema_ver
     Which names each (weights, definition) pair was seen under; ``iteration`` is parsed from
     ``_iter_N`` in the name (NULL without one).
 ``units(key, task, snapshot, image, caffemodel_sha256, prototxt_sha256, metrics, numbers_version,
-created, run_id, seconds)``
+created, run_id, seconds, checksum)``
     One row per computed unit; ``metrics`` is a JSON object of metric name to number, with the
-    non-finite values written as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+    non-finite values written as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``;
+    ``checksum`` is :func:`~depth_eval.store.keys.unit_checksum` of the key and that text,
+    checked before the unit is trusted (a unit that fails is computed again).
 ``run_units(run_id, snapshot, image, key, position, reused)``
     The units each run reported (computed or reused), in the run's image order, so a run's
     summary (and ``depth-eval history``) can be rebuilt from the store alone.
@@ -37,8 +39,8 @@ are; JSON text keeps every float bit for bit (Python writes the shortest repr th
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -46,11 +48,14 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import quote
 
 from depth_eval import __version__
 from depth_eval.store import schema
 from depth_eval.store.keys import (NUMBERS_VERSION, HistoryRow, SnapshotRef, canonical_json, decode_metrics, encode_metrics,
-    iteration_of, unit_key)
+    iteration_of, unit_checksum, unit_key)
+from depth_eval.store.store_file import (check_store_path, check_wal, companions,
+                                         create_store_file, file_identity, new_identity)
 from depth_eval.store.schema import SCHEMA_VERSION, NotAStoreError, StoreError, StoreVersionError
 from depth_eval.scoring.keys import MetricKey
 from depth_eval.scoring.score import summarise
@@ -63,6 +68,13 @@ __all__ = ["NUMBERS_VERSION", "SCHEMA_VERSION", "StoreError", "StoreVersionError
 BUSY_TIMEOUT_S = 30.0
 # SQLite's default limit on host parameters is 999 in old builds: query keys in chunks.
 _CHUNK = 500
+# A content hash as the store writes it.
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# SQLite's primary result codes for a full disk and an I/O error (sqlite3.h).
+_SQLITE_FULL, _SQLITE_IOERR = 13, 10
+# Free bytes under which an I/O error of the store is reported as the disk being full: SQLite
+# says "disk I/O error" when a write to its shared-memory or log file fails with ENOSPC.
+_NEARLY_FULL_BYTES = 1 << 20
 
 
 def _now() -> str:
@@ -81,7 +93,10 @@ class ResultsStore:
     path : str or Path
         The SQLite file (``OUT_DIR/results.sqlite`` by default on the command line).
     create : bool
-        Create the file (and its folder) when missing; False raises :class:`StoreError`.
+        Create the file when missing (its folder must exist); False raises :class:`StoreError`.
+    readonly : bool
+        Open for reading only (``history``): nothing is written, not even a schema upgrade;
+        a store whose folder cannot be written is read as it is.
 
     Raises
     ------
@@ -90,22 +105,28 @@ class ResultsStore:
     StoreVersionError
         The file's schema is newer than this depth_eval knows (or too old to upgrade).
     StoreError
-        The file cannot be created, opened or locked within :data:`BUSY_TIMEOUT_S`.
+        The file cannot be created, opened or locked within :data:`BUSY_TIMEOUT_S`; the
+        path, its ``-wal`` or ``-shm`` is not a regular file (a FIFO, a device, a dangling
+        link: :func:`~depth_eval.store.store_file.check_store_path`); its ``-wal`` is another
+        database's (:func:`~depth_eval.store.store_file.check_wal`).
     """
 
-    def __init__(self, path, *, create: bool = True):
+    def __init__(self, path, *, create: bool = True, readonly: bool = False):
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise StoreError(f"{self.path}: no results store there (file not found)")
+        self.readonly = readonly
+        # Every check on the path comes before SQLite opens it: opening replays a log and
+        # switching the journal rewrites the header of whatever database is there.
+        exists = check_store_path(self.path, must_exist=readonly or not create)
         try:
-            if create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: every write below runs in its own explicit BEGIN IMMEDIATE.
-            self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
-                                       isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as error:
+            if not exists:
+                create_store_file(self.path, schema.create)
+            check_wal(self.path)
+            self._db = self._connect()
+        except sqlite3.Error as error:
+            raise self._error(error) from None
+        except OSError as error:
             raise StoreError(f"{self.path}: cannot open the results store: "
-                             f"{getattr(error, 'strerror', None) or error}") from None
+                             f"{self._reason(error)}") from None
         self._lock = threading.RLock()
         try:
             self._setup()
@@ -113,9 +134,33 @@ class ResultsStore:
             self._db.close()
             raise
 
+    def _connect(self) -> sqlite3.Connection:
+        if not self.readonly:
+            # Autocommit mode: every write below runs in its own explicit BEGIN IMMEDIATE.
+            return sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+        uri = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        wal = companions(self.path)[0]
+        if not wal.exists() or wal.stat().st_size == 0:
+            # Everything is in the file: read it as it is, making no -wal / -shm beside it
+            # (a read-only connection could not remove them when it closes).
+            return sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            return db
+        except sqlite3.OperationalError:
+            # A read-only file in a read-only folder: WAL needs its shared-memory file, which
+            # cannot be made there; read the file as it is (the log, if any, left aside).
+            db.close()
+            return sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+
     @classmethod
-    def open(cls, path, *, create: bool = True) -> "ResultsStore":
-        return cls(path, create=create)
+    def open(cls, path, *, create: bool = True, readonly: bool = False) -> "ResultsStore":
+        return cls(path, create=create, readonly=readonly)
 
     def __enter__(self) -> "ResultsStore":
         return self
@@ -130,23 +175,46 @@ class ResultsStore:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _reason(self, error: OSError) -> str:
+        return error.strerror or str(error)
+
+    def _error(self, error: sqlite3.Error) -> StoreError:
+        """The one-line error of a failed SQLite call, naming the store."""
+        text = str(error)
+        if "not a database" in text:
+            return NotAStoreError(
+                f"{self.path}: not an SQLite database, so not a depth_eval results store "
+                "(give another --store, or remove the file)")
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if code == _SQLITE_FULL or (code == _SQLITE_IOERR and self._nearly_full()):
+            return StoreError(f"{self.path}: results store: No space left on device")
+        return StoreError(f"{self.path}: results store: {text}")
+
+    def _nearly_full(self) -> bool:
+        try:
+            status = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        return status.f_bavail * status.f_frsize < _NEARLY_FULL_BYTES
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.DatabaseError as error:
-            text = str(error)
-            if "not a database" in text:
-                raise NotAStoreError(
-                    f"{self.path}: not an SQLite database, so not a depth_eval results store "
-                    "(give another --store, or remove the file)") from None
-            raise StoreError(f"{self.path}: results store: {text}") from None
+        except sqlite3.Error as error:
+            raise self._error(error) from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction holding the write lock from its start (no upgrade deadlock)."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: results store opened read-only")
         with self._lock, self._errors():
             self._db.execute("BEGIN IMMEDIATE")
+            if self._identity:
+                # Rewritten in every commit, so each commit's pages in the log include the
+                # header that names the store (store_file.check_wal relies on it).
+                self._db.execute(f"PRAGMA user_version = {self._identity}")
             try:
                 yield self._db
             except BaseException:
@@ -160,8 +228,16 @@ class ResultsStore:
             return self._db.execute(sql, parameters).fetchall()
 
     def _setup(self) -> None:
+        self._identity = 0
         with self._lock, self._errors():
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            # Read only, before anything is written: another application's database is
+            # refused as it is (not switched to WAL first).
+            # A read-only store keeps its version: one from before checksums has none to read.
+            version = schema.version_of(self._db, self.path)
+            self._checksums = "u.checksum" if version >= 2 or not self.readonly else "NULL"
+            if self.readonly:
+                return
             # WAL: readers never block the writer; a commit is one append to the log.
             self._journal_wal()
             # NORMAL in WAL mode: a killed process loses nothing committed; only a power cut
@@ -169,6 +245,11 @@ class ResultsStore:
             self._db.execute("PRAGMA synchronous = NORMAL")
         with self._write() as db:
             schema.prepare(db, self.path)
+            (identity,), = db.execute("PRAGMA user_version").fetchall()
+            if not identity:  # a store made before identities gets one (the file's if it has)
+                identity = file_identity(self.path) or new_identity()
+                db.execute(f"PRAGMA user_version = {identity}")
+        self._identity = identity
 
     def _journal_wal(self) -> None:
         """Switch to WAL, waiting for other processes opening the same new file.
@@ -204,26 +285,55 @@ class ResultsStore:
             db.execute("UPDATE runs SET finished = ?, exit_status = ? WHERE id = ?",
                        (_now(), int(exit_status), run_id))
 
-    def runs(self) -> list[dict]:
-        """Every recorded run, oldest first: id, started, finished, exit_status, tool_version."""
-        rows = self._read("SELECT id, started, finished, exit_status, tool_version, options "
-                          "FROM runs ORDER BY id")
+    def runs(self, ids: Iterable[int] | None = None) -> list[dict]:
+        """Recorded runs, oldest first (every run, or those of ``ids``): id, started, finished,
+        exit_status, tool_version."""
+        columns = "SELECT id, started, finished, exit_status, tool_version FROM runs"
+        if ids is None:
+            rows = self._read(f"{columns} ORDER BY id")
+        else:
+            ids, rows = list(ids), []
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                rows += self._read(f"{columns} WHERE id IN ({','.join('?' * len(chunk))})",
+                                   chunk)
+            rows.sort(key=lambda row: row[0])
         return [{"id": r[0], "started": r[1], "finished": r[2], "exit_status": r[3],
-                 "tool_version": r[4], "options": json.loads(r[5])} for r in rows]
+                 "tool_version": r[4]} for r in rows]
 
     # -- units -------------------------------------------------------------------------------
 
-    def get(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
-        """The stored metrics of those keys that are stored (key -> metric name -> value)."""
+    def checked(self, keys: Iterable[str]) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+        """The stored units of those keys that are stored, checked: ``(good, damaged)``.
+
+        ``good`` maps key -> metric name -> value for the units whose metrics match their
+        checksum and decode; ``damaged`` maps key -> what is wrong with the others (computed
+        again by a run, which replaces them).
+        """
         keys = list(dict.fromkeys(keys))
-        found: dict[str, dict[str, float]] = {}
+        good: dict[str, dict[str, float]] = {}
+        damaged: dict[str, str] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for key, text in self._read(f"SELECT key, metrics FROM units WHERE key IN ({marks})",
-                                        chunk):
-                found[key] = decode_metrics(text)
-        return found
+            for key, text, checksum in self._read(
+                    f"SELECT key, metrics, checksum FROM units WHERE key IN ({marks})", chunk):
+                try:
+                    good[key] = self._trusted(key, text, checksum)
+                except ValueError as error:
+                    damaged[key] = str(error)
+        return good, damaged
+
+    @staticmethod
+    def _trusted(key: str, text, checksum) -> dict[str, float]:
+        """A unit's metrics once its checksum and text check out; ValueError saying why not."""
+        if not isinstance(text, str) or checksum != unit_checksum(key, text):
+            raise ValueError("its metrics do not match the checksum stored with them")
+        return decode_metrics(text)
+
+    def get(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
+        """The stored metrics of those keys that are stored and check out (see :meth:`checked`)."""
+        return self.checked(keys)[0]
 
     def put(self, key: str, snapshot: SnapshotRef, image: str, metrics: Mapping[str, float], *,
             task: str, run_id: int | None = None, position: int | None = None,
@@ -242,17 +352,19 @@ class ResultsStore:
         text = encode_metrics(metrics)
         conflict = ("DO UPDATE SET metrics = excluded.metrics, created = excluded.created, "
                     "run_id = excluded.run_id, seconds = excluded.seconds, "
-                    "snapshot = excluded.snapshot, image = excluded.image") if replace \
+                    "snapshot = excluded.snapshot, image = excluded.image, "
+                    "task = excluded.task, checksum = excluded.checksum") if replace \
             else "DO NOTHING"
         with self._write() as db:
             self._add_snapshot(db, snapshot)
             stored = db.execute(
                 "INSERT INTO units (key, task, snapshot, image, caffemodel_sha256, "
-                "prototxt_sha256, metrics, numbers_version, created, run_id, seconds) "
-                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) {conflict}",
+                "prototxt_sha256, metrics, numbers_version, created, run_id, seconds, "
+                f"checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) "
+                f"{conflict}",
                 (key, task, snapshot.name, image, snapshot.caffemodel_sha256,
                  snapshot.prototxt_sha256, text, NUMBERS_VERSION, _now(), run_id,
-                 seconds)).rowcount == 1
+                 seconds, unit_checksum(key, text))).rowcount == 1
             if run_id is not None:
                 db.execute("INSERT OR REPLACE INTO run_units VALUES (?, ?, ?, ?, ?, 0)",
                            (run_id, snapshot.name, image, key, position))
@@ -313,27 +425,87 @@ class ResultsStore:
 
     # -- history -----------------------------------------------------------------------------
 
-    def _run_images(self, task: str | None) -> dict[tuple[int, str], list[dict[str, float]]]:
-        """(run, snapshot) -> per-image metrics in the run's order, for every recorded run."""
-        where, parameters = ("WHERE u.task = ?", (task,)) if task is not None else ("", ())
-        groups: dict[tuple[int, str], list[dict[str, float]]] = {}
-        for run_id, name, text in self._read(
-                "SELECT r.run_id, r.snapshot, u.metrics FROM run_units r "
-                f"JOIN units u ON u.key = r.key {where} "
-                "ORDER BY r.run_id, r.snapshot, r.position", parameters):
-            groups.setdefault((run_id, name), []).append(decode_metrics(text))
-        return groups
+    def _task_filter(self, task: str | None) -> tuple[str, tuple]:
+        return ("AND u.task = ?", (task,)) if task is not None else ("", ())
+
+    def _decoded(self, key: str, text, checksum, run_id: int, snapshot: str) -> dict:
+        """A unit's metrics (MetricKey keys) for history; StoreError naming the row if bad."""
+        try:
+            return _keyed(self._trusted(key, text, checksum) if checksum is not None
+                          else decode_metrics(text))  # a unit stored without one (schema 1)
+        except ValueError as error:
+            raise StoreError(f"{self.path}: unit {key} (snapshot {snapshot!r}, run {run_id}) "
+                             f"is damaged: {error}; a run of evaluate with this store computes "
+                             "it again") from None
+
+    def metric_names_by_run(self, task: str | None = None) -> dict[int, set[str]]:
+        """Per run: every summary name ``history`` can show of it (scales as ``_median`` /
+        ``_std``).  One unit per (run, snapshot) is read: a snapshot's images share names."""
+        where, parameters = self._task_filter(task)
+        names: dict[int, set[str]] = {}
+        of_text: dict = {}
+        for run_id, snapshot, key, text, checksum in self._read(
+                f"SELECT r.run_id, r.snapshot, u.key, u.metrics, {self._checksums} "
+                "FROM run_units r "
+                f"JOIN units u ON u.key = r.key WHERE 1 {where} GROUP BY r.run_id, r.snapshot",
+                parameters):
+            if text not in of_text:  # runs reusing a unit share its text
+                of_text[text] = {str(name) for name in summarise(
+                    [self._decoded(key, text, checksum, run_id, snapshot)])}
+            names.setdefault(run_id, set()).update(of_text[text])
+        return names
 
     def metric_names(self, task: str | None = None) -> list[str]:
         """Every summary name ``history`` can show (scales as ``_median`` / ``_std``), sorted."""
-        where, parameters = ("WHERE u.task = ?", (task,)) if task is not None else ("", ())
-        names: set[str] = set()
-        # One image per (run, snapshot): the images of one snapshot in one run share names.
-        for (text,) in self._read("SELECT u.metrics FROM run_units r JOIN units u "
-                                  f"ON u.key = r.key {where} GROUP BY r.run_id, r.snapshot",
-                                  parameters):
-            names.update(str(key) for key in summarise([_keyed(decode_metrics(text))]))
-        return sorted(names)
+        return sorted(set().union(*self.metric_names_by_run(task).values()))
+
+    def summaries(self, task: str | None = None, run_ids: Iterable[int] | None = None
+                  ) -> dict[tuple[int, str], tuple[dict, int]]:
+        """(run, snapshot) -> (summary by metric name, images), for those runs (default all).
+
+        Each unit is decoded once however many runs reused it, each summary made once.
+        """
+        where, parameters = self._task_filter(task)
+        groups: dict[tuple[int, str], list[dict]] = {}
+        decoded: dict[str, dict] = {}
+        selected = None if run_ids is None else sorted(set(run_ids))
+        chunks = [None] if selected is None else [selected[i:i + _CHUNK]
+                                                  for i in range(0, len(selected), _CHUNK)]
+        for chunk in chunks:
+            runs = "" if chunk is None else f"AND r.run_id IN ({','.join('?' * len(chunk))})"
+            for run_id, snapshot, key, text, checksum in self._read(
+                    f"SELECT r.run_id, r.snapshot, u.key, u.metrics, {self._checksums} "
+                    "FROM run_units r "
+                    f"JOIN units u ON u.key = r.key WHERE 1 {where} {runs} "
+                    "ORDER BY r.run_id, r.snapshot, r.position",
+                    parameters + tuple(chunk or ())):
+                if key not in decoded:
+                    decoded[key] = self._decoded(key, text, checksum, run_id, snapshot)
+                groups.setdefault((run_id, str(snapshot)), []).append(decoded[key])
+        return {group: ({str(name): value for name, value in summarise(images).items()},
+                        len(images)) for group, images in groups.items()}
+
+    def histories(self, metrics: Iterable[str], task: str | None = None, last: int = 0
+                  ) -> dict[str, tuple[list[HistoryRow], int]]:
+        """Per metric: its rows (:meth:`history`) for the ``last`` newest runs that recorded
+        it (0: all), and how many runs recorded it.  Only the units of those runs are read."""
+        by_run = self.metric_names_by_run(task)
+        shown: dict[str, list[int]] = {}
+        totals: dict[str, int] = {}
+        for metric in metrics:
+            runs = sorted(run for run, names in by_run.items() if metric in names)
+            shown[metric], totals[metric] = (runs[-last:] if last > 0 else runs), len(runs)
+        summaries = self.summaries(task, {run for runs in shown.values() for run in runs})
+        result = {}
+        for metric, runs in shown.items():
+            wanted = set(runs)
+            rows = [HistoryRow(name, iteration_of(name), run_id, values[metric], images)
+                    for (run_id, name), (values, images) in summaries.items()
+                    if run_id in wanted and metric in values]
+            rows.sort(key=lambda row: (row.iteration is None, row.iteration or 0,
+                                       row.snapshot, row.run))
+            result[metric] = (rows, totals[metric])
+        return result
 
     def history(self, metric: str, task: str | None = None) -> list[HistoryRow]:
         """One metric's summary per snapshot and stored run, ordered by iteration then run.
@@ -341,13 +513,7 @@ class ResultsStore:
         Snapshots without ``_iter_N`` come after the others, by name.  A run that did not
         record the metric for a snapshot has no row for it.
         """
-        rows = []
-        for (run_id, name), images in self._run_images(task).items():
-            value = summarise([_keyed(image) for image in images]).get(MetricKey.parse(metric))
-            if value is not None:
-                rows.append(HistoryRow(name, iteration_of(name), run_id, value, len(images)))
-        return sorted(rows, key=lambda row: (row.iteration is None, row.iteration or 0,
-                                             row.snapshot, row.run))
+        return self.histories([metric], task)[metric][0]
 
     # -- file hashes -------------------------------------------------------------------------
 
@@ -357,7 +523,9 @@ class ResultsStore:
         rows = self._read("SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND "
                           "mtime_ns = ? AND ctime_ns = ? AND inode = ?",
                           (path, size, mtime_ns, ctime_ns, inode))
-        return rows[0][0] if rows else None
+        # Only a sha256 in hex is a hash: any other value (a damaged row) means read it again.
+        known = rows[0][0] if rows else None
+        return known if isinstance(known, str) and _SHA256_HEX.fullmatch(known) else None
 
     def remember_file_hash(self, path: str, size: int, mtime_ns: int, ctime_ns: int,
                            inode: int, sha256: str) -> None:

@@ -18,7 +18,7 @@ from depth_eval.inputs.discover import snapshot_iteration
 # preprocessing, resizing, engines, encodings ...): every stored unit then misses and is
 # computed again.  It is part of every unit's key.  tests/test_numbers_fingerprint.py fails
 # when the code that makes those numbers changes, so the bump is decided, not forgotten.
-NUMBERS_VERSION = 2
+NUMBERS_VERSION = 3
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -119,6 +119,37 @@ def encode_metrics(metrics: Mapping[str, float]) -> str:
 
 
 def decode_metrics(text: str) -> dict[str, float]:
-    """The inverse of :func:`encode_metrics`: NaN and infinities come back as floats."""
-    return {name: _NON_FINITE[value] if isinstance(value, str) else float(value)
-            for name, value in json.loads(text).items()}
+    """The inverse of :func:`encode_metrics`: NaN and infinities come back as floats.
+
+    Raises
+    ------
+    ValueError
+        Saying what is wrong, for text that :func:`encode_metrics` cannot have written: not
+        text, not JSON, not one flat object of names to numbers (or to the names of NaN and
+        the infinities).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"metrics are {type(text).__name__}, not JSON text")
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise ValueError("metrics are JSON nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"metrics are not JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"metrics are a JSON {type(document).__name__}, not an object")
+    values = {}
+    for name, value in document.items():
+        if isinstance(value, str) and value in _NON_FINITE:
+            values[name] = _NON_FINITE[value]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            values[name] = float(value)
+        else:
+            raise ValueError(f"metric {name!r} is {json.dumps(value)[:40]}, not a number")
+    return values
+
+
+def unit_checksum(key: str, metrics_text: str) -> str:
+    """sha256 (hex) of a unit's key and its stored metrics text, written with the unit and
+    checked before it is trusted (a row edited, cut or swapped for another key's fails)."""
+    return hashlib.sha256(f"{key}\n{metrics_text}".encode("utf-8", "surrogatepass")).hexdigest()

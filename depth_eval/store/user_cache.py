@@ -9,8 +9,9 @@ folder is kept under a size bound by removing the least recently used entries (a
 mtime is set on every write and read).  A cache that cannot be written (read-only, no home
 folder, disk full) is reported once and the run goes on without it.
 
-Entries are not fsynced: after a power cut an entry may be cut short, which its user must
-treat as a miss (onnxruntime refuses such a model; the engine then translates again).
+Entries are not fsynced: after a power cut an entry may be cut short or hold zeros, which its
+user must treat as a miss: the onnxruntime engine's entries carry checksums, checked before
+they are loaded (:mod:`depth_eval.engines.onnx_cache`).
 """
 
 from __future__ import annotations
@@ -221,6 +222,10 @@ class BlobCache:
             os.utime(path, ns=(now, now))
         except OSError:
             pass  # a read-only cache still serves its entries
+
+    def report(self, message: str) -> None:
+        """Say one thing about an entry (one damaged and made again) as the cache warns."""
+        self._warn(message)
 
     def failed(self, error: OSError) -> None:
         """A write made outside :meth:`put` (a writer that streams its own files) failed: the

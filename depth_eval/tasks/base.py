@@ -107,6 +107,9 @@ class Task:
     def __init__(self, settings, console=None):
         self.settings = settings
         self.console = console
+        # Input files find_items found and did not take (each named in its warning): a run
+        # that leaves any out did not do everything it was given (exit status 1).
+        self.left_out: list[str] = []
 
     def metric_keys(self) -> list[MetricKey]:
         """Every per-image key the task reports with these settings (checked before any work)."""
@@ -134,6 +137,10 @@ class Task:
         """Every file the task writes for one item of one snapshot with these settings: a
         stored unit is reused only while all of them are there (a scored task must say)."""
         raise NotImplementedError(f"task {self.name!r} must list the files a unit writes")
+
+    def unit_reused(self, item) -> None:
+        """Learn what reading the item would have taught (facts results.json reports): its
+        unit came from the results store, so its files were not read."""
 
     def reusable(self, item) -> bool:
         """Whether a stored result may stand for the item (False: it needs the prediction)."""

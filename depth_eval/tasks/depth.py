@@ -212,7 +212,6 @@ class PairTask(Task):
         super().__init__(settings, console)
         self.encodings: set[str] = set()
         self.kept_stems: frozenset = frozenset()
-        self.left_out: list[str] = []
         self._lock = threading.Lock()
 
     def find_items(self, console) -> list:
@@ -232,6 +231,10 @@ class PairTask(Task):
 
     def reusable(self, item):
         return item.stem not in self.kept_stems  # --figures draws its prediction
+
+    def unit_reused(self, item):
+        self.note_encoding(item.depth_path.name, gt_encodings.encoding_of(
+            item.depth_path, self.settings.inputs.ground_truth.encoding))
 
     def document_fields(self) -> dict:
         return {"ground_truth_encodings": sorted(self.encodings),

@@ -86,6 +86,10 @@ class JointTask(Task):
     def reusable(self, item):
         return self.depth.reusable(item)
 
+    def unit_reused(self, item):
+        self.depth.unit_reused(item)
+        self.gradients.unit_reused(item)
+
     def summarise(self, results):
         depth, gradient = self.split(results)
         return {**self.depth.summarise(depth), **self.gradients.summarise(gradient)}

@@ -66,6 +66,7 @@ class PredictTask(Task):
             first.setdefault(path.stem, path)
         dropped = [f"{p.name} (same stem as {first[p.stem].name})"
                    for p in found if first[p.stem] is not p]
+        self.left_out = dropped
         if dropped:
             console.warn(f"{len(dropped)} file(s) in INPUT_DIR not predicted: "
                          + "; ".join(dropped))

@@ -211,12 +211,22 @@ def eltwise(t, layer, bottoms):
     if coeffs and (p.operation != _SUM or len(coeffs) != len(bottoms)):
         raise ValueError(f"layer '{layer.name}' (Eltwise): coeff needs operation SUM and one "
                          f"value per bottom ({len(bottoms)})")
-    if p.operation == _MAX:
-        return [g.node("Max", bottoms, top, shape, name)]
     if p.operation == _PROD:
         return [_chain(g, "Mul", bottoms, top, shape, name)]
+    # In place (the top is a bottom's blob), Caffe starts SUM by zeroing its top and MAX by
+    # filling it with -FLT_MAX, erasing that bottom before reading it.
+    kept = [i for i, blob in enumerate(layer.bottom) if blob != top]
+    if not kept:
+        start = 0.0 if p.operation != _MAX else float(np.finfo(np.float32).min)
+        erased = g.node("Mul", [bottoms[0], g.scalar(f"{name}.erased", 0.0)],
+                        f"{top}.erased", shape, name)
+        return [g.node("Add", [erased, g.scalar(f"{name}.start", start)], top, shape, name)]
+    if p.operation == _MAX:
+        return [_chain(g, "Max", [bottoms[i] for i in kept], top, shape, name)]
     terms = []
     for i, b in enumerate(bottoms):
+        if i not in kept:
+            continue
         c = coeffs[i] if coeffs else 1.0
         terms.append(b if c == 1.0 else g.node(
             "Mul", [b, g.scalar(f"{name}.coeff{i}", c)], f"{top}.term{i}", shape, name))

@@ -29,8 +29,11 @@ def mvn(t, layer, bottoms):
     x, shape = one_bottom(g, layer, bottoms)
     p = layer.mvn_param
     first = 1 if p.across_channels else 2
-    if len(shape) <= first:
-        raise unsupported(layer, f"a bottom of shape {fmt(shape)}")
+    padded = shapes.mvn_top(layer, shape)
+    if padded != shape:  # Caffe's top is N x C x H x W, missing trailing axes of 1
+        x = g.node("Reshape", [x, g.ints(f"{name}.4d", reshape_target(padded))],
+                   f"{top}.4d", padded, name)
+        shape = padded
     axes = list(range(first, len(shape)))
     if any(shape[a] is None for a in axes):
         raise unsupported(layer, "normalising over the batch axis")
@@ -51,7 +54,10 @@ def mvn(t, layer, bottoms):
 def _lrn_across_channels(g, layer, x: str, shape) -> str:
     p = layer.lrn_param
     size, channels = int(p.local_size), shape[1]
-    if channels > _LRN_AS_CONV_MAX_CHANNELS:  # ONNX LRN: the same formula
+    # In place, Caffe writes the factor over its bottom and then multiplies it by that: the
+    # top is factor^2 (the bottom's values are gone), which the ONNX LRN cannot give.
+    in_place = layer.top[0] == layer.bottom[0]
+    if channels > _LRN_AS_CONV_MAX_CHANNELS and not in_place:  # ONNX LRN: the same formula
         return g.node("LRN", [x], layer.top[0], shape, layer.name, size=size,
                       alpha=float(p.alpha), beta=float(p.beta), bias=float(p.k))
     # The window sum as a 1x1 convolution with a banded (C x C) weight alpha/size and bias k:
@@ -68,7 +74,7 @@ def _lrn_across_channels(g, layer, x: str, shape) -> str:
                    f"{top}.scale", shape, name, kernel_shape=[1, 1])
     powered = g.node("Pow", [scale, g.scalar(f"{name}.negbeta", -float(p.beta))],
                      f"{top}.factor", shape, name)
-    return g.node("Mul", [x, powered], top, shape, name)
+    return g.node("Mul", [powered if in_place else x, powered], top, shape, name)
 
 
 def _lrn_within_channel(g, layer, x: str, shape) -> str:

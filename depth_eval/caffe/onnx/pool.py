@@ -25,6 +25,9 @@ def _ave_correction(size: int, out: int, k: int, s: int, p: int) -> np.ndarray:
     for i in range(out):
         start = i * s - p
         caffe_end = min(start + k, size + p)
+        if start >= size:  # a window past the input: Caffe divides an empty sum by this
+            factors[i] = np.nan if caffe_end == start else 0.0
+            continue
         valid = min(start + k, size) - max(start, 0)
         factors[i] = valid / (caffe_end - start)
     return factors
@@ -48,9 +51,19 @@ def pool_nodes(g: Graph, layer, x: str, shape, method: int, window: geometry.Win
     # input rows/columns no window touches, which are cropped instead.
     eh = (oh - 1) * sh + kh - h - ph
     ew = (ow - 1) * sw + kw - w - pw
-    if (oh - 1) * sh - ph >= h or (ow - 1) * sw - pw >= w:
-        # Only possible without padding and a stride larger than the kernel.
-        raise unsupported(layer, "a pooling window lying entirely outside the input")
+    size = (h, w)  # the input's, before any padding added below
+    if geometry.window_outside(window, out, h, w):
+        # Caffe's MAX over no values is its starting value, -FLT_MAX, and its AVE an empty
+        # sum divided by the window clipped to the input (NaN or -0, see _ave_correction):
+        # the end of that axis padded so the window exists (onnxruntime takes no pad as wide
+        # as the kernel).
+        fill = np.finfo(np.float32).min if method == MAX else 0.0
+        add_h = eh if (oh - 1) * sh - ph >= h else 0
+        add_w = ew if (ow - 1) * sw - pw >= w else 0
+        x = g.node("Pad", [x, g.ints(f"{layer.name}.outside", [0, 0, 0, 0, 0, 0, add_h, add_w]),
+                           g.scalar(f"{layer.name}.outside_value", fill)],
+                   f"{base}.outside", (n, c, h + add_h, w + add_w), layer.name)
+        h, w, eh, ew = h + add_h, w + add_w, eh - add_h, ew - add_w
     if eh < 0 or ew < 0:
         ends = [h + min(eh, 0), w + min(ew, 0)]
         x = g.node("Slice", [x, g.ints(f"{layer.name}.starts", [0, 0]),
@@ -62,7 +75,8 @@ def pool_nodes(g: Graph, layer, x: str, shape, method: int, window: geometry.Win
     out_shape = (n, c, oh, ow)
     if method == MAX:
         return g.node("MaxPool", [x], base, out_shape, layer.name, **attrs)
-    factor = np.outer(_ave_correction(h, oh, kh, sh, ph), _ave_correction(w, ow, kw, sw, pw))
+    factor = np.outer(_ave_correction(size[0], oh, kh, sh, ph),
+                      _ave_correction(size[1], ow, kw, sw, pw))
     if np.all(factor == 1.0):
         return g.node("AveragePool", [x], base, out_shape, layer.name, count_include_pad=0,
                       **attrs)

@@ -70,6 +70,8 @@ def reshape(t, layer, bottoms):
         r_pow, r_fix = count(rest)
         if r_fix == 0 or b_fix % r_fix or b_pow - r_pow not in (0, 1) \
                 or (b_pow - r_pow == 1 and b_fix != r_fix):
+            if b_pow:
+                raise unsupported(layer, f"shape {dims} (it moves the symbolic batch axis)")
             raise ValueError(f"layer '{layer.name}' (Reshape): cannot infer the -1 of "
                              f"{dims} from a bottom of shape {fmt(bottom)}")
         top[at] = None if b_pow - r_pow == 1 else b_fix // r_fix
@@ -79,6 +81,8 @@ def reshape(t, layer, bottoms):
         # per image so a batch of N still works.
         if b_pow == 1 and t_pow == 0 and t_fix == b_fix and top and top[0] == 1:
             top[0] = None
+        elif b_pow:
+            raise unsupported(layer, f"shape {dims} (it moves the symbolic batch axis)")
         else:
             raise ValueError(f"layer '{layer.name}' (Reshape): {dims} changes the count of "
                              f"a bottom of shape {fmt(bottom)}")
