@@ -113,13 +113,30 @@ EOF
     echo "SLURM up: export SLURM_CONF=$SLURM_CONF"
 }
 
+# Seconds to wait for the cancelled jobs to leave the queue before the daemons stop.
+STOP_TIMEOUT_S=10
+
 stop() {
     if [ -f "$SLURM_CONF" ] && [ -f "$dir/slurmctld.pid" ]; then
         scancel --full --quiet --partition=debug 2>/dev/null || true
+        # A job's steps end before slurmd does, or they outlive it as orphaned slurmstepd.
+        local deadline=$((SECONDS + STOP_TIMEOUT_S))
+        while [ -n "$(squeue -h 2>/dev/null)" ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
     fi
     stop_pid_file "$dir/slurmd.pid"
     stop_pid_file "$dir/slurmctld.pid"
     stop_pid_file "$dir/munge/munged.pid"
+    stop_leftover_steps
+}
+
+stop_leftover_steps() {
+    # Job steps this cluster started (slurmd passed them its SLURM_CONF) and that still run.
+    local pid
+    for pid in $(pgrep -x slurmstepd || true); do
+        if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$SLURM_CONF"; then
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    done
 }
 
 case $action in
