@@ -706,16 +706,19 @@ class _SPP(_CaffeLayer):
         return [np.concatenate([p.reshape(x.shape[0], -1) for p in pooled], axis=1)]
 
 
+def _window(params) -> tuple[tuple[int, int], ...]:
+    """Kernel, stride, pad and dilation (height, width) of a ConvolutionParameter's fields."""
+    if "kernel_h" in params or "kernel_w" in params:
+        kernel = int(params["kernel_h"]), int(params["kernel_w"])
+    else:
+        kernel = _pair(params, "kernel_size", 0)
+    return kernel, _pair(params, "stride", 1), _pair(params, "pad", 0), _pair(params, "dilation", 1)
+
+
 class _Im2col(_CaffeLayer):
     def compute(self, inputs):
         x = inputs[0]
-        if "kernel_h" in self.params or "kernel_w" in self.params:
-            kh, kw = int(self.params["kernel_h"]), int(self.params["kernel_w"])
-        else:
-            kh, kw = _pair(self.params, "kernel_size", 0)
-        sh, sw = _pair(self.params, "stride", 1)
-        ph, pw = _pair(self.params, "pad", 0)
-        dh, dw = _pair(self.params, "dilation", 1)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(self.params)
         padded = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
         out_h = (x.shape[2] + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
         out_w = (x.shape[3] + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
@@ -733,13 +736,7 @@ class _Deconvolution(_CaffeLayer):
 
     def compute(self, inputs):
         x = inputs[0].astype(np.float64)
-        if "kernel_h" in self.params or "kernel_w" in self.params:
-            kh, kw = int(self.params["kernel_h"]), int(self.params["kernel_w"])
-        else:
-            kh, kw = _pair(self.params, "kernel_size", 0)
-        sh, sw = _pair(self.params, "stride", 1)
-        ph, pw = _pair(self.params, "pad", 0)
-        dh, dw = _pair(self.params, "dilation", 1)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(self.params)
         groups, outputs = int(self.params.get("group", 1)), int(self.params["num_output"])
         batch, channels, height, width = x.shape
         weights = self.blobs[0].astype(np.float64).reshape(channels, outputs // groups, kh, kw)
