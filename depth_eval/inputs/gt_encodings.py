@@ -97,13 +97,7 @@ def read_depth_m(path: str | Path, encoding: str = "auto",
     if depth_scale is not None and not (math.isfinite(depth_scale) and depth_scale > 0):
         raise ValueError(f"depth scale must be a positive number of metres per unit, got {depth_scale}")
     path = Path(path)
-    try:
-        data = limits.read_regular(path)
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read file ({error.strerror})") from None
-    if not data:
-        raise ValueError(f"{path}: file is empty")
-    limits.check_image_size(path, data)
+    data = limits.read_image_bytes(path)
 
     is_npy = data.startswith(NPY_MAGIC)
     if path.suffix.lower() == ".npy" and not is_npy:

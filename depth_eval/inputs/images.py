@@ -39,13 +39,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     # cv2.imread cannot take non-ASCII paths on every platform; decode from memory instead.
-    try:
-        data = limits.read_regular(path)
-    except OSError as error:
-        raise ImageReadError(f"{path}: cannot read file ({error.strerror})") from None
-    if not data:
-        raise ImageReadError(f"{path}: file is empty")
-    limits.check_image_size(path, data)  # from the header, before any pixel is decoded
+    data = limits.read_image_bytes(path)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageReadError(f"{path}: not a readable image (corrupt, truncated or unknown format)")

@@ -180,6 +180,19 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+def read_image_bytes(path: Path) -> bytes:
+    """An image file's bytes, refused (ImageReadError, one line naming the file) when it cannot
+    be read, is empty, or its header says it has more pixels than the limit."""
+    try:
+        data = read_regular(path)
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read file ({error.strerror})") from None
+    if not data:
+        raise ImageReadError(f"{path}: file is empty")
+    check_image_size(path, data)  # from the header, before any pixel is decoded
+    return data
+
+
 def check_image_size(path: Path, data: bytes) -> None:
     """Raise ImageReadError naming the file and its size if it has more pixels than the limit."""
     size = image_size(data)
