@@ -91,9 +91,7 @@ def parse(argv: list[str], prog: str = "depth-eval",
         argv = [commands.DEFAULT_COMMAND, *argv]
     if argv and argv[0] in commands.COMMANDS:
         # Only the named command's module is imported (another's may need numpy or OpenCV).
-        args = _command_parser(argv[0], prog=f"{prog} {argv[0]}").parse_args(argv[1:])
-        args.command = argv[0]
-        return args
+        return _command_parser(argv[0], prog=f"{prog} {argv[0]}").parse_args(argv[1:])
     args = build_parser(prog).parse_args(argv)
     if getattr(args, "command", None) is None:
         build_parser(prog).error(f"a command is needed: {', '.join(commands.COMMANDS)}")

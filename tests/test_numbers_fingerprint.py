@@ -39,15 +39,20 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def number_modules(package: Path):
+    """The modules of :data:`NUMBER_CODE` under ``package``, in path order."""
+    for entry in NUMBER_CODE:
+        path = package / entry
+        yield from sorted(path.rglob("*.py")) if path.is_dir() else [path]
+
+
 def numbers_fingerprint() -> str:
     """sha256 of the syntax trees of :data:`NUMBER_CODE`, in path order."""
     digest = hashlib.sha256()
-    for entry in NUMBER_CODE:
-        path = PACKAGE / entry
-        for module in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            tree = _without_docstrings(ast.parse(module.read_text(), str(module)))
-            digest.update(module.relative_to(PACKAGE).as_posix().encode() + b"\0")
-            digest.update(ast.dump(tree).encode() + b"\0")
+    for module in number_modules(PACKAGE):
+        tree = _without_docstrings(ast.parse(module.read_text(), str(module)))
+        digest.update(module.relative_to(PACKAGE).as_posix().encode() + b"\0")
+        digest.update(ast.dump(tree).encode() + b"\0")
     return digest.hexdigest()
 
 
@@ -65,12 +70,10 @@ def test_number_code_is_the_code_recorded_for_this_numbers_version():
 def test_the_fingerprint_sees_a_changed_formula_but_not_a_changed_docstring(monkeypatch,
                                                                             tmp_path):
     copy = tmp_path / "depth_eval"
-    for entry in NUMBER_CODE:
-        source = PACKAGE / entry
-        for module in sorted(source.rglob("*.py")) if source.is_dir() else [source]:
-            target = copy / module.relative_to(PACKAGE)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(module.read_text())
+    for module in number_modules(PACKAGE):
+        target = copy / module.relative_to(PACKAGE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(module.read_text())
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", copy)
     original = numbers_fingerprint()
     metrics = copy / "scoring" / "thesis_metrics.py"

@@ -211,6 +211,7 @@ class PairTask(Task):
     def __init__(self, settings, console=None):
         super().__init__(settings, console)
         self.encodings: set[str] = set()
+        self._reused_encodings: dict[Path, str] = {}  # ground truth -> encoding, reused units
         self.kept_stems: frozenset = frozenset()
         self._lock = threading.Lock()
 
@@ -233,8 +234,13 @@ class PairTask(Task):
         return item.stem not in self.kept_stems  # --figures draws its prediction
 
     def unit_reused(self, item):
-        self.note_encoding(item.depth_path.name, gt_encodings.encoding_of(
-            item.depth_path, self.settings.inputs.ground_truth.encoding))
+        # Each snapshot reuses the same pairs: a ground truth's header is read once per run.
+        encoding = self._reused_encodings.get(item.depth_path)
+        if encoding is None:
+            encoding = gt_encodings.encoding_of(item.depth_path,
+                                                self.settings.inputs.ground_truth.encoding)
+            self._reused_encodings[item.depth_path] = encoding
+        self.note_encoding(item.depth_path.name, encoding)
 
     def document_fields(self) -> dict:
         return {"ground_truth_encodings": sorted(self.encodings),
