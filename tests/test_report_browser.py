@@ -104,7 +104,9 @@ def test_rows_and_sorting(page, report):
 def test_pictures_load_and_no_request_leaves_the_file(page, report):
     images = page.locator("#images img")
     assert images.count() >= 8 * (2 + 3 * 2)  # first page: input, GT, raw + fitted (+ error)
-    page.wait_for_function("[...document.querySelectorAll('#images img')]"
+    # A function, not an expression: Playwright evaluates an expression with eval, which the
+    # page's Content-Security-Policy forbids once it has to poll.
+    page.wait_for_function("() => [...document.querySelectorAll('#images img')]"
                            ".every(img => img.complete)")
     widths = page.eval_on_selector_all("#images img", "imgs => imgs.map(i => i.naturalWidth)")
     assert all(width > 0 for width in widths)
